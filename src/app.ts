@@ -1,0 +1,178 @@
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import { sql } from 'kysely';
+import { registerApiKeyRoutes } from './modules/api-keys/routes.ts';
+import { registerAuditRoutes } from './modules/audit/routes.ts';
+import { registerCatalogRoutes } from './modules/catalog/routes.ts';
+import { registerCustomerRoutes } from './modules/customers/routes.ts';
+import { ApiKeyResolver, authenticate } from './platform/auth.ts';
+import type { AppDeps } from './platform/context.ts';
+import { renderDocsPage } from './platform/docs-page.ts';
+import { BadRequest, PayloadTooLarge, problem, problemFor } from './platform/errors.ts';
+import { type AppEnv, createRouter } from './platform/http.ts';
+import { idempotency } from './platform/idempotency.ts';
+import { newId } from './platform/ids.ts';
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
+
+/** Builds the HTTP app from the modules. No IO happens here: everything arrives in `deps`. */
+export function createApp(deps: AppDeps) {
+  const app = createRouter();
+  const resolver = new ApiKeyResolver(deps.db, deps.config.apiKeyCacheSeconds);
+
+  app.use('*', async (c, next) => {
+    const incoming = c.req.header('x-request-id');
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : newId('req');
+    c.set('requestId', requestId);
+    c.set('deps', deps);
+    const started = performance.now();
+    await next();
+    c.header('x-request-id', requestId);
+    const route = c.req.routePath;
+    const seconds = (performance.now() - started) / 1000;
+    deps.metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    deps.metrics.httpDuration.observe({ method: c.req.method, route }, seconds);
+    if (c.res.status >= 500)
+      deps.logger.error(
+        { requestId, method: c.req.method, path: c.req.path, status: c.res.status },
+        'request failed',
+      );
+    else
+      deps.logger.debug(
+        { requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: seconds * 1000 },
+        'request',
+      );
+  });
+
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new PayloadTooLarge(`The body is larger than ${MAX_BODY_BYTES} bytes`);
+      },
+    }),
+  );
+
+  // A body that is not JSON would otherwise validate as `{}` and produce confusing errors.
+  app.use('*', async (c, next) => {
+    if (['POST', 'PUT', 'PATCH'].includes(c.req.method) && !c.req.path.startsWith('/v1/webhooks/')) {
+      const type = c.req.header('content-type');
+      const hasBody =
+        c.req.header('content-length') !== '0' &&
+        (c.req.header('content-length') !== undefined || c.req.header('transfer-encoding') !== undefined);
+      if (hasBody && (!type || !JSON_TYPE.test(type))) {
+        return c.json(
+          problem(415, 'unsupported_media_type', 'Send the body as application/json', c.get('requestId')),
+          415,
+          {
+            'content-type': 'application/problem+json',
+          },
+        );
+      }
+    }
+    await next();
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    const checks: Record<string, 'ok' | 'down' | 'not_configured'> = {
+      database: 'ok',
+      redis: 'not_configured',
+    };
+    try {
+      await sql`select 1`.execute(deps.db);
+    } catch {
+      checks.database = 'down';
+    }
+    if (deps.redis) {
+      try {
+        await deps.redis.ping();
+        checks.redis = 'ok';
+      } catch {
+        checks.redis = 'down';
+      }
+    }
+    const ready = !Object.values(checks).includes('down');
+    return c.json({ status: ready ? 'ready' : 'not_ready', checks }, ready ? 200 : 503);
+  });
+  app.get('/metrics', async (c) => {
+    c.header('content-type', deps.metrics.registry.contentType);
+    return c.body(await deps.metrics.registry.metrics());
+  });
+
+  app.use('/v1/*', async (c, next) => {
+    if (c.req.path.startsWith('/v1/webhooks/')) return next();
+    return authenticate(resolver)(c, next);
+  });
+  app.use('/v1/*', idempotency(deps.config.idempotencyTtlSeconds));
+
+  registerApiKeyRoutes(app);
+  registerCatalogRoutes(app);
+  registerCustomerRoutes(app);
+  registerAuditRoutes(app);
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An API key: `sk_test_…` or `sk_live_…`',
+  });
+  const documentConfig = {
+    openapi: '3.1.0',
+    info: {
+      title: 'Tessera',
+      version: '0.1.0',
+      description:
+        'Self-hosted entitlement engine: plans, add-ons, trials, quotas, overrides and credits; real-time decisions; a tamper-evident audit log.',
+    },
+  };
+  let cachedDocument: ReturnType<typeof app.getOpenAPI31Document> | null = null;
+  const openApiDocument = () => {
+    cachedDocument ??= app.getOpenAPI31Document(documentConfig);
+    return cachedDocument;
+  };
+  app.get('/openapi.json', (c) => c.json(openApiDocument()));
+  app.get('/docs', (c) =>
+    c.html(renderDocsPage(openApiDocument() as unknown as Parameters<typeof renderDocsPage>[0])),
+  );
+
+  app.notFound((c) =>
+    c.json(
+      problem(
+        404,
+        'route_not_found',
+        `No route ${c.req.method} ${c.req.path}`,
+        c.get('requestId') ?? 'unknown',
+      ),
+      404,
+      {
+        'content-type': 'application/problem+json',
+      },
+    ),
+  );
+
+  app.onError((err, c) => {
+    const requestId = c.get('requestId') ?? 'unknown';
+    let body = problemFor(err, requestId);
+    if (err instanceof HTTPException) {
+      const malformed = /malformed json/i.test(err.message);
+      body = malformed
+        ? problemFor(
+            new BadRequest('malformed_json', 'The body is not valid JSON', [
+              { path: '(body)', message: 'not valid JSON' },
+            ]),
+            requestId,
+          )
+        : problem(err.status, 'http_error', err.message || 'Request failed', requestId);
+    }
+    if (body.status >= 500) deps.logger.error({ err, requestId }, 'unhandled error');
+    return c.json(body, body.status as 400, { 'content-type': 'application/problem+json' });
+  });
+
+  return { app, resolver };
+}
+
+export type TesseraApp = ReturnType<typeof createApp>['app'];
+export type { AppEnv };

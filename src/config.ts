@@ -1,0 +1,100 @@
+import { z } from 'zod';
+
+/**
+ * The only reader of process.env. Every setting is validated here so a bad value stops start-up
+ * with one line that names the variable.
+ */
+const durationSeconds = z.coerce.number().int().positive();
+
+const EnvSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional(),
+  /** Prefix for every Redis key and channel, so several installs (or test runs) can share one Redis. */
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]*$/, 'letters, digits, ":", "_" and "-" only')
+    .default('tessera:'),
+  TESSERA_DATA_DIR: z.string().min(1).default('./.tessera'),
+  TESSERA_ADMIN_KEY: z
+    .string()
+    .regex(/^sk_test_[A-Za-z0-9]{16,}$/, 'must look like sk_test_ followed by at least 16 letters or digits')
+    .optional(),
+  /** Key that encrypts stored secrets (Stripe keys). 32+ characters; derived from the data dir when unset. */
+  TESSERA_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Seconds an Idempotency-Key is remembered. */
+  IDEMPOTENCY_TTL_SECONDS: durationSeconds.default(86_400),
+  /** Seconds a resolved API key stays cached in process; revocation is visible after this. */
+  API_KEY_CACHE_SECONDS: z.coerce.number().min(0).max(5).default(5),
+  /** Customers whose snapshots stay cached per process. */
+  SNAPSHOT_CACHE_SIZE: z.coerce.number().int().min(0).default(50_000),
+  OUTBOX_POLL_MS: z.coerce.number().int().min(10).default(200),
+  /** Run the outbox dispatcher and scheduler in the serve process (set false when a separate worker runs them). */
+  RUN_WORKERS: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
+  STRIPE_API_BASE: z.url().optional(),
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+});
+
+export type Config = {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  databasePoolSize: number;
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  dataDir: string;
+  adminKey: string | undefined;
+  secretKey: string | undefined;
+  logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
+  idempotencyTtlSeconds: number;
+  apiKeyCacheSeconds: number;
+  snapshotCacheSize: number;
+  outboxPollMs: number;
+  runWorkers: boolean;
+  stripeApiBase: string | undefined;
+  shutdownGraceMs: number;
+};
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // An empty variable means "unset", as shells and .env files commonly leave them.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`invalid configuration: ${issue.path.join('.')} ${issue.message}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
+    dataDir: e.TESSERA_DATA_DIR,
+    adminKey: e.TESSERA_ADMIN_KEY,
+    secretKey: e.TESSERA_SECRET_KEY,
+    logLevel: e.LOG_LEVEL,
+    idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
+    apiKeyCacheSeconds: e.API_KEY_CACHE_SECONDS,
+    snapshotCacheSize: e.SNAPSHOT_CACHE_SIZE,
+    outboxPollMs: e.OUTBOX_POLL_MS,
+    runWorkers: e.RUN_WORKERS,
+    stripeApiBase: e.STRIPE_API_BASE,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+  };
+}

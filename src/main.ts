@@ -1,0 +1,185 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { serve } from '@hono/node-server';
+import { ConfigError, loadConfig } from './config.ts';
+import { createApiKey, listApiKeys, revokeApiKey } from './modules/api-keys/service.ts';
+import { systemContext } from './platform/context.ts';
+import { openDatabase } from './platform/db.ts';
+import { createLogger } from './platform/logger.ts';
+import { migrateDown, migrateToLatest } from './platform/migrate.ts';
+import { startRuntime } from './runtime.ts';
+
+const USAGE = `usage: tessera <command>
+
+  serve                                  run the HTTP API (and, unless RUN_WORKERS=false, the workers)
+  worker                                 run only the background workers (outbox dispatch, scheduler)
+  migrate [--down]                       apply pending migrations (or roll back the last one)
+  keys create --env test|live --scope admin|check [--scope ...] --name NAME
+  keys list --env test|live
+  keys revoke --env test|live ID
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case 'serve':
+      return runServe(config);
+    case 'worker':
+      return runWorker(config);
+    case 'migrate':
+      return runMigrate(config, rest);
+    case 'keys':
+      return runKeys(config, rest);
+    default:
+      process.stderr.write(`unknown command '${command}'\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function runServe(config: ReturnType<typeof loadConfig>): Promise<number> {
+  const runtime = await startRuntime(config, { defaultMetrics: true });
+  const log = runtime.deps.logger;
+  const server = serve({ fetch: runtime.app.fetch, port: config.port, hostname: config.host });
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  log.info(
+    { port, database: runtime.deps.database.kind, redis: Boolean(runtime.deps.redis) },
+    `Tessera listening on http://localhost:${port} (docs at /docs)`,
+  );
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down: no new connections, draining in-flight requests');
+      const forced = setTimeout(() => {
+        log.warn('drain timed out; closing remaining connections');
+        if ('closeAllConnections' in server) server.closeAllConnections();
+      }, config.shutdownGraceMs);
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        if ('closeIdleConnections' in server) server.closeIdleConnections();
+      });
+      clearTimeout(forced);
+      await runtime.close();
+      log.info('stopped');
+      resolve(0);
+    };
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+  });
+}
+
+async function runWorker(config: ReturnType<typeof loadConfig>): Promise<number> {
+  const runtime = await startRuntime(config, { workers: true, defaultMetrics: true });
+  runtime.deps.logger.info('worker started');
+  return new Promise<number>((resolve) => {
+    const stop = async () => {
+      await runtime.close();
+      resolve(0);
+    };
+    process.once('SIGTERM', () => void stop());
+    process.once('SIGINT', () => void stop());
+  });
+}
+
+async function runMigrate(config: ReturnType<typeof loadConfig>, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { down: { type: 'boolean', default: false } } });
+  const database = await openDatabase(config);
+  try {
+    const applied = values.down ? await migrateDown(database.db) : await migrateToLatest(database.db);
+    process.stdout.write(
+      applied.length
+        ? `${values.down ? 'rolled back' : 'applied'}: ${applied.join(', ')}\n`
+        : 'nothing to do\n',
+    );
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
+
+async function runKeys(config: ReturnType<typeof loadConfig>, args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      env: { type: 'string', default: 'test' },
+      scope: { type: 'string', multiple: true },
+      name: { type: 'string' },
+    },
+  });
+  const environment = values.env;
+  if (environment !== 'test' && environment !== 'live') {
+    process.stderr.write('--env must be test or live\n');
+    return 2;
+  }
+  const runtime = await startRuntime(
+    { ...config, adminKey: undefined },
+    { workers: false, logger: createLogger('warn') },
+  );
+  const ctx = systemContext(runtime.deps, environment, { type: 'system', id: null, name: 'cli' });
+  try {
+    switch (sub) {
+      case 'create': {
+        const scopes = values.scope ?? ['admin'];
+        if (!values.name || scopes.some((s) => s !== 'admin' && s !== 'check')) {
+          process.stderr.write('keys create needs --name and --scope admin|check\n');
+          return 2;
+        }
+        const key = await createApiKey(ctx, {
+          name: values.name,
+          scopes: scopes as Array<'admin' | 'check'>,
+        });
+        process.stdout.write(`${JSON.stringify(key, null, 2)}\n`);
+        process.stderr.write('The secret is shown this once; store it now.\n');
+        return 0;
+      }
+      case 'list': {
+        let cursor: string | undefined;
+        do {
+          const pageOf = await listApiKeys(ctx, { limit: 200, cursor });
+          for (const k of pageOf.data)
+            process.stdout.write(
+              `${k.id}\t${k.prefix}…\t${k.scopes.join(',')}\t${k.revoked_at ? 'revoked' : 'active'}\t${k.name}\n`,
+            );
+          cursor = pageOf.next_cursor ?? undefined;
+        } while (cursor);
+        return 0;
+      }
+      case 'revoke': {
+        const id = positionals[0];
+        if (!id) {
+          process.stderr.write('keys revoke needs the key id\n');
+          return 2;
+        }
+        await revokeApiKey(ctx, id);
+        process.stdout.write(`revoked ${id}\n`);
+        return 0;
+      }
+      default:
+        process.stderr.write(USAGE);
+        return 2;
+    }
+  } finally {
+    await runtime.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError) process.stderr.write(`tessera: ${err.message}\n`);
+    else
+      process.stderr.write(`tessera: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

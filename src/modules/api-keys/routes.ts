@@ -1,0 +1,60 @@
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import { createRoute, z } from '@hono/zod-openapi';
+import {
+  type AppEnv,
+  ctxOf,
+  errorResponses,
+  jsonBody,
+  jsonContent,
+  ListQuery,
+  security,
+} from '../../platform/http.ts';
+import { ApiKeySchema, CreateApiKeyBody, CreatedApiKeySchema } from './schema.ts';
+import { createApiKey, listApiKeys, revokeApiKey } from './service.ts';
+
+const tags = ['API keys'];
+
+const createKey = createRoute({
+  method: 'post',
+  path: '/v1/api-keys',
+  tags,
+  security,
+  summary: 'Create an API key in the caller’s environment',
+  request: jsonBody(CreateApiKeyBody),
+  responses: {
+    201: jsonContent(CreatedApiKeySchema, 'The key, with its secret shown this once'),
+    ...errorResponses(),
+  },
+});
+
+const listKeys = createRoute({
+  method: 'get',
+  path: '/v1/api-keys',
+  tags,
+  security,
+  summary: 'List API keys',
+  request: { query: ListQuery },
+  responses: {
+    200: jsonContent(
+      z.object({ data: z.array(ApiKeySchema), next_cursor: z.string().nullable() }),
+      'A page of keys',
+    ),
+    ...errorResponses(),
+  },
+});
+
+const revokeKey = createRoute({
+  method: 'delete',
+  path: '/v1/api-keys/{id}',
+  tags,
+  security,
+  summary: 'Revoke an API key (it stops working within 5 seconds)',
+  request: { params: z.object({ id: z.string().max(100) }) },
+  responses: { 200: jsonContent(ApiKeySchema, 'The revoked key'), ...errorResponses(404) },
+});
+
+export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(createKey, async (c) => c.json(await createApiKey(ctxOf(c), c.req.valid('json')), 201));
+  app.openapi(listKeys, async (c) => c.json(await listApiKeys(ctxOf(c), c.req.valid('query')), 200));
+  app.openapi(revokeKey, async (c) => c.json(await revokeApiKey(ctxOf(c), c.req.valid('param').id), 200));
+}

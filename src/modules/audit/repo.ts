@@ -1,0 +1,208 @@
+import { type Selectable, sql } from 'kysely';
+import type { Executor, Tx } from '../../platform/db.ts';
+import type { AuditEventsTable } from '../../platform/db-types.ts';
+import { newId } from '../../platform/ids.ts';
+import { asStoredJson, type ChainedFields, chainHash, GENESIS_HASH } from './chain.ts';
+
+export interface Actor {
+  type: 'api_key' | 'system' | 'stripe';
+  id: string | null;
+  name: string | null;
+}
+
+export interface AuditEntry {
+  action: string;
+  target: { type: string; id: string };
+  customerId?: string | null;
+  before?: unknown;
+  after?: unknown;
+}
+
+export interface AuditEvent {
+  id: string;
+  environment: string;
+  chain_index: number;
+  actor: Actor;
+  action: string;
+  target: { type: string; id: string };
+  customer_id: string | null;
+  before: unknown;
+  after: unknown;
+  request_id: string | null;
+  at: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/**
+ * Appends entries to the environment's chain. The head row is locked for the rest of the
+ * transaction, which serialises appends so the chain never forks; callers append last, just
+ * before commit, to keep that lock short.
+ */
+export async function appendAuditEvents(
+  tx: Tx,
+  environment: string,
+  actor: Actor,
+  requestId: string | null,
+  at: Date,
+  entries: AuditEntry[],
+): Promise<AuditEvent[]> {
+  if (entries.length === 0) return [];
+  const head = await tx
+    .selectFrom('audit_heads')
+    .select(['last_index', 'last_hash'])
+    .where('environment', '=', environment)
+    .forUpdate()
+    .executeTakeFirstOrThrow();
+  let index = head.last_index;
+  let prevHash = head.last_hash;
+  const events: AuditEvent[] = [];
+  for (const entry of entries) {
+    index += 1;
+    const fields: ChainedFields = {
+      id: newId('aud', at.getTime()),
+      environment,
+      chain_index: index,
+      actor: asStoredJson(actor),
+      action: entry.action,
+      target: asStoredJson(entry.target),
+      customer_id: entry.customerId ?? null,
+      before: asStoredJson(entry.before),
+      after: asStoredJson(entry.after),
+      request_id: requestId,
+      at: at.toISOString(),
+      prev_hash: prevHash,
+    };
+    const hash = chainHash(fields);
+    events.push({ ...(fields as Omit<AuditEvent, 'hash'>), hash });
+    prevHash = hash;
+  }
+  await tx
+    .insertInto('audit_events')
+    .values(
+      events.map((e) => ({
+        ...e,
+        actor: JSON.stringify(e.actor),
+        target: JSON.stringify(e.target),
+        before: e.before === null ? null : JSON.stringify(e.before),
+        after: e.after === null ? null : JSON.stringify(e.after),
+      })),
+    )
+    .execute();
+  await tx
+    .updateTable('audit_heads')
+    .set({ last_index: index, last_hash: prevHash })
+    .where('environment', '=', environment)
+    .execute();
+  return events;
+}
+
+export interface AuditFilter {
+  customerId?: string;
+  actor?: string;
+  action?: string;
+  since?: Date;
+  until?: Date;
+  afterIndex?: number;
+}
+
+type Row = Selectable<AuditEventsTable>;
+
+function baseQuery(db: Executor, environment: string, filter: AuditFilter) {
+  let q = db.selectFrom('audit_events').selectAll().where('environment', '=', environment);
+  if (filter.customerId !== undefined) q = q.where('customer_id', '=', filter.customerId);
+  if (filter.action !== undefined) {
+    // "customer.*" style prefixes are the common way to ask for a family of actions.
+    q = filter.action.endsWith('*')
+      ? q.where('action', 'like', `${filter.action.slice(0, -1).replace(/[%_\\]/g, '\\$&')}%`)
+      : q.where('action', '=', filter.action);
+  }
+  if (filter.actor !== undefined) {
+    const actor = filter.actor;
+    q = q.where((eb) =>
+      eb.or([
+        eb(sql`actor->>'id'`, '=', actor),
+        eb(sql`actor->>'type'`, '=', actor),
+        eb(sql`actor->>'name'`, '=', actor),
+      ]),
+    );
+  }
+  if (filter.since) q = q.where('at', '>=', filter.since);
+  if (filter.until) q = q.where('at', '<', filter.until);
+  if (filter.afterIndex !== undefined) q = q.where('chain_index', '>', filter.afterIndex);
+  return q.orderBy('chain_index', 'asc');
+}
+
+export function toAuditEvent(row: Row): AuditEvent {
+  return {
+    id: row.id,
+    environment: row.environment,
+    chain_index: row.chain_index,
+    actor: row.actor as Actor,
+    action: row.action,
+    target: row.target,
+    customer_id: row.customer_id,
+    before: row.before,
+    after: row.after,
+    request_id: row.request_id,
+    at: row.at.toISOString(),
+    prev_hash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+export async function listAuditEvents(
+  db: Executor,
+  environment: string,
+  filter: AuditFilter,
+  limit: number,
+): Promise<AuditEvent[]> {
+  const rows = await baseQuery(db, environment, filter).limit(limit).execute();
+  return rows.map(toAuditEvent);
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  checked: number;
+  first_broken_id?: string;
+}
+
+/** Recomputes the chain from the start; the first event whose link or hash does not hold is reported. */
+export async function verifyAuditChain(
+  db: Executor,
+  environment: string,
+  batch = 1000,
+): Promise<VerifyResult> {
+  let prevHash = GENESIS_HASH;
+  let expectedIndex = 1;
+  let checked = 0;
+  let lastId: string | undefined;
+  for (;;) {
+    const rows = await baseQuery(db, environment, { afterIndex: expectedIndex - 1 })
+      .limit(batch)
+      .execute();
+    for (const row of rows) {
+      const event = toAuditEvent(row);
+      const { hash, ...fields } = event;
+      const linkOk = row.chain_index === expectedIndex && event.prev_hash === prevHash;
+      if (!linkOk || chainHash(fields as ChainedFields) !== hash) {
+        return { ok: false, checked, first_broken_id: event.id };
+      }
+      prevHash = hash;
+      expectedIndex += 1;
+      checked += 1;
+      lastId = event.id;
+    }
+    if (rows.length < batch) break;
+  }
+  const head = await db
+    .selectFrom('audit_heads')
+    .select(['last_index', 'last_hash'])
+    .where('environment', '=', environment)
+    .executeTakeFirst();
+  // Rows cut from the end of the chain leave the head pointing past the last event.
+  if (head && (head.last_index !== checked || head.last_hash !== prevHash)) {
+    return { ok: false, checked, ...(lastId ? { first_broken_id: lastId } : {}) };
+  }
+  return { ok: true, checked };
+}

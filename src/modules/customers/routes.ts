@@ -1,0 +1,4 @@
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { AppEnv } from '../../platform/http.ts';
+
+export function registerCustomerRoutes(_app: OpenAPIHono<AppEnv>): void {}

@@ -1,0 +1,124 @@
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.ts';
+import { type Actor, type AuditEntry, appendAuditEvents } from '../modules/audit/repo.ts';
+import type { Clock } from './clock.ts';
+import type { Database, Db, Tx } from './db.ts';
+import { Forbidden } from './errors.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+import { type OutboxEvent, writeOutboxEvents } from './outbox.ts';
+
+export type Scope = 'admin' | 'check';
+export type { Actor } from '../modules/audit/repo.ts';
+
+/** Listeners told, after a commit, which customers' holdings changed (cache invalidation, outbox poke). */
+export type CommitListener = (committed: {
+  environment: string;
+  customerIds: string[];
+  outboxEvents: number;
+}) => void;
+
+/** Process-wide dependencies, built once in main.ts (or per test) and handed to every service. */
+export interface AppDeps {
+  config: Config;
+  database: Database;
+  db: Db;
+  redis: Redis | null;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  commitListeners: CommitListener[];
+}
+
+/** Who is asking, in which environment: the first argument of every service verb. */
+export interface Ctx {
+  deps: AppDeps;
+  environment: string;
+  actor: Actor;
+  scopes: ReadonlySet<Scope>;
+  requestId: string | null;
+}
+
+/** A context inside one transaction; collects the audit, outbox and version bumps of the change. */
+export interface TxCtx extends Ctx {
+  tx: Tx;
+  now: Date;
+  audit(entry: AuditEntry): void;
+  emit(event: OutboxEvent): void;
+  /** Marks that what this customer holds changed: its entitlement version grows at commit. */
+  touchCustomer(customerId: string): void;
+}
+
+export function requireScope(ctx: Ctx, scope: Scope): void {
+  if (ctx.scopes.has('admin') || ctx.scopes.has(scope)) return;
+  throw new Forbidden(`this API key lacks the '${scope}' scope`);
+}
+
+export function systemContext(
+  deps: AppDeps,
+  environment: string,
+  actor: Actor = { type: 'system', id: null, name: 'system' },
+): Ctx {
+  return { deps, environment, actor, scopes: new Set<Scope>(['admin']), requestId: null };
+}
+
+function isTxCtx(ctx: Ctx | TxCtx): ctx is TxCtx {
+  return 'tx' in ctx;
+}
+
+/**
+ * One transaction per change: runs `fn`, then writes the version bumps, outbox events and audit
+ * events it collected, in that order, before commit. The audit head lock is taken last so
+ * concurrent changes wait on it for as short a time as possible. Reuses an outer transaction.
+ */
+export async function withTransaction<T>(ctx: Ctx | TxCtx, fn: (t: TxCtx) => Promise<T>): Promise<T> {
+  if (isTxCtx(ctx)) return fn(ctx);
+  const audits: AuditEntry[] = [];
+  const events: OutboxEvent[] = [];
+  const touched = new Set<string>();
+  const now = ctx.deps.clock.now();
+  const result = await ctx.deps.db.transaction().execute(async (tx) => {
+    const t: TxCtx = {
+      ...ctx,
+      tx,
+      now,
+      audit: (entry) => audits.push(entry),
+      emit: (event) => events.push(event),
+      touchCustomer: (id) => touched.add(id),
+    };
+    const value = await fn(t);
+    const customerIds = [...touched].sort();
+    if (customerIds.length > 0) {
+      await tx
+        .updateTable('customers')
+        .set((eb) => ({ version: eb('version', '+', 1), updated_at: now }))
+        .where('environment', '=', ctx.environment)
+        .where('customer_id', 'in', customerIds)
+        .execute();
+      for (const customerId of customerIds) {
+        events.push({
+          topic: 'customer.entitlements_changed',
+          customerId,
+          payload: { customer_id: customerId },
+        });
+      }
+    }
+    await writeOutboxEvents(tx, ctx.environment, events);
+    await appendAuditEvents(tx, ctx.environment, ctx.actor, ctx.requestId, now, audits);
+    return value;
+  });
+  const committed = { environment: ctx.environment, customerIds: [...touched], outboxEvents: events.length };
+  for (const listener of ctx.deps.commitListeners) {
+    try {
+      listener(committed);
+    } catch (err) {
+      ctx.deps.logger.error({ err }, 'commit listener failed');
+    }
+  }
+  return result;
+}
+
+/** Reads use the transaction when there is one, the pool otherwise. */
+export function reader(ctx: Ctx | TxCtx): Db | Tx {
+  return isTxCtx(ctx) ? ctx.tx : ctx.deps.db;
+}

@@ -1,0 +1,92 @@
+import type { ColumnType, Generated } from 'kysely';
+import type { CatalogTables } from '../modules/catalog/tables.ts';
+import type { CustomerTables } from '../modules/customers/tables.ts';
+
+/** A timestamptz column: read as Date, written as Date or an ISO string, defaulted by the database. */
+export type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+export type Timestamp = ColumnType<Date, Date | string, Date | string>;
+export type NullableTimestamp = ColumnType<
+  Date | null,
+  Date | string | null | undefined,
+  Date | string | null
+>;
+/** A jsonb column: written as a JSON string (the pg driver would otherwise send arrays as Postgres arrays). */
+export type Json<T> = ColumnType<T, string, string>;
+export type NullableJson<T> = ColumnType<T | null, string | null | undefined, string | null>;
+
+export interface EnvironmentsTable {
+  id: string;
+  name: string;
+  settings: Json<Record<string, unknown>>;
+  created_at: CreatedAt;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  environment: string;
+  name: string;
+  scopes: Json<string[]>;
+  prefix: string;
+  secret_hash: string;
+  created_at: CreatedAt;
+  revoked_at: NullableTimestamp;
+}
+
+export interface IdempotencyKeysTable {
+  environment: string;
+  key: string;
+  method: string;
+  path: string;
+  request_hash: string;
+  status_code: number | null;
+  response_body: string | null;
+  response_content_type: string | null;
+  created_at: CreatedAt;
+  expires_at: Timestamp;
+}
+
+export interface AuditHeadsTable {
+  environment: string;
+  last_index: number;
+  last_hash: string;
+}
+
+export interface AuditEventsTable {
+  id: string;
+  environment: string;
+  chain_index: number;
+  actor: Json<{ type: string; id: string | null; name: string | null }>;
+  action: string;
+  target: Json<{ type: string; id: string }>;
+  customer_id: string | null;
+  before: NullableJson<unknown>;
+  after: NullableJson<unknown>;
+  request_id: string | null;
+  at: Timestamp;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface OutboxTable {
+  id: Generated<number>;
+  environment: string;
+  customer_id: string | null;
+  topic: string;
+  payload: Json<Record<string, unknown>>;
+  created_at: CreatedAt;
+  attempts: Generated<number>;
+  next_attempt_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  dispatched_at: NullableTimestamp;
+  last_error: string | null;
+}
+
+export interface PlatformTables {
+  environments: EnvironmentsTable;
+  api_keys: ApiKeysTable;
+  idempotency_keys: IdempotencyKeysTable;
+  audit_heads: AuditHeadsTable;
+  audit_events: AuditEventsTable;
+  outbox: OutboxTable;
+}
+
+export interface DB extends PlatformTables, CatalogTables, CustomerTables {}
