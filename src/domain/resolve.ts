@@ -1,0 +1,215 @@
+/**
+ * Entitlement resolution: from one customer snapshot and `now` to the layers that may grant each
+ * feature. Precedence is override > add-on > plan; conditions are left for `decide`, which alone
+ * sees the check's context. Pure: usage comes in through `usage`.
+ */
+import { availableCredit, balanceOf, burnDown, isGrantEffective, orderGrants } from './burn-down.ts';
+import { type Holding, holdingsOf } from './holdings.ts';
+import { type Period, periodContaining } from './periods.ts';
+import type {
+  BooleanLayer,
+  ConfigLayer,
+  MeteredLayer,
+  ResolvedEntitlement,
+  ResolvedEntitlements,
+  ResolvedMetered,
+  UsageReader,
+  UsageReading,
+} from './resolved.ts';
+import type {
+  CreditGrant,
+  CustomerSnapshot,
+  Feature,
+  MeteredEntitlement,
+  Override,
+  PlanEntitlement,
+  ResetInterval,
+  Subscription,
+} from './types.ts';
+
+export type * from './resolved.ts';
+
+export function resolveEntitlements(
+  snapshot: CustomerSnapshot,
+  now: Date,
+  usage: UsageReader,
+): ResolvedEntitlements {
+  const resolved = {
+    customerId: snapshot.customerId,
+    exists: snapshot.exists,
+    version: snapshot.version,
+    evaluatedAt: now,
+    attributes: snapshot.attributes,
+    features: snapshot.features,
+  };
+  if (!snapshot.exists) return { ...resolved, denyReason: 'unknown_customer', entitlements: new Map() };
+
+  const holdings = holdingsOf(snapshot, now);
+  // Highest precedence first: later add-ons outrank earlier ones (config takes the last add-on).
+  const ranked: Holding[] = [...holdings.addons].reverse();
+  if (holdings.plan !== null) ranked.push(holdings.plan);
+  const overrides = activeOverrides(snapshot.overrides, now);
+
+  const mentioned = new Set<string>(overrides.map((o) => o.feature));
+  for (const holding of ranked) for (const entry of holding.plan.entitlements) mentioned.add(entry.feature);
+
+  const entitlements = new Map<string, ResolvedEntitlement>();
+  for (const key of mentioned) {
+    // Archived features stay resolvable; features missing from the catalog do not.
+    const feature = snapshot.features.get(key);
+    if (feature === undefined) continue;
+    const layered = { feature, ranked, overrides: overrides.filter((o) => o.feature === key) };
+    const entitlement = resolveFeature(layered, {
+      snapshot,
+      now,
+      usage,
+      baseSubscription: holdings.baseSubscription,
+    });
+    if (entitlement.layers.length > 0) entitlements.set(key, entitlement);
+  }
+  return { ...resolved, denyReason: holdings.denyReason, entitlements };
+}
+
+interface Layered {
+  feature: Feature;
+  /** Add-ons (latest first), then the plan. */
+  ranked: Holding[];
+  /** This feature's active overrides, newest first. */
+  overrides: Override[];
+}
+
+interface MeteringInputs {
+  snapshot: CustomerSnapshot;
+  now: Date;
+  usage: UsageReader;
+  baseSubscription: Subscription | null;
+}
+
+function resolveFeature(layered: Layered, inputs: MeteringInputs): ResolvedEntitlement {
+  const { feature } = layered;
+  const entries = entriesOf(layered);
+  // Entries and overrides whose type disagrees with the catalog are ignored: validation on save
+  // prevents them, and a stale one must not crash a decision.
+  switch (feature.type) {
+    case 'boolean': {
+      const layers: BooleanLayer[] = [];
+      for (const o of layered.overrides) {
+        if (o.effect.type === 'boolean') layers.push({ ...overrideLayer(o), enabled: o.effect.enabled });
+      }
+      for (const { holding, entry } of entries) {
+        if (entry.type === 'boolean') layers.push({ ...entryLayer(holding, entry), enabled: entry.enabled });
+      }
+      return { type: 'boolean', feature: feature.key, layers };
+    }
+    case 'config': {
+      const layers: ConfigLayer[] = [];
+      for (const o of layered.overrides) {
+        if (o.effect.type === 'config') layers.push({ ...overrideLayer(o), value: o.effect.value });
+      }
+      for (const { holding, entry } of entries) {
+        if (entry.type === 'config') layers.push({ ...entryLayer(holding, entry), value: entry.value });
+      }
+      return { type: 'config', feature: feature.key, layers };
+    }
+    case 'metered':
+      return resolveMetered(feature.key, layered.overrides, entries, inputs);
+  }
+}
+
+type Entry<E extends PlanEntitlement = PlanEntitlement> = { holding: Holding; entry: E };
+
+function resolveMetered(
+  key: string,
+  overrides: Override[],
+  entries: Entry[],
+  { snapshot, now, usage, baseSubscription }: MeteringInputs,
+): ResolvedMetered {
+  const layers: MeteredLayer[] = [];
+  for (const o of overrides) {
+    if (o.effect.type === 'metered') layers.push({ ...overrideLayer(o), limit: o.effect.limit });
+  }
+  const metered = entries.filter((e): e is Entry<MeteredEntitlement> => e.entry.type === 'metered');
+  for (const { holding, entry } of metered) {
+    const limit = entry.limit !== null && entry.perSeat ? entry.limit * holding.quantity : entry.limit;
+    layers.push({ ...entryLayer(holding, entry), limit });
+  }
+  // The plan defines how the feature is counted; an add-on only when the plan does not mention it.
+  const defining =
+    metered.find((e) => e.holding.source.kind === 'plan') ??
+    metered.filter((e) => e.holding.source.kind === 'addon').at(-1);
+  const reset = defining?.entry.reset ?? 'none';
+  const anchor = baseSubscription ?? defining?.holding.subscription ?? null;
+  const period = usagePeriod(reset, now, anchor);
+  const reading = usage(key, period);
+  const grants = snapshot.grants.filter((g) => g.feature === key);
+  return {
+    type: 'metered',
+    feature: key,
+    layers,
+    reset,
+    overage: defining?.entry.overage ?? 'deny',
+    notifyAtPercent: defining?.entry.notifyAtPercent ?? [],
+    period,
+    resetsAt: reset === 'none' ? null : period.end,
+    used: reading.used,
+    credit: creditOf(grants, reading, now),
+  };
+}
+
+/** `billing_period` counts from the base subscription's anchor; with no subscription, calendar months. */
+function usagePeriod(reset: ResetInterval, now: Date, anchor: Subscription | null): Period {
+  if (reset !== 'billing_period') return periodContaining(reset, now, null);
+  if (anchor === null) return periodContaining('month', now, null);
+  return periodContaining('billing_period', now, anchor.billingAnchor);
+}
+
+/**
+ * Credit available now. With exact per-grant balances from metering, those are used. Otherwise
+ * `creditUsed` is drawn at `now` from the grants effective now in burn-down order: exact while
+ * credit is only ever drawn from grants that are still effective, an overestimate of what is left
+ * once a grant that was drawn from has expired.
+ */
+function creditOf(grants: CreditGrant[], reading: UsageReading, now: Date): ResolvedMetered['credit'] {
+  const balances =
+    reading.grantBalances ?? burnDown(grants, [{ at: now, amount: reading.creditUsed ?? 0 }], now).balances;
+  const effective = orderGrants(grants).filter((g) => isGrantEffective(g, now));
+  const used =
+    reading.creditUsed ??
+    effective.reduce((sum, g) => sum + Math.max(0, g.amount - balanceOf(g, balances)), 0);
+  return {
+    available: availableCredit(effective, balances, now),
+    used,
+    sources: effective
+      .filter((g) => balanceOf(g, balances) > 0)
+      .map((g) => ({ kind: 'grant' as const, id: g.id })),
+  };
+}
+
+/** Active: started, not yet expired (expiresAt is exclusive) and not ended early. */
+function activeOverrides(overrides: Override[], now: Date): Override[] {
+  const t = now.getTime();
+  return overrides
+    .filter(
+      (o) =>
+        o.startsAt.getTime() <= t &&
+        (o.expiresAt === null || t < o.expiresAt.getTime()) &&
+        (o.endedAt === null || o.endedAt.getTime() > t),
+    )
+    .sort((a, b) => b.startsAt.getTime() - a.startsAt.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+}
+
+function entriesOf({ feature, ranked }: Layered): Entry[] {
+  return ranked.flatMap((holding) =>
+    holding.plan.entitlements
+      .filter((entry) => entry.feature === feature.key)
+      .map((entry) => ({ holding, entry })),
+  );
+}
+
+function overrideLayer(o: Override) {
+  return { source: { kind: 'override' as const, id: o.id }, condition: o.condition };
+}
+
+function entryLayer(holding: Holding, entry: PlanEntitlement) {
+  return { source: holding.source, condition: entry.condition };
+}
