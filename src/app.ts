@@ -5,6 +5,9 @@ import { registerApiKeyRoutes } from './modules/api-keys/routes.ts';
 import { registerAuditRoutes } from './modules/audit/routes.ts';
 import { registerCatalogRoutes } from './modules/catalog/routes.ts';
 import { registerCustomerRoutes } from './modules/customers/routes.ts';
+import { registerEntitlementRoutes } from './modules/entitlements/routes.ts';
+import { registerOverrideRoutes } from './modules/overrides/routes.ts';
+import { registerSettingsRoutes } from './modules/settings/routes.ts';
 import { ApiKeyResolver, authenticate } from './platform/auth.ts';
 import type { AppDeps } from './platform/context.ts';
 import { renderDocsPage } from './platform/docs-page.ts';
@@ -112,6 +115,9 @@ export function createApp(deps: AppDeps) {
   registerApiKeyRoutes(app);
   registerCatalogRoutes(app);
   registerCustomerRoutes(app);
+  registerEntitlementRoutes(app);
+  registerOverrideRoutes(app);
+  registerSettingsRoutes(app);
   registerAuditRoutes(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {

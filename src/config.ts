@@ -37,6 +37,8 @@ const EnvSchema = z.object({
   API_KEY_CACHE_SECONDS: z.coerce.number().min(0).max(5).default(5),
   /** Customers whose snapshots stay cached per process. */
   SNAPSHOT_CACHE_SIZE: z.coerce.number().int().min(0).default(50_000),
+  /** Upper bound on how long a snapshot is trusted without an invalidation (a safety net, not the mechanism). */
+  SNAPSHOT_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).default(300),
   OUTBOX_POLL_MS: z.coerce.number().int().min(10).default(200),
   /** Run the outbox dispatcher and scheduler in the serve process (set false when a separate worker runs them). */
   RUN_WORKERS: z
@@ -61,6 +63,7 @@ export type Config = {
   idempotencyTtlSeconds: number;
   apiKeyCacheSeconds: number;
   snapshotCacheSize: number;
+  snapshotCacheTtlSeconds: number;
   outboxPollMs: number;
   runWorkers: boolean;
   stripeApiBase: string | undefined;
@@ -92,6 +95,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     apiKeyCacheSeconds: e.API_KEY_CACHE_SECONDS,
     snapshotCacheSize: e.SNAPSHOT_CACHE_SIZE,
+    snapshotCacheTtlSeconds: e.SNAPSHOT_CACHE_TTL_SECONDS,
     outboxPollMs: e.OUTBOX_POLL_MS,
     runWorkers: e.RUN_WORKERS,
     stripeApiBase: e.STRIPE_API_BASE,

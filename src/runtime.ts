@@ -2,6 +2,9 @@ import type { Redis } from 'ioredis';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
 import { ensureBootstrapKey } from './modules/api-keys/service.ts';
+import { SnapshotCache } from './modules/entitlements/cache.ts';
+import { DecisionEngine } from './modules/entitlements/engine.ts';
+import { InvalidationBus } from './modules/entitlements/invalidation.ts';
 import { type Clock, systemClock } from './platform/clock.ts';
 import type { AppDeps } from './platform/context.ts';
 import { type Database, openDatabase } from './platform/db.ts';
@@ -43,6 +46,8 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     await waitForRedis(redis);
   }
   const metrics = new Metrics(options.defaultMetrics ?? false);
+  const cache = new SnapshotCache(config.snapshotCacheSize, config.snapshotCacheTtlSeconds * 1000);
+  const decisions = new DecisionEngine(database.db, cache);
   const deps: AppDeps = {
     config,
     database,
@@ -52,10 +57,15 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     logger,
     metrics,
     commitListeners: [],
+    decisions,
   };
   const dispatcher = new OutboxDispatcher(database.db, logger, metrics, { pollMs: config.outboxPollMs });
-  deps.commitListeners.push(({ outboxEvents }) => {
-    if (outboxEvents > 0) dispatcher.poke();
+  const invalidation = new InvalidationBus(cache, redis, `${config.redisPrefix}invalidate`, logger);
+  await invalidation.start();
+  invalidation.register(dispatcher);
+  deps.commitListeners.push(invalidation.onCommit);
+  deps.commitListeners.push(({ topics }) => {
+    if (topics.length > 0) dispatcher.poke();
   });
   const { app, resolver } = createApp(deps);
   if (options.workers ?? config.runWorkers) dispatcher.start();
@@ -67,6 +77,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     dispatcher,
     async close() {
       await dispatcher.stop();
+      await invalidation.stop();
       if (redis) redis.disconnect();
       if (!options.database) await database.close();
     },

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import { type Actor, type AuditEntry, appendAuditEvents } from '../modules/audit/repo.ts';
+import type { DecisionEngine } from '../modules/entitlements/engine.ts';
 import type { Clock } from './clock.ts';
 import type { Database, Db, Tx } from './db.ts';
 import { Forbidden } from './errors.ts';
@@ -15,7 +16,7 @@ export type { Actor } from '../modules/audit/repo.ts';
 export type CommitListener = (committed: {
   environment: string;
   customerIds: string[];
-  outboxEvents: number;
+  topics: string[];
 }) => void;
 
 /** Process-wide dependencies, built once in main.ts (or per test) and handed to every service. */
@@ -28,6 +29,8 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   commitListeners: CommitListener[];
+  /** The PDP with its snapshot cache. */
+  decisions: DecisionEngine;
 }
 
 /** Who is asking, in which environment: the first argument of every service verb. */
@@ -107,7 +110,11 @@ export async function withTransaction<T>(ctx: Ctx | TxCtx, fn: (t: TxCtx) => Pro
     await appendAuditEvents(tx, ctx.environment, ctx.actor, ctx.requestId, now, audits);
     return value;
   });
-  const committed = { environment: ctx.environment, customerIds: [...touched], outboxEvents: events.length };
+  const committed = {
+    environment: ctx.environment,
+    customerIds: [...touched],
+    topics: events.map((e) => e.topic),
+  };
   for (const listener of ctx.deps.commitListeners) {
     try {
       listener(committed);

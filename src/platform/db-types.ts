@@ -1,6 +1,8 @@
 import type { ColumnType, Generated } from 'kysely';
 import type { CatalogTables } from '../modules/catalog/tables.ts';
 import type { CustomerTables } from '../modules/customers/tables.ts';
+import type { OverrideTables } from '../modules/overrides/tables.ts';
+import type { SubscriptionTables } from '../modules/subscriptions/tables.ts';
 
 /** A timestamptz column: read as Date, written as Date or an ISO string, defaulted by the database. */
 export type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -89,4 +91,9 @@ export interface PlatformTables {
   outbox: OutboxTable;
 }
 
-export interface DB extends PlatformTables, CatalogTables, CustomerTables {}
+export interface DB
+  extends PlatformTables,
+    CatalogTables,
+    CustomerTables,
+    SubscriptionTables,
+    OverrideTables {}

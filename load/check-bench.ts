@@ -1,0 +1,153 @@
+import os from 'node:os';
+import {
+  ADMIN_KEY,
+  api,
+  drive,
+  freshDatabase,
+  pool,
+  type RunResult,
+  startProcess,
+  stopProcess,
+  table,
+} from './lib.ts';
+
+export interface BenchSettings {
+  pgAdminUrl: string;
+  redisUrl: string;
+  duration: number;
+  connections: number;
+  customers: number;
+}
+
+const FEATURES = ['sso', 'audit_log', 'api_calls', 'seats', 'storage', 'theme'];
+const PLANS = {
+  free: [
+    { feature: 'api_calls', limit: 1000, reset: 'month', overage: 'deny' },
+    { feature: 'seats', limit: 3, reset: 'none', overage: 'deny' },
+    { feature: 'theme', value: 'basic' },
+  ],
+  pro: [
+    { feature: 'sso', enabled: true },
+    { feature: 'api_calls', limit: 100000, reset: 'month', overage: 'allow' },
+    { feature: 'seats', limit: 25, reset: 'none', overage: 'deny' },
+    { feature: 'storage', limit: 100, reset: 'none', overage: 'deny' },
+    { feature: 'theme', value: 'custom' },
+  ],
+  enterprise: [
+    { feature: 'sso', enabled: true },
+    { feature: 'audit_log', enabled: true },
+    { feature: 'api_calls', limit: null, reset: 'month', overage: 'allow' },
+    { feature: 'seats', limit: null, reset: 'none', overage: 'allow' },
+    { feature: 'storage', limit: 1000, reset: 'none', overage: 'allow' },
+    { feature: 'theme', value: 'white_label' },
+  ],
+};
+
+export async function seedCatalog(port: number): Promise<void> {
+  const types: Record<string, string> = {
+    sso: 'boolean',
+    audit_log: 'boolean',
+    api_calls: 'metered',
+    seats: 'metered',
+    storage: 'metered',
+    theme: 'config',
+  };
+  for (const key of FEATURES) await api(port, 'POST', '/v1/features', { key, name: key, type: types[key] });
+  for (const [key, entitlements] of Object.entries(PLANS))
+    await api(port, 'POST', '/v1/plans', { key, name: key, entitlements });
+}
+
+export async function seedCustomers(port: number, count: number): Promise<void> {
+  const plans = Object.keys(PLANS);
+  const ids = Array.from({ length: count }, (_, i) => i);
+  await pool(ids, 16, async (i) => {
+    const id = `cust-${i}`;
+    await api(port, 'PUT', `/v1/customers/${id}`, {
+      name: `Customer ${i}`,
+      attributes: { region: i % 2 ? 'eu' : 'us' },
+    });
+    await api(port, 'POST', `/v1/customers/${id}/subscriptions`, { plan: plans[i % plans.length] });
+    if (i % 10 === 0) {
+      await api(port, 'POST', `/v1/customers/${id}/overrides`, {
+        feature: 'audit_log',
+        enabled: true,
+        reason: 'benchmark exception',
+      });
+    }
+  });
+}
+
+/** The check benchmark of the decisions issue. */
+export async function runCheckBench(s: BenchSettings): Promise<string> {
+  const databaseUrl = await freshDatabase(s.pgAdminUrl, 'tessera_bench');
+  const env = {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: s.redisUrl,
+    REDIS_PREFIX: 'tessera-bench:',
+    TESSERA_ADMIN_KEY: ADMIN_KEY,
+    LOG_LEVEL: 'warn',
+    HOST: '127.0.0.1',
+  };
+  const port = 3701;
+  const barePort = 3702;
+  const server = await startProcess(['src/main.ts', 'serve'], env, port);
+  const bare = await startProcess(['load/bare-server.ts'], {}, barePort);
+  try {
+    const seedStart = Date.now();
+    await seedCatalog(port);
+    await seedCustomers(port, s.customers);
+    const seedSeconds = (Date.now() - seedStart) / 1000;
+    const checkKey = (
+      (await api(port, 'POST', '/v1/api-keys', { name: 'bench', scopes: ['check'] })) as { secret: string }
+    ).secret;
+    const body = () =>
+      JSON.stringify({
+        customer_id: `cust-${Math.floor(Math.random() * s.customers)}`,
+        feature: FEATURES[Math.floor(Math.random() * FEATURES.length)],
+      });
+    // Warm up both servers (JIT, and the snapshot cache for every customer) before measuring.
+    await drive('warm-up', {
+      url: `http://127.0.0.1:${port}/v1/check`,
+      connections: s.connections,
+      duration: 5,
+      body,
+      key: checkKey,
+    });
+    await drive('warm-up', {
+      url: `http://127.0.0.1:${barePort}/bare`,
+      connections: s.connections,
+      duration: 3,
+    });
+    const results: RunResult[] = [];
+    results.push(
+      await drive('bare Hono route (constant JSON)', {
+        url: `http://127.0.0.1:${barePort}/bare`,
+        connections: s.connections,
+        duration: s.duration,
+      }),
+    );
+    results.push(
+      await drive('POST /v1/check', {
+        url: `http://127.0.0.1:${port}/v1/check`,
+        connections: s.connections,
+        duration: s.duration,
+        body,
+        key: checkKey,
+      }),
+    );
+    const [baseline, check] = results as [RunResult, RunResult];
+    const ratio = check.requestsPerSecond / baseline.requestsPerSecond;
+    return [
+      `## POST /v1/check (${new Date().toISOString()})`,
+      '',
+      `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}. ${s.customers} customers over 3 plans, overrides on 10%, seeded through the API in ${seedSeconds.toFixed(1)} s. autocannon, ${s.connections} connections, ${s.duration} s per run, random customer and feature per request, after a warm-up.`,
+      '',
+      table(results),
+      '',
+      `check / bare throughput ratio: **${(ratio * 100).toFixed(1)}%** (target >= 50%); check p99 ${check.p99} ms (target < 5 ms); errors ${check.errors + check.non2xx} (target 0).`,
+    ].join('\n');
+  } finally {
+    await stopProcess(server);
+    await stopProcess(bare);
+  }
+}

@@ -1,0 +1,97 @@
+import type { CustomerSnapshot, PlanVersion, Subscription } from '../../domain/types.ts';
+import type { Executor } from '../../platform/db.ts';
+import { latestPlanVersion, loadFeatures, loadPlanVersion } from '../catalog/repo.ts';
+import { loadLiveGrants, loadLiveOverrides } from '../overrides/repo.ts';
+import { readSettings } from '../settings/service.ts';
+import { loadCustomerSubscriptions } from '../subscriptions/repo.ts';
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The PIP: everything the decision engine needs about one customer, in one consistent read.
+ * A snapshot stays valid as time passes (time-boxed rows are filtered at decision time), so it can
+ * be cached until something the customer holds, or the catalog, changes.
+ */
+export async function loadCustomerSnapshot(
+  db: Executor,
+  environment: string,
+  customerId: string,
+  now: Date,
+): Promise<CustomerSnapshot> {
+  const [customer, features, settings] = await Promise.all([
+    db
+      .selectFrom('customers')
+      .select(['attributes', 'version'])
+      .where('environment', '=', environment)
+      .where('customer_id', '=', customerId)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst(),
+    loadFeatures(db, environment),
+    readSettings(db, environment),
+  ]);
+  const fallbackPlan = settings.fallback_plan
+    ? await latestPlanVersion(db, environment, settings.fallback_plan)
+    : null;
+  const policy = { pastDueGraceMs: settings.past_due_grace_days * DAY_MS, fallbackPlan };
+  if (!customer) {
+    return {
+      environment,
+      customerId,
+      exists: false,
+      attributes: {},
+      version: 0,
+      features,
+      subscriptions: [],
+      planVersions: new Map(),
+      overrides: [],
+      grants: [],
+      policy,
+    };
+  }
+  const [subscriptions, overrides, grants] = await Promise.all([
+    loadCustomerSubscriptions(db, environment, customerId),
+    loadLiveOverrides(db, environment, customerId, now),
+    loadLiveGrants(db, environment, customerId, now),
+  ]);
+  return {
+    environment,
+    customerId,
+    exists: true,
+    attributes: customer.attributes,
+    version: customer.version,
+    features,
+    subscriptions,
+    planVersions: await loadReferencedPlanVersions(db, environment, subscriptions),
+    overrides,
+    grants,
+    policy,
+  };
+}
+
+/** Every plan version a subscription uses now or may switch to (scheduled changes, trial downgrades). */
+export async function loadReferencedPlanVersions(
+  db: Executor,
+  environment: string,
+  subscriptions: Subscription[],
+): Promise<Map<string, PlanVersion>> {
+  const exact = new Set<string>();
+  const latest = new Set<string>();
+  for (const sub of subscriptions) {
+    exact.add(`${sub.planKey}@${sub.planVersion}`);
+    if (sub.scheduledChange) {
+      if (sub.scheduledChange.planVersion === null) latest.add(sub.scheduledChange.planKey);
+      else exact.add(`${sub.scheduledChange.planKey}@${sub.scheduledChange.planVersion}`);
+    }
+    if (sub.trialDowngradeTo) latest.add(sub.trialDowngradeTo);
+  }
+  const versions = new Map<string, PlanVersion>();
+  const found = await Promise.all([
+    ...[...exact].map((key) => {
+      const at = key.lastIndexOf('@');
+      return loadPlanVersion(db, environment, key.slice(0, at), Number(key.slice(at + 1)));
+    }),
+    ...[...latest].map((planKey) => latestPlanVersion(db, environment, planKey)),
+  ]);
+  for (const plan of found) if (plan) versions.set(`${plan.planKey}@${plan.version}`, plan);
+  return versions;
+}
