@@ -4,7 +4,13 @@ import { ConfigError, loadConfig } from '../../src/config.ts';
 describe('config', () => {
   it('has defaults that run on the embedded database', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ port: 3000, databaseUrl: undefined, redisUrl: undefined, dataDir: './.tessera', logLevel: 'info' });
+    expect(c).toMatchObject({
+      port: 3000,
+      databaseUrl: undefined,
+      redisUrl: undefined,
+      dataDir: './.tessera',
+      logLevel: 'info',
+    });
   });
 
   it.each([

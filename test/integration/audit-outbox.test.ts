@@ -13,14 +13,24 @@ afterAll(async () => app?.close());
 
 async function createKeys(n: number, key?: string) {
   return Promise.all(
-    Array.from({ length: n }, (_, i) => app.json('POST', '/v1/api-keys', { name: `k${i}`, scopes: ['check'] }, key ? { key } : {})),
+    Array.from({ length: n }, (_, i) =>
+      app.json('POST', '/v1/api-keys', { name: `k${i}`, scopes: ['check'] }, key ? { key } : {}),
+    ),
   );
 }
 
 describe('audit log', () => {
   it('records every mutation with actor, target, before/after and request id', async () => {
-    const created = await app.json<{ id: string }>('POST', '/v1/api-keys', { name: 'audited', scopes: ['check'] }, { headers: { 'x-request-id': 'req-audit-1' } });
-    const res = await app.json<{ data: Array<Record<string, unknown>> }>('GET', `/v1/audit-events?action=api_key.created`);
+    const created = await app.json<{ id: string }>(
+      'POST',
+      '/v1/api-keys',
+      { name: 'audited', scopes: ['check'] },
+      { headers: { 'x-request-id': 'req-audit-1' } },
+    );
+    const res = await app.json<{ data: Array<Record<string, unknown>> }>(
+      'GET',
+      `/v1/audit-events?action=api_key.created`,
+    );
     const event = res.body.data.find((e) => (e.target as { id: string }).id === created.body.id);
     expect(event).toMatchObject({
       action: 'api_key.created',
@@ -36,11 +46,19 @@ describe('audit log', () => {
   it('chains hashes per environment and keeps 50 concurrent mutations in one unforked chain', async () => {
     await Promise.all([createKeys(30), createKeys(20, app.liveAdminKey)]);
     for (const key of [app.adminKey, app.liveAdminKey]) {
-      const verify = await app.json<{ ok: boolean; checked: number }>('GET', '/v1/audit-events/verify', undefined, { key });
+      const verify = await app.json<{ ok: boolean; checked: number }>(
+        'GET',
+        '/v1/audit-events/verify',
+        undefined,
+        { key },
+      );
       expect(verify.body.ok).toBe(true);
       expect(verify.body.checked).toBeGreaterThanOrEqual(20);
     }
-    const rows = await app.runtime.deps.db.selectFrom('audit_events').select(['environment', 'chain_index']).execute();
+    const rows = await app.runtime.deps.db
+      .selectFrom('audit_events')
+      .select(['environment', 'chain_index'])
+      .execute();
     const perEnv = new Map<string, number[]>();
     for (const r of rows) perEnv.set(r.environment, [...(perEnv.get(r.environment) ?? []), r.chain_index]);
     for (const indexes of perEnv.values()) {
@@ -50,16 +68,33 @@ describe('audit log', () => {
   });
 
   it('filters by actor, action prefix and time, and pages with a cursor', async () => {
-    const byActor = await app.json<{ data: unknown[] }>('GET', '/v1/audit-events?actor=live%20admin', undefined, { key: app.liveAdminKey });
+    const byActor = await app.json<{ data: unknown[] }>(
+      'GET',
+      '/v1/audit-events?actor=live%20admin',
+      undefined,
+      { key: app.liveAdminKey },
+    );
     expect(byActor.body.data.length).toBeGreaterThan(0);
-    const prefix = await app.json<{ data: Array<{ action: string }> }>('GET', '/v1/audit-events?action=api_key.*');
+    const prefix = await app.json<{ data: Array<{ action: string }> }>(
+      'GET',
+      '/v1/audit-events?action=api_key.*',
+    );
     expect(prefix.body.data.every((e) => e.action.startsWith('api_key.'))).toBe(true);
     const future = await app.json<{ data: unknown[] }>('GET', '/v1/audit-events?since=2999-01-01T00:00:00Z');
     expect(future.body.data).toEqual([]);
-    const first = await app.json<{ data: Array<{ id: string }>; next_cursor: string }>('GET', '/v1/audit-events?limit=3');
-    const second = await app.json<{ data: Array<{ id: string }> }>('GET', `/v1/audit-events?limit=3&cursor=${first.body.next_cursor}`);
+    const first = await app.json<{ data: Array<{ id: string }>; next_cursor: string }>(
+      'GET',
+      '/v1/audit-events?limit=3',
+    );
+    const second = await app.json<{ data: Array<{ id: string }> }>(
+      'GET',
+      `/v1/audit-events?limit=3&cursor=${first.body.next_cursor}`,
+    );
     expect(second.body.data[0]?.id).not.toBe(first.body.data[0]?.id);
-    const bad = await app.json<{ errors: Array<{ path: string }> }>('GET', '/v1/audit-events?since=yesterday');
+    const bad = await app.json<{ errors: Array<{ path: string }> }>(
+      'GET',
+      '/v1/audit-events?since=yesterday',
+    );
     expect(bad.status).toBe(400);
     expect(bad.body.errors[0]?.path).toBe('query.since');
   });
@@ -73,17 +108,26 @@ describe('audit log', () => {
   });
 
   it('detects a row edited in the database and names the first broken event', async () => {
-    const { data } = (await app.json<{ data: Array<{ id: string }> }>('GET', '/v1/audit-events?limit=5')).body;
+    const { data } = (await app.json<{ data: Array<{ id: string }> }>('GET', '/v1/audit-events?limit=5'))
+      .body;
     const victim = data[2]!;
-    await sql`UPDATE audit_events SET after = '{"name":"forged"}'::jsonb WHERE id = ${victim.id}`.execute(app.runtime.deps.db);
+    await sql`UPDATE audit_events SET after = '{"name":"forged"}'::jsonb WHERE id = ${victim.id}`.execute(
+      app.runtime.deps.db,
+    );
     const verify = await app.json('GET', '/v1/audit-events/verify');
     expect(verify.body).toMatchObject({ ok: false, first_broken_id: victim.id });
     // The live environment's chain is untouched.
-    expect((await app.json('GET', '/v1/audit-events/verify', undefined, { key: app.liveAdminKey })).body).toMatchObject({ ok: true });
+    expect(
+      (await app.json('GET', '/v1/audit-events/verify', undefined, { key: app.liveAdminKey })).body,
+    ).toMatchObject({ ok: true });
   });
 
   it('detects a deleted row', async () => {
-    const { data } = (await app.json<{ data: Array<{ id: string }> }>('GET', '/v1/audit-events?limit=5', undefined, { key: app.liveAdminKey })).body;
+    const { data } = (
+      await app.json<{ data: Array<{ id: string }> }>('GET', '/v1/audit-events?limit=5', undefined, {
+        key: app.liveAdminKey,
+      })
+    ).body;
     await sql`DELETE FROM audit_events WHERE id = ${data[1]!.id}`.execute(app.runtime.deps.db);
     const verify = await app.json('GET', '/v1/audit-events/verify', undefined, { key: app.liveAdminKey });
     expect(verify.body).toMatchObject({ ok: false, first_broken_id: data[2]!.id });
@@ -113,9 +157,17 @@ describe('outbox', () => {
         throw new Error('boom');
       }),
     ).rejects.toThrow('boom');
-    const rows = await app.runtime.deps.db.selectFrom('outbox').select('id').where('topic', '=', 'never').execute();
+    const rows = await app.runtime.deps.db
+      .selectFrom('outbox')
+      .select('id')
+      .where('topic', '=', 'never')
+      .execute();
     expect(rows).toHaveLength(0);
-    const audits = await app.runtime.deps.db.selectFrom('audit_events').select('id').where('action', '=', 'never.happened').execute();
+    const audits = await app.runtime.deps.db
+      .selectFrom('audit_events')
+      .select('id')
+      .where('action', '=', 'never.happened')
+      .execute();
     expect(audits).toHaveLength(0);
   });
 
@@ -124,7 +176,12 @@ describe('outbox', () => {
     await emit('cust-b', 'test.ordered', 5);
     const seen: Array<[string | null, number]> = [];
     let failOnce = true;
-    const dispatcher = new OutboxDispatcher(app.runtime.deps.db, app.runtime.deps.logger, app.runtime.deps.metrics, { pollMs: 10 });
+    const dispatcher = new OutboxDispatcher(
+      app.runtime.deps.db,
+      app.runtime.deps.logger,
+      app.runtime.deps.metrics,
+      { pollMs: 10 },
+    );
     dispatcher.on('test.ordered', async (e: DispatchedEvent) => {
       if (e.customerId === 'cust-a' && e.payload.i === 2 && failOnce) {
         failOnce = false;
@@ -136,7 +193,13 @@ describe('outbox', () => {
     // cust-a is blocked behind its failed event; cust-b went on.
     expect(seen.filter(([c]) => c === 'cust-b').map(([, i]) => i)).toEqual([0, 1, 2, 3, 4]);
     expect(seen.filter(([c]) => c === 'cust-a').map(([, i]) => i)).toEqual([0, 1]);
-    const failed = await app.runtime.deps.db.selectFrom('outbox').selectAll().where('topic', '=', 'test.ordered').where('dispatched_at', 'is', null).orderBy('id').executeTakeFirstOrThrow();
+    const failed = await app.runtime.deps.db
+      .selectFrom('outbox')
+      .selectAll()
+      .where('topic', '=', 'test.ordered')
+      .where('dispatched_at', 'is', null)
+      .orderBy('id')
+      .executeTakeFirstOrThrow();
     expect(failed.last_error).toBe('transient');
     expect(failed.next_attempt_at.getTime()).toBeGreaterThan(Date.now());
     await sql`UPDATE outbox SET next_attempt_at = now() WHERE id = ${failed.id}`.execute(app.runtime.deps.db);
@@ -149,7 +212,9 @@ describe('outbox', () => {
     for (let c = 0; c < 20; c++) await emit(`c${c}`, 'test.once', 3);
     const counts = new Map<number, number>();
     const make = () => {
-      const d = new OutboxDispatcher(app.runtime.deps.db, app.runtime.deps.logger, app.runtime.deps.metrics, { pollMs: 10 });
+      const d = new OutboxDispatcher(app.runtime.deps.db, app.runtime.deps.logger, app.runtime.deps.metrics, {
+        pollMs: 10,
+      });
       d.on('test.once', async (e) => {
         counts.set(e.id, (counts.get(e.id) ?? 0) + 1);
       });
