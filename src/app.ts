@@ -8,6 +8,7 @@ import { registerCustomerRoutes } from './modules/customers/routes.ts';
 import { registerEntitlementRoutes } from './modules/entitlements/routes.ts';
 import { registerOverrideRoutes } from './modules/overrides/routes.ts';
 import { registerSettingsRoutes } from './modules/settings/routes.ts';
+import { registerSubscriptionRoutes } from './modules/subscriptions/routes.ts';
 import { ApiKeyResolver, authenticate } from './platform/auth.ts';
 import type { AppDeps } from './platform/context.ts';
 import { renderDocsPage } from './platform/docs-page.ts';
@@ -118,6 +119,7 @@ export function createApp(deps: AppDeps) {
   registerEntitlementRoutes(app);
   registerOverrideRoutes(app);
   registerSettingsRoutes(app);
+  registerSubscriptionRoutes(app);
   registerAuditRoutes(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {

@@ -133,3 +133,71 @@ export async function lockSubscription(
     .forUpdate()
     .executeTakeFirst();
 }
+
+export async function findSubscription(
+  db: Executor,
+  environment: string,
+  id: string,
+): Promise<SubscriptionRow | undefined> {
+  return db
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('environment', '=', environment)
+    .where('id', '=', id)
+    .executeTakeFirst();
+}
+
+/** Subscriptions whose stored status is live (their state at `now` may have ended since). */
+export async function loadStoredLiveSubscriptions(
+  db: Executor,
+  environment: string,
+  customerId: string,
+): Promise<Subscription[]> {
+  const rows = await db
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('environment', '=', environment)
+    .where('customer_id', '=', customerId)
+    .where('status', 'not in', ['canceled', 'expired'])
+    .orderBy('id')
+    .execute();
+  return rows.map(toSubscription);
+}
+
+/** Whether the customer ever trialled this plan (any version, converted or not). */
+export async function hasTrialled(
+  db: Executor,
+  environment: string,
+  customerId: string,
+  planKey: string,
+): Promise<boolean> {
+  const row = await db
+    .selectFrom('subscriptions')
+    .select('id')
+    .where('environment', '=', environment)
+    .where('customer_id', '=', customerId)
+    .where('plan_key', '=', planKey)
+    .where('trial_ends_at', 'is not', null)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** One page of a customer's subscriptions, oldest first (ids sort by creation time). */
+export async function listCustomerSubscriptions(
+  db: Executor,
+  environment: string,
+  customerId: string,
+  page: { limit: number; afterId?: string | undefined },
+): Promise<SubscriptionRow[]> {
+  let q = db
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('environment', '=', environment)
+    .where('customer_id', '=', customerId);
+  if (page.afterId !== undefined) q = q.where('id', '>', page.afterId);
+  return q
+    .orderBy('id')
+    .limit(page.limit + 1)
+    .execute();
+}
