@@ -13,6 +13,7 @@ import { Metrics } from './platform/metrics.ts';
 import { migrateToLatest } from './platform/migrate.ts';
 import { OutboxDispatcher } from './platform/outbox.ts';
 import { connectRedis, waitForRedis } from './platform/redis.ts';
+import { Scheduler } from './workers/scheduler.ts';
 
 export interface RuntimeOptions {
   clock?: Clock;
@@ -29,6 +30,8 @@ export interface Runtime {
   app: ReturnType<typeof createApp>['app'];
   resolver: ReturnType<typeof createApp>['resolver'];
   dispatcher: OutboxDispatcher;
+  /** Persists due subscription transitions; started only with workers, `runOnce()` always works. */
+  scheduler: Scheduler;
   close(): Promise<void>;
 }
 
@@ -68,14 +71,20 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     if (topics.length > 0) dispatcher.poke();
   });
   const { app, resolver } = createApp(deps);
-  if (options.workers ?? config.runWorkers) dispatcher.start();
+  const scheduler = new Scheduler(deps);
+  if (options.workers ?? config.runWorkers) {
+    dispatcher.start();
+    await scheduler.start();
+  }
 
   return {
     deps,
     app,
     resolver,
     dispatcher,
+    scheduler,
     async close() {
+      await scheduler.stop();
       await dispatcher.stop();
       await invalidation.stop();
       if (redis) redis.disconnect();

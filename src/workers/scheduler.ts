@@ -1,0 +1,215 @@
+/**
+ * The scheduler writes down the time-driven subscription transitions that have come due (trial
+ * ends, period rollovers, scheduled changes and cancellations at period end, grace expiry), each
+ * with its audit record (actor: system) and outbox event. Decisions never depend on it: the state
+ * at any instant derives from the stored timestamps and `now`. What it persists for a subscription
+ * equals `stateAt(stored, now)`.
+ *
+ * Safe with any number of workers: each subscription is handled in its own transaction under
+ * `FOR UPDATE SKIP LOCKED` (customer row, then subscription row, as every path locks them), and
+ * each transition inserts its dueTransitionKey into subscription_transitions in that transaction,
+ * so a transition is recorded once however often it is found. With Redis, a BullMQ job scheduler
+ * fires `runOnce` every interval on one of the workers; without Redis a timer runs it in process.
+ */
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import { DEFAULT_SETTINGS } from '../modules/settings/service.ts';
+import { catchUpRow } from '../modules/subscriptions/catch-up.ts';
+import type { Actor, AppDeps } from '../platform/context.ts';
+import { systemContext, withTransaction } from '../platform/context.ts';
+import type { Db } from '../platform/db.ts';
+
+export const SCHEDULER_ACTOR: Actor = { type: 'system', id: null, name: 'scheduler' };
+const QUEUE = 'scheduler';
+const JOB_SCHEDULER_ID = 'due-subscription-transitions';
+
+export interface SchedulerOptions {
+  /** How often a run starts (default 5 s). */
+  intervalMs?: number;
+  /** Subscriptions looked at per round (default 200). */
+  batchSize?: number;
+}
+
+export interface SchedulerRun {
+  /** Subscriptions whose stored state moved or that got a new transition record. */
+  updated: number;
+  /** Held by another worker or a command right now: the next run takes them. */
+  skipped: number;
+  failed: number;
+}
+
+interface Candidate {
+  environment: string;
+  id: string;
+  customer_id: string;
+}
+
+/** Subscriptions with a transition due by `now`: a period or trial end, or an unrecorded grace end. */
+async function dueCandidates(db: Db, now: Date, limit: number): Promise<Candidate[]> {
+  const boundaries = await db
+    .selectFrom('subscriptions')
+    .select(['environment', 'id', 'customer_id'])
+    .where('status', 'not in', ['canceled', 'expired'])
+    .where('current_period_end', '<=', now)
+    .orderBy('current_period_end')
+    .limit(limit)
+    .execute();
+  const graces = await sql<Candidate>`
+    SELECT s.environment, s.id, s.customer_id
+      FROM subscriptions s JOIN environments e ON e.id = s.environment
+     WHERE s.status = 'past_due' AND s.past_due_since IS NOT NULL
+       AND s.past_due_since + make_interval(secs => 86400 * coalesce(
+             (e.settings->>'past_due_grace_days')::float8, ${DEFAULT_SETTINGS.past_due_grace_days})) <= ${now}
+       AND NOT EXISTS (SELECT 1 FROM subscription_transitions t
+                        WHERE t.environment = s.environment AND t.subscription_id = s.id
+                          AND t.event = 'grace_end' AND t.due_at >= s.past_due_since)
+     ORDER BY s.past_due_since
+     LIMIT ${limit}`.execute(db);
+  const seen = new Set(boundaries.map((c) => c.id));
+  return [...boundaries, ...graces.rows.filter((c) => !seen.has(c.id))];
+}
+
+async function catchUpCandidate(
+  deps: AppDeps,
+  candidate: Candidate,
+): Promise<'updated' | 'unchanged' | 'skipped'> {
+  const ctx = systemContext(deps, candidate.environment, SCHEDULER_ACTOR);
+  return withTransaction(ctx, async (t) => {
+    const customer = await t.tx
+      .selectFrom('customers')
+      .select('customer_id')
+      .where('environment', '=', t.environment)
+      .where('customer_id', '=', candidate.customer_id)
+      .forUpdate()
+      .skipLocked()
+      .executeTakeFirst();
+    if (!customer) return 'skipped';
+    const row = await t.tx
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('environment', '=', t.environment)
+      .where('id', '=', candidate.id)
+      .forUpdate()
+      .skipLocked()
+      .executeTakeFirst();
+    if (!row) return 'skipped';
+    const { recorded, changed } = await catchUpRow(t, row);
+    return recorded > 0 || changed ? 'updated' : 'unchanged';
+  });
+}
+
+/**
+ * One pass: persists every transition due by `now`, round after round while rounds come back full
+ * and make progress. Safe to call at any time, from any number of processes.
+ */
+export async function runDueTransitions(
+  deps: AppDeps,
+  now: Date = deps.clock.now(),
+  options: SchedulerOptions = {},
+): Promise<SchedulerRun> {
+  const batchSize = options.batchSize ?? 200;
+  // Transactions take their `now` from the clock: pin it to the instant this run is for.
+  const pinned: AppDeps = { ...deps, clock: { now: () => new Date(now) } };
+  const run: SchedulerRun = { updated: 0, skipped: 0, failed: 0 };
+  for (let round = 0; round < 50; round++) {
+    const candidates = await dueCandidates(deps.db, now, batchSize);
+    let progress = 0;
+    for (const candidate of candidates) {
+      try {
+        const outcome = await catchUpCandidate(pinned, candidate);
+        if (outcome === 'updated') progress += 1;
+        if (outcome === 'skipped') run.skipped += 1;
+      } catch (err) {
+        run.failed += 1;
+        deps.logger.error(
+          { err, subscriptionId: candidate.id },
+          'scheduler could not persist due transitions',
+        );
+      }
+    }
+    run.updated += progress;
+    if (candidates.length < batchSize || progress === 0) break;
+  }
+  if (run.updated > 0) deps.logger.info(run, 'scheduler persisted due subscription transitions');
+  return run;
+}
+
+export class Scheduler {
+  private timer: NodeJS.Timeout | null = null;
+  private current: Promise<unknown> | null = null;
+  private running = false;
+  private queue: Queue | null = null;
+  private worker: Worker | null = null;
+  private connections: Redis[] = [];
+
+  constructor(
+    private readonly deps: AppDeps,
+    private readonly options: SchedulerOptions = {},
+  ) {}
+
+  /** One pass now (tests call this with a frozen clock). */
+  runOnce(now: Date = this.deps.clock.now()): Promise<SchedulerRun> {
+    return runDueTransitions(this.deps, now, this.options);
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    const url = this.deps.config.redisUrl;
+    if (url) await this.startQueue(url);
+    else this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.current;
+    await this.worker?.close();
+    await this.queue?.close();
+    for (const connection of this.connections) connection.disconnect();
+    this.worker = null;
+    this.queue = null;
+    this.connections = [];
+  }
+
+  private get intervalMs(): number {
+    return this.options.intervalMs ?? 5_000;
+  }
+
+  private schedule(delay: number): void {
+    this.timer = setTimeout(() => {
+      this.current = this.runOnce()
+        .catch((err) => this.deps.logger.error({ err }, 'scheduler run failed'))
+        .finally(() => {
+          this.current = null;
+          if (this.running) this.schedule(this.intervalMs);
+        });
+    }, delay);
+  }
+
+  /** BullMQ wants connections of its own that retry forever (`maxRetriesPerRequest: null`). */
+  private async startQueue(url: string): Promise<void> {
+    // BullMQ joins its prefix and the queue name with ':' and refuses ':' in names.
+    const prefix = this.deps.config.redisPrefix.replace(/:+$/, '') || 'tessera';
+    const connect = () => {
+      const connection = new Redis(url, { maxRetriesPerRequest: null });
+      this.connections.push(connection);
+      return connection;
+    };
+    this.queue = new Queue(QUEUE, { connection: connect(), prefix });
+    await this.queue.upsertJobScheduler(
+      JOB_SCHEDULER_ID,
+      { every: this.intervalMs },
+      { name: 'run', opts: { removeOnComplete: true, removeOnFail: 100 } },
+    );
+    this.worker = new Worker(QUEUE, async () => this.runOnce(), {
+      connection: connect(),
+      prefix,
+      concurrency: 1,
+    });
+    this.worker.on('error', (err) => this.deps.logger.error({ err }, 'scheduler worker error'));
+    this.worker.on('failed', (_job, err) => this.deps.logger.error({ err }, 'scheduler job failed'));
+  }
+}
