@@ -1,4 +1,3 @@
-import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { sql } from 'kysely';
 import { registerApiKeyRoutes } from './modules/api-keys/routes.ts';
@@ -12,73 +11,17 @@ import { registerSubscriptionRoutes } from './modules/subscriptions/routes.ts';
 import { ApiKeyResolver, authenticate } from './platform/auth.ts';
 import type { AppDeps } from './platform/context.ts';
 import { renderDocsPage } from './platform/docs-page.ts';
-import { BadRequest, PayloadTooLarge, problem, problemFor } from './platform/errors.ts';
+import { BadRequest, problem, problemFor } from './platform/errors.ts';
 import { type AppEnv, createRouter } from './platform/http.ts';
 import { idempotency } from './platform/idempotency.ts';
-import { newId } from './platform/ids.ts';
-
-export const MAX_BODY_BYTES = 1024 * 1024;
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
+import { requestEdge } from './platform/request-edge.ts';
 
 /** Builds the HTTP app from the modules. No IO happens here: everything arrives in `deps`. */
 export function createApp(deps: AppDeps) {
   const app = createRouter();
   const resolver = new ApiKeyResolver(deps.db, deps.config.apiKeyCacheSeconds);
 
-  app.use('*', async (c, next) => {
-    const incoming = c.req.header('x-request-id');
-    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : newId('req');
-    c.set('requestId', requestId);
-    c.set('deps', deps);
-    const started = performance.now();
-    await next();
-    c.header('x-request-id', requestId);
-    const route = c.req.routePath;
-    const seconds = (performance.now() - started) / 1000;
-    deps.metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
-    deps.metrics.httpDuration.observe({ method: c.req.method, route }, seconds);
-    if (c.res.status >= 500)
-      deps.logger.error(
-        { requestId, method: c.req.method, path: c.req.path, status: c.res.status },
-        'request failed',
-      );
-    else
-      deps.logger.debug(
-        { requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: seconds * 1000 },
-        'request',
-      );
-  });
-
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new PayloadTooLarge(`The body is larger than ${MAX_BODY_BYTES} bytes`);
-      },
-    }),
-  );
-
-  // A body that is not JSON would otherwise validate as `{}` and produce confusing errors.
-  app.use('*', async (c, next) => {
-    if (['POST', 'PUT', 'PATCH'].includes(c.req.method) && !c.req.path.startsWith('/v1/webhooks/')) {
-      const type = c.req.header('content-type');
-      const hasBody =
-        c.req.header('content-length') !== '0' &&
-        (c.req.header('content-length') !== undefined || c.req.header('transfer-encoding') !== undefined);
-      if (hasBody && (!type || !JSON_TYPE.test(type))) {
-        return c.json(
-          problem(415, 'unsupported_media_type', 'Send the body as application/json', c.get('requestId')),
-          415,
-          {
-            'content-type': 'application/problem+json',
-          },
-        );
-      }
-    }
-    await next();
-  });
+  app.use('*', requestEdge(deps));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
@@ -107,9 +50,10 @@ export function createApp(deps: AppDeps) {
     return c.body(await deps.metrics.registry.metrics());
   });
 
+  const requireKey = authenticate(resolver);
   app.use('/v1/*', async (c, next) => {
     if (c.req.path.startsWith('/v1/webhooks/')) return next();
-    return authenticate(resolver)(c, next);
+    return requireKey(c, next);
   });
   app.use('/v1/*', idempotency(deps.config.idempotencyTtlSeconds));
 

@@ -10,7 +10,8 @@ export interface ResolvedKey {
   id: string;
   name: string;
   environment: string;
-  scopes: Scope[];
+  scopes: ReadonlySet<Scope>;
+  actor: { type: 'api_key'; id: string; name: string };
 }
 
 const KEY_PATTERN = /^sk_(test|live)_[A-Za-z0-9]{16,128}$/;
@@ -36,23 +37,33 @@ export class ApiKeyResolver {
   ) {}
 
   async resolve(secret: string): Promise<ResolvedKey | null> {
+    // Cached by the secret itself (it arrives in every request anyway), so a hit costs no hashing.
+    const now = Date.now();
+    const hit = this.cache.get(secret);
+    if (hit && hit.until > now) return hit.key;
     if (!KEY_PATTERN.test(secret)) return null;
     const hash = hashSecret(secret);
-    const now = Date.now();
-    const hit = this.cache.get(hash);
-    if (hit && hit.until > now) return hit.key;
     const row = await this.db
       .selectFrom('api_keys')
       .select(['id', 'name', 'environment', 'scopes'])
       .where('secret_hash', '=', hash)
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
-    const key = row
-      ? { id: row.id, name: row.name, environment: row.environment, scopes: row.scopes as Scope[] }
+    const key: ResolvedKey | null = row
+      ? {
+          id: row.id,
+          name: row.name,
+          environment: row.environment,
+          scopes: new Set(row.scopes as Scope[]),
+          actor: { type: 'api_key', id: row.id, name: row.name },
+        }
       : null;
     if (this.cache.size >= this.maxEntries) this.cache.clear();
     // Unknown keys are remembered briefly too, so a flood of bad keys does not become a flood of queries.
-    this.cache.set(hash, { key, until: now + (key ? this.ttlSeconds : Math.min(1, this.ttlSeconds)) * 1000 });
+    this.cache.set(secret, {
+      key,
+      until: now + (key ? this.ttlSeconds : Math.min(1, this.ttlSeconds)) * 1000,
+    });
     return key;
   }
 
@@ -71,8 +82,8 @@ export function authenticate(resolver: ApiKeyResolver): MiddlewareHandler<AppEnv
     c.set('ctx', {
       deps: c.get('deps'),
       environment: key.environment,
-      actor: { type: 'api_key', id: key.id, name: key.name },
-      scopes: new Set(key.scopes),
+      actor: key.actor,
+      scopes: key.scopes,
       requestId: c.get('requestId'),
     });
     await next();

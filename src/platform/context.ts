@@ -92,17 +92,19 @@ export async function withTransaction<T>(ctx: Ctx | TxCtx, fn: (t: TxCtx) => Pro
     const value = await fn(t);
     const customerIds = [...touched].sort();
     if (customerIds.length > 0) {
-      await tx
+      const bumped = await tx
         .updateTable('customers')
         .set((eb) => ({ version: eb('version', '+', 1), updated_at: now }))
         .where('environment', '=', ctx.environment)
         .where('customer_id', 'in', customerIds)
+        .returning(['customer_id', 'version'])
         .execute();
-      for (const customerId of customerIds) {
+      for (const { customer_id, version } of bumped) {
+        // The version lets a node that already dropped (and reloaded) the snapshot ignore a late repeat.
         events.push({
           topic: 'customer.entitlements_changed',
-          customerId,
-          payload: { customer_id: customerId },
+          customerId: customer_id,
+          payload: { customer_id, version },
         });
       }
     }

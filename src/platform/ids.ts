@@ -30,3 +30,13 @@ export function randomToken(length: number): string {
   }
   return out.length === length ? out : out + randomToken(length - out.length);
 }
+
+/**
+ * Request ids on the hot path: a random per-process prefix and a counter, unique without a
+ * random draw per request.
+ */
+export function requestIdFactory(): () => string {
+  const prefix = newId('req').slice(4, 18);
+  let counter = 0;
+  return () => `req_${prefix}${(counter++).toString(36)}`;
+}

@@ -38,8 +38,16 @@ export class SnapshotCache {
     this.entries.set(SnapshotCache.key(snapshot.environment, snapshot.customerId), snapshot);
   }
 
-  invalidateCustomer(environment: string, customerId: string): void {
+  /**
+   * Drops a customer's snapshot. With `version`, a snapshot already at or past that version is
+   * kept: the change it announces is in it (a repeat from the outbox after the fast path).
+   */
+  invalidateCustomer(environment: string, customerId: string, version?: number): void {
     const key = SnapshotCache.key(environment, customerId);
+    if (version !== undefined) {
+      const cached = this.entries.peek(key);
+      if (cached && cached.version >= version) return;
+    }
     this.entries.delete(key);
     this.generations.set(key, (this.generations.get(key) ?? 0) + 1);
     if (this.generations.size > 100_000) {

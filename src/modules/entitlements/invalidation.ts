@@ -9,6 +9,8 @@ interface Message {
   origin: string;
   environment: string;
   customers?: string[];
+  /** Set by the durable path: the entitlement version the change produced. */
+  version?: number;
   all?: boolean;
 }
 
@@ -56,7 +58,13 @@ export class InvalidationBus {
   register(dispatcher: OutboxDispatcher): void {
     dispatcher.on('customer.entitlements_changed', async (event) => {
       if (!event.customerId) return;
-      const message = { origin: this.origin, environment: event.environment, customers: [event.customerId] };
+      const version = typeof event.payload.version === 'number' ? event.payload.version : undefined;
+      const message: Message = {
+        origin: this.origin,
+        environment: event.environment,
+        customers: [event.customerId],
+        ...(version !== undefined ? { version } : {}),
+      };
       this.apply(message);
       await this.publish(message, true);
     });
