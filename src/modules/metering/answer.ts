@@ -1,0 +1,76 @@
+/** The answer to one usage event: its wire form in Redis, its JSON form in the ledger and the API. */
+import type { StoredPeriod, UsageAnswer } from './store.ts';
+
+export interface AnswerJson {
+  accepted: boolean;
+  reason?: 'limit_exceeded';
+  used: number;
+  limit: number | null;
+  remaining: number | null;
+  resets_at: string | null;
+  period_start: string;
+  overage: number;
+  credit_used: number;
+}
+
+/** Parses the pipe-joined form the Lua scripts store (see lua.ts). */
+export function decodeAnswer(raw: string): UsageAnswer {
+  const [accepted, used, limit, remaining, resets, start, overage, credit] = raw.split('|');
+  return {
+    accepted: accepted === '1',
+    ...(accepted === '1' ? {} : { reason: 'limit_exceeded' as const }),
+    used: Number(used),
+    limit: limit ? Number(limit) : null,
+    remaining: remaining ? Number(remaining) : null,
+    resetsAt: resets ? new Date(Number(resets)) : null,
+    periodStart: new Date(Number(start)),
+    overage: Number(overage),
+    creditUsed: Number(credit),
+  };
+}
+
+export function encodeAnswer(a: UsageAnswer): string {
+  return [
+    a.accepted ? '1' : '0',
+    a.used,
+    a.limit ?? '',
+    a.remaining ?? '',
+    a.resetsAt?.getTime() ?? '',
+    a.periodStart.getTime(),
+    a.overage,
+    a.creditUsed,
+  ].join('|');
+}
+
+export function answerJson(a: UsageAnswer): AnswerJson {
+  return {
+    accepted: a.accepted,
+    ...(a.reason ? { reason: a.reason } : {}),
+    used: a.used,
+    limit: a.limit,
+    remaining: a.remaining,
+    resets_at: a.resetsAt?.toISOString() ?? null,
+    period_start: a.periodStart.toISOString(),
+    overage: a.overage,
+    credit_used: a.creditUsed,
+  };
+}
+
+export function answerFromJson(j: AnswerJson): UsageAnswer {
+  return {
+    accepted: j.accepted,
+    ...(j.reason ? { reason: j.reason } : {}),
+    used: j.used,
+    limit: j.limit,
+    remaining: j.remaining,
+    resetsAt: j.resets_at === null ? null : new Date(j.resets_at),
+    periodStart: new Date(j.period_start),
+    overage: j.overage,
+    creditUsed: j.credit_used,
+  };
+}
+
+/** Fields shared by every answer in a period: where it resets and where it began. */
+export function periodFields(period: StoredPeriod): Pick<UsageAnswer, 'resetsAt' | 'periodStart'> {
+  return { resetsAt: period.end, periodStart: period.start };
+}

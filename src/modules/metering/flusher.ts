@@ -1,0 +1,208 @@
+/**
+ * Moves accepted events from the per-slot Redis streams into the Postgres ledger.
+ *
+ * Streams are read through a consumer group: an entry read but not yet acknowledged stays in the
+ * group's pending list, so a crash between reading and inserting loses nothing; another flusher
+ * (or this one, later) claims it once idle. Entries are acknowledged and deleted only after the
+ * ledger transaction commits, and the insert ignores rows already there, so an entry delivered
+ * twice is written once.
+ */
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import type { Db } from '../../platform/db.ts';
+import { randomToken } from '../../platform/ids.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { answerJson, decodeAnswer } from './answer.ts';
+import { FLUSH_GROUP, type UsageKeys } from './keys.ts';
+import { appendToLedger, type LedgerRow } from './ledger.ts';
+import type { FlushOptions } from './store.ts';
+
+type Head = [
+  string,
+  string,
+  string,
+  string,
+  number,
+  string | null,
+  number,
+  number,
+  number | null,
+  string | null,
+];
+type StreamEntry = [id: string, fields: string[]];
+type StreamReply = Array<[stream: string, entries: StreamEntry[]]>;
+
+const STREAMS_PER_READ = 200;
+const ENTRIES_PER_STREAM = 200;
+/** How often every known slot is read, not only those this process wrote to. */
+const FULL_SWEEP_MS = 5_000;
+const CLAIM_EVERY_MS = 30_000;
+const DEFAULT_CLAIM_IDLE_MS = 60_000;
+
+export class LedgerFlusher {
+  readonly consumer = `${hostname()}-${process.pid}-${randomToken(6)}`;
+  /** Slots this process appended to since the last sweep. */
+  readonly dirty = new Set<number>();
+  private lastFull = 0;
+  private lastClaim = Date.now();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly db: Db,
+    private readonly keys: UsageKeys,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Flushes until the streams are empty; returns how many entries reached the ledger. */
+  async flush(options: FlushOptions = {}): Promise<number> {
+    const started = Date.now();
+    let total = 0;
+    const claimDue = Date.now() - this.lastClaim > CLAIM_EVERY_MS;
+    if (options.claimIdleMs !== undefined || claimDue) {
+      total += await this.claim(options.claimIdleMs ?? DEFAULT_CLAIM_IDLE_MS);
+    }
+    let full = true;
+    for (;;) {
+      const moved = await this.sweep(full || Date.now() - this.lastFull > FULL_SWEEP_MS);
+      total += moved;
+      if (moved === 0 || Date.now() - started > (options.budgetMs ?? Number.POSITIVE_INFINITY)) return total;
+      full = false;
+    }
+  }
+
+  /** One read over the dirty (or all) slots; returns how many entries it moved. */
+  async sweep(full: boolean): Promise<number> {
+    let slots: number[];
+    if (full) {
+      this.lastFull = Date.now();
+      this.dirty.clear();
+      slots = (await this.redis.smembers(this.keys.slots)).map(Number);
+    } else {
+      slots = [...this.dirty];
+      this.dirty.clear();
+    }
+    let moved = 0;
+    for (let i = 0; i < slots.length; i += STREAMS_PER_READ) {
+      const chunk = new Map(slots.slice(i, i + STREAMS_PER_READ).map((s) => [this.keys.streamOfSlot(s), s]));
+      const reply = await this.read([...chunk.keys()]);
+      for (const [stream, entries] of reply) {
+        moved += await this.settle(stream, entries);
+        // A full read may have left more behind: look at this stream again next round.
+        if (entries.length === ENTRIES_PER_STREAM) this.dirty.add(chunk.get(stream)!);
+      }
+    }
+    return moved;
+  }
+
+  /** Takes over entries other consumers read but never acknowledged (they crashed). */
+  async claim(minIdleMs: number): Promise<number> {
+    this.lastClaim = Date.now();
+    const slots = (await this.redis.smembers(this.keys.slots)).map(Number);
+    let moved = 0;
+    for (const slot of slots) {
+      const stream = this.keys.streamOfSlot(slot);
+      let cursor = '0-0';
+      do {
+        const reply = (await this.redis
+          .call('XAUTOCLAIM', stream, FLUSH_GROUP, this.consumer, minIdleMs, cursor, 'COUNT', 1000)
+          .catch(() => null)) as [string, StreamEntry[]] | null;
+        if (!reply) break;
+        cursor = reply[0];
+        moved += await this.settle(
+          stream,
+          reply[1].filter((e) => e[1] !== null),
+        );
+      } while (cursor !== '0-0');
+    }
+    return moved;
+  }
+
+  private async read(streams: string[]): Promise<StreamReply> {
+    const args = ['GROUP', FLUSH_GROUP, this.consumer, 'COUNT', ENTRIES_PER_STREAM, 'STREAMS'];
+    const ids = streams.map(() => '>');
+    try {
+      return streamReply(await this.redis.call('XREADGROUP', ...args, ...streams, ...ids));
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOGROUP')) throw err;
+      // A stream that lost its group (Redis was flushed while running): recreate it, from the start.
+      await Promise.all(streams.map((s) => ensureGroup(this.redis, s)));
+      return streamReply(await this.redis.call('XREADGROUP', ...args, ...streams, ...ids));
+    }
+  }
+
+  private async settle(stream: string, entries: StreamEntry[]): Promise<number> {
+    if (entries.length === 0) return 0;
+    const rows: LedgerRow[] = [];
+    for (const [id, fields] of entries) {
+      try {
+        rows.push(toLedgerRow(fields));
+      } catch (err) {
+        this.logger.error({ err, stream, id }, 'unreadable usage stream entry left pending');
+      }
+    }
+    await appendToLedger(this.db, rows);
+    const ids = entries.map((e) => e[0]);
+    await Promise.all([this.redis.xack(stream, FLUSH_GROUP, ...ids), this.redis.xdel(stream, ...ids)]);
+    return rows.length;
+  }
+}
+
+/** XREADGROUP answers a map: RESP3 sends it as [key, value, ...], RESP2 as [[key, value], ...]. */
+function streamReply(raw: unknown): StreamReply {
+  if (!Array.isArray(raw) || raw.length === 0) return [];
+  if (Array.isArray(raw[0])) return raw as StreamReply;
+  const out: StreamReply = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i] as string, raw[i + 1] as StreamEntry[]]);
+  return out;
+}
+
+export async function ensureGroup(redis: Redis, stream: string): Promise<void> {
+  try {
+    await redis.xgroup('CREATE', stream, FLUSH_GROUP, '0', 'MKSTREAM');
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.startsWith('BUSYGROUP')) throw err;
+  }
+}
+
+function toLedgerRow(fields: string[]): LedgerRow {
+  const f: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+  const [
+    environment,
+    customerId,
+    feature,
+    idempotencyKey,
+    value,
+    member,
+    occurred,
+    start,
+    end,
+    reservationId,
+  ] = JSON.parse(f.h!) as Head;
+  const answer = answerJson(decodeAnswer(f.a!));
+  const draws: Record<string, number> = {};
+  const parts = f.d ? f.d.split(',') : [];
+  for (let i = 0; i + 1 < parts.length; i += 2) draws[parts[i]!] = Number(parts[i + 1]);
+  const used = Number(f.u);
+  return {
+    environment,
+    customerId,
+    feature,
+    idempotencyKey,
+    value,
+    counted: Number(f.n),
+    member,
+    occurredAt: new Date(occurred),
+    periodStart: new Date(start),
+    periodEnd: end === null ? null : new Date(end),
+    overage: Number(f.o),
+    creditDraws: draws,
+    answer,
+    reservationId,
+    crossings: (f.x ? f.x.split(',') : []).map((t) => ({
+      threshold: Number(t),
+      used,
+      limit: answer.limit ?? 0,
+    })),
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * Redis key layout. Every key of one customer carries the hash tag `{environment:customer}`, so a
+ * customer's counters, credit, holds and idempotency answers share one Redis Cluster slot and one
+ * Lua script can touch them all. The not-yet-flushed event stream a script appends to must live
+ * in that slot too, so there is one stream per slot, named with a short tag that hashes to it.
+ * (Customer ids cannot contain braces, and the prefix cannot either, so the tag is unambiguous.)
+ */
+import type { StoredPeriod } from './store.ts';
+
+export class UsageKeys {
+  constructor(readonly prefix: string) {}
+
+  customer(environment: string, customerId: string): string {
+    return `${this.prefix}u:{${environment}:${customerId}}:`;
+  }
+  counter(base: string, feature: string, period: StoredPeriod): string {
+    return `${base}c:${feature}:${period.start.getTime()}`;
+  }
+  credit(base: string, feature: string): string {
+    return `${base}g:${feature}`;
+  }
+  idempotency(base: string, key: string): string {
+    return `${base}i:${key}`;
+  }
+  holds(base: string, feature: string, period: StoredPeriod): string {
+    return `${base}z:${feature}:${period.start.getTime()}`;
+  }
+  members(base: string, feature: string, period: StoredPeriod): string {
+    return `${base}m:${feature}:${period.start.getTime()}`;
+  }
+  sketch(base: string, feature: string, period: StoredPeriod): string {
+    return `${base}x:${feature}:${period.start.getTime()}`;
+  }
+  reservationState(base: string, id: string): string {
+    return `${base}r:${id}`;
+  }
+  /** The stream of accepted events not yet in the ledger, for the customer's slot. */
+  stream(environment: string, customerId: string): string {
+    return this.streamOfSlot(slotOf(`${environment}:${customerId}`));
+  }
+  streamOfSlot(slot: number): string {
+    return `${this.prefix}u:q:{${slotTag(slot)}}`;
+  }
+  /** Slots that have (had) a stream: the flusher's list of where to look. */
+  get slots(): string {
+    return `${this.prefix}u:slots`;
+  }
+  /** Equals the ledger's marker while Redis holds counters built from that ledger. */
+  get marker(): string {
+    return `${this.prefix}u:marker`;
+  }
+}
+
+export const FLUSH_GROUP = 'ledger';
+
+const SLOTS = 16_384;
+const CRC_TABLE = new Uint16Array(256);
+for (let i = 0; i < 256; i++) {
+  let crc = i << 8;
+  for (let j = 0; j < 8; j++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  CRC_TABLE[i] = crc;
+}
+
+/** CRC16-XMODEM of the string's UTF-8 bytes, modulo 16384: Redis Cluster's key slot. */
+export function slotOf(tag: string): number {
+  let crc = 0;
+  for (const byte of Buffer.from(tag, 'utf8'))
+    crc = ((crc << 8) ^ CRC_TABLE[((crc >> 8) ^ byte) & 0xff]!) & 0xffff;
+  return crc % SLOTS;
+}
+
+let tags: string[] | null = null;
+
+/** A short string whose slot is `slot` (the table is built once: about 160k hashes). */
+export function slotTag(slot: number): string {
+  if (tags === null) {
+    const table: string[] = new Array(SLOTS);
+    let found = 0;
+    for (let n = 0; found < SLOTS; n++) {
+      const candidate = n.toString(36);
+      const s = slotOf(candidate);
+      if (table[s] === undefined) {
+        table[s] = candidate;
+        found += 1;
+      }
+    }
+    tags = table;
+  }
+  return tags[slot]!;
+}

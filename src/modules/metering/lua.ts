@@ -1,0 +1,237 @@
+/**
+ * The Lua twins of consume.ts, run atomically by Redis (EVALSHA). Every key a script touches is
+ * one customer's (same hash tag), the stream included (see keys.ts). Numbers travel as strings
+ * ('%.17g' keeps them exact); an answer is stored as one pipe-joined string:
+ *   accepted | used (holds included) | limit ('' = none) | remaining ('' = none) | resets_at ms
+ *   ('' = none) | period start ms | overage | credit
+ */
+const COMMON = `
+local function s(x) return string.format('%.17g', x) end
+local function num(v) if v then return tonumber(v) end return 0 end
+local function expire_holds(counter, holds, held, now)
+  if held <= 0 then return 0 end
+  local gone = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
+  if #gone == 0 then return held end
+  for _, m in ipairs(gone) do held = held - tonumber(string.match(m, '|([^|]+)$')) end
+  redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
+  if held < 0 then held = 0 end
+  redis.call('HSET', counter, 'h', s(held))
+  return held
+end
+local function load_grants(credit, first)
+  local ids, amounts, used = {}, {}, {}
+  for i = first, #ARGV, 2 do
+    ids[#ids + 1] = ARGV[i]
+    amounts[#amounts + 1] = tonumber(ARGV[i + 1])
+  end
+  if #ids > 0 then
+    local got = redis.call('HMGET', credit, unpack(ids))
+    for i = 1, #ids do used[i] = num(got[i]) end
+  end
+  return ids, amounts, used
+end
+local function available(amounts, used)
+  local total = 0
+  for i = 1, #amounts do total = total + math.max(0, amounts[i] - used[i]) end
+  return total
+end
+local function held_beyond(used, held, limit)
+  if not limit then return 0 end
+  return math.max(0, used + held - math.max(limit, used))
+end
+local function answer(accepted, used, held, limit, avail, resets, ps, over, credit)
+  local lim, rem = '', ''
+  if limit then
+    lim = s(limit)
+    rem = s(math.max(0, limit - used - held) + math.max(0, avail - held_beyond(used, held, limit)))
+  end
+  return accepted .. '|' .. s(used + held) .. '|' .. lim .. '|' .. rem .. '|' .. resets .. '|' .. ps .. '|' .. s(over) .. '|' .. s(credit)
+end
+local function plan(used, held, limit, deny, add, ids, amounts, gused, reserved)
+  local credit, over, draws = 0, 0, {}
+  if limit and add > 0 then
+    local room = math.max(0, limit - used - held)
+    local beyond = math.max(0, add - room)
+    local free = math.max(0, available(amounts, gused) - held_beyond(used, held, limit))
+    if beyond > free and deny and not reserved then return false, 0, 0, draws end
+    credit = math.min(beyond, free)
+    over = beyond - credit
+    local left = credit
+    for i = 1, #ids do
+      if left <= 0 then break end
+      local take = math.min(left, math.max(0, amounts[i] - gused[i]))
+      if take > 0 then
+        draws[#draws + 1] = ids[i]
+        draws[#draws + 1] = s(take)
+        gused[i] = gused[i] + take
+      end
+      left = left - take
+    end
+  end
+  return true, credit, over, draws
+end
+local function apply(counter, creditKey, add, over, credit, draws, expireAt)
+  redis.call('HINCRBY', counter, 'u', add)
+  if over > 0 then redis.call('HINCRBYFLOAT', counter, 'o', s(over)) end
+  if credit > 0 then
+    redis.call('HINCRBYFLOAT', counter, 'cr', s(credit))
+    for i = 1, #draws, 2 do redis.call('HINCRBYFLOAT', creditKey, draws[i], draws[i + 1]) end
+  end
+  if expireAt ~= '0' then redis.call('PEXPIREAT', counter, expireAt) end
+end
+local function crossed(before, after, limit, csv)
+  if not limit or limit <= 0 or csv == '' then return '' end
+  local out = {}
+  for p in string.gmatch(csv, '[^,]+') do
+    local at = limit * tonumber(p) / 100
+    if before < at and after >= at then out[#out + 1] = p end
+  end
+  return table.concat(out, ',')
+end
+`;
+
+/**
+ * KEYS: counter, credit, idempotency, stream, holds, members, sketch.
+ * ARGV: now, aggregation, value, member, limit, mode, counter expire-at (0: never), idempotency
+ * ttl ms, thresholds csv, stream head, resets ms, period start ms, exact member cap, grants...
+ */
+export const CONSUME = `${COMMON}
+local prior = redis.call('GET', KEYS[3])
+if prior then return prior end
+local now, agg, value, limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
+local c = redis.call('HMGET', KEYS[1], 'u', 'h')
+local used = num(c[1])
+local held = expire_holds(KEYS[1], KEYS[5], num(c[2]), now)
+local ids, amounts, gused = load_grants(KEYS[2], 14)
+local add, fresh, expireAt = value, 0, ARGV[7]
+if c[1] then expireAt = '0' end
+if agg == 'max' then
+  add = math.max(0, value - used)
+elseif agg == 'unique' then
+  add = 0
+  if redis.call('SISMEMBER', KEYS[6], ARGV[4]) == 0 then
+    add = 1
+    local card = redis.call('SCARD', KEYS[6])
+    if card < tonumber(ARGV[13]) then fresh = 1 else fresh = 2 end
+    if card == 0 then fresh = 3 end
+  end
+end
+local ok, credit, over, draws = plan(used, held, limit, ARGV[6] == 'deny', add, ids, amounts, gused, false)
+if not ok then
+  local refused = answer(0, used, held, limit, available(amounts, gused), ARGV[11], ARGV[12], 0, 0)
+  redis.call('SET', KEYS[3], refused, 'PX', ARGV[8])
+  return refused
+end
+if fresh == 1 or fresh == 3 then
+  redis.call('SADD', KEYS[6], ARGV[4])
+  if fresh == 3 and ARGV[7] ~= '0' then redis.call('PEXPIREAT', KEYS[6], ARGV[7]) end
+elseif fresh == 2 then
+  -- Past the exact cap a HyperLogLog decides (approximately) whether the member is new.
+  if redis.call('PFADD', KEYS[7], ARGV[4]) == 0 then add, over = 0, 0 end
+  if ARGV[7] ~= '0' then redis.call('PEXPIREAT', KEYS[7], ARGV[7]) end
+end
+apply(KEYS[1], KEYS[2], add, over, credit, draws, expireAt)
+local after = used + add
+local ans = answer(1, after, held, limit, available(amounts, gused), ARGV[11], ARGV[12], over, credit)
+redis.call('SET', KEYS[3], ans, 'PX', ARGV[8])
+redis.call('XADD', KEYS[4], '*', 'h', ARGV[10], 'a', ans, 'n', s(add), 'o', s(over),
+  'd', table.concat(draws, ','), 'x', crossed(used, after, limit, ARGV[9]), 'u', s(after))
+return ans
+`;
+
+/**
+ * KEYS: counter, credit, holds, reservation state.
+ * ARGV: now, limit, mode, amount, expires-at ms, holds member, counter expire-at, state ttl ms,
+ * resets ms, period start ms, grants...
+ */
+export const HOLD = `${COMMON}
+local now, limit, amount = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
+local c = redis.call('HMGET', KEYS[1], 'u', 'h')
+local used = num(c[1])
+local held = expire_holds(KEYS[1], KEYS[3], num(c[2]), now)
+local ids, amounts, gused = load_grants(KEYS[2], 11)
+local avail = available(amounts, gused)
+if limit and ARGV[3] == 'deny' then
+  local rem = math.max(0, limit - used - held) + math.max(0, avail - held_beyond(used, held, limit))
+  if amount > rem then return answer(0, used, held, limit, avail, ARGV[9], ARGV[10], 0, 0) end
+end
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
+redis.call('HSET', KEYS[1], 'h', s(held + amount))
+redis.call('SET', KEYS[4], 'h', 'PX', ARGV[8])
+if ARGV[7] ~= '0' then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[7])
+  redis.call('PEXPIREAT', KEYS[3], ARGV[7])
+end
+return answer(1, used, held + amount, limit, avail, ARGV[9], ARGV[10], 0, 0)
+`;
+
+/**
+ * KEYS: counter, credit, idempotency, stream, holds, reservation state.
+ * ARGV: now, holds member, held amount, commit amount, limit, mode, counter expire-at, idempotency
+ * ttl ms, thresholds csv, stream head, resets ms, period start ms, state ttl ms, grants...
+ * Returns 'a|<answer>' (committed now), 'c|<answer>' (committed before), 's|<state>' (not held).
+ */
+export const COMMIT = `${COMMON}
+local prior = redis.call('GET', KEYS[3])
+if prior then return 'c|' .. prior end
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[5])
+local score = redis.call('ZSCORE', KEYS[5], ARGV[2])
+if not score then return 's|' .. (redis.call('GET', KEYS[6]) or 'x') end
+redis.call('ZREM', KEYS[5], ARGV[2])
+local c = redis.call('HMGET', KEYS[1], 'u', 'h')
+local used = num(c[1])
+local held = math.max(0, num(c[2]) - tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], 'h', s(held))
+if tonumber(score) <= now then
+  redis.call('SET', KEYS[6], 'x', 'PX', ARGV[13])
+  return 's|x'
+end
+held = expire_holds(KEYS[1], KEYS[5], held, now)
+local ids, amounts, gused = load_grants(KEYS[2], 14)
+local add = tonumber(ARGV[4])
+local _, credit, over, draws = plan(used, held, limit, ARGV[6] == 'deny', add, ids, amounts, gused, true)
+apply(KEYS[1], KEYS[2], add, over, credit, draws, ARGV[7])
+local after = used + add
+local ans = answer(1, after, held, limit, available(amounts, gused), ARGV[11], ARGV[12], over, credit)
+redis.call('SET', KEYS[6], 'c', 'PX', ARGV[13])
+redis.call('SET', KEYS[3], ans, 'PX', ARGV[8])
+redis.call('XADD', KEYS[4], '*', 'h', ARGV[10], 'a', ans, 'n', s(add), 'o', s(over),
+  'd', table.concat(draws, ','), 'x', crossed(used, after, limit, ARGV[9]), 'u', s(after))
+return 'a|' .. ans
+`;
+
+/**
+ * KEYS: counter, holds, reservation state. ARGV: now, holds member, amount, state ttl ms.
+ * Returns 'r' or 'x' when this call released the hold, else 's|<state>' ('c', 'r' or 'x').
+ */
+export const RELEASE = `${COMMON}
+local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
+if not score then return 's|' .. (redis.call('GET', KEYS[3]) or 'x') end
+redis.call('ZREM', KEYS[2], ARGV[2])
+local held = math.max(0, num(redis.call('HGET', KEYS[1], 'h')) - tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], 'h', s(held))
+local state = 'r'
+if tonumber(score) <= tonumber(ARGV[1]) then state = 'x' end
+redis.call('SET', KEYS[3], state, 'PX', ARGV[4])
+return state
+`;
+
+/**
+ * KEYS: (counter, credit, holds) per feature. ARGV: now.
+ * Returns per feature: {used, live held, credit drawn this period, {grant, used, ...}}.
+ */
+export const READ = `${COMMON}
+local now, out = tonumber(ARGV[1]), {}
+for i = 1, #KEYS, 3 do
+  local c = redis.call('HMGET', KEYS[i], 'u', 'h', 'cr')
+  local held = num(c[2])
+  if held > 0 then
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i + 2], '-inf', now)) do
+      held = held - tonumber(string.match(m, '|([^|]+)$'))
+    end
+    if held < 0 then held = 0 end
+  end
+  out[#out + 1] = { s(num(c[1])), s(held), s(num(c[3])), redis.call('HGETALL', KEYS[i + 1]) }
+end
+return out
+`;

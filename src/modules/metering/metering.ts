@@ -1,0 +1,64 @@
+/**
+ * The metering slice as the runtime sees it: the store (Redis when configured, else Postgres),
+ * its start-up check against the ledger, and the verbs the workers and the CLI call.
+ */
+import type { AppDeps } from '../../platform/context.ts';
+import { PostgresUsageStore } from './postgres-store.ts';
+import { ensureCountersMatchLedger, type RebuildReport, rebuildFromLedger } from './rebuild.ts';
+import { loadScripts } from './redis-scripts.ts';
+import { RedisUsageStore } from './redis-store.ts';
+import type { FlushOptions, UsageStore } from './store.ts';
+
+export class Metering {
+  readonly store: UsageStore;
+
+  constructor(private readonly deps: AppDeps) {
+    this.store = deps.redis
+      ? new RedisUsageStore(deps.redis, deps.db, deps.config.redisPrefix, deps.clock, deps.logger)
+      : new PostgresUsageStore(deps.db, deps.clock);
+  }
+
+  /** Loads the scripts and, when Redis lost what the ledger says it had, rebuilds it. */
+  async start(): Promise<void> {
+    if (!(this.store instanceof RedisUsageStore)) return;
+    await loadScripts(this.store.redis);
+    const report = await ensureCountersMatchLedger(this.store, this.deps.clock.now());
+    if (report && (report.counters > 0 || report.holds > 0))
+      this.deps.logger.warn(
+        report,
+        'Redis did not hold the usage ledger’s marker: counters rebuilt from the ledger',
+      );
+  }
+
+  flush(options?: FlushOptions): Promise<number> {
+    return this.store.flush(options);
+  }
+
+  sweep(): Promise<number> {
+    return this.store.sweepExpired(this.deps.clock.now());
+  }
+
+  /** Rebuilds Redis from the ledger (Postgres mode: nothing to rebuild, returns null). */
+  async rebuild(): Promise<RebuildReport | null> {
+    if (!(this.store instanceof RedisUsageStore)) return null;
+    await loadScripts(this.store.redis);
+    return rebuildFromLedger(this.store, this.deps.clock.now());
+  }
+}
+
+const attached = new WeakMap<AppDeps, Metering>();
+
+export function attachMetering(deps: AppDeps, metering: Metering): void {
+  attached.set(deps, metering);
+  deps.decisions.usage = metering.store;
+}
+
+/** The runtime attaches one at start-up; an app built without it gets one on first use. */
+export function meteringOf(deps: AppDeps): Metering {
+  let metering = attached.get(deps);
+  if (!metering) {
+    metering = new Metering(deps);
+    attachMetering(deps, metering);
+  }
+  return metering;
+}

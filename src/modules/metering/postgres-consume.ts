@@ -1,0 +1,132 @@
+/** One usage event in the Postgres store, under the customer's advisory lock (postgres-state.ts). */
+import { type AnswerJson, answerFromJson, answerJson, periodFields } from './answer.ts';
+import { planEvent, remainingOf, withDraws } from './consume.ts';
+import { writeLedgerRows } from './ledger.ts';
+import { applyPlan, type CounterRef, loadCounter, loadGrantUsage } from './postgres-state.ts';
+import type { UsageAnswer, UsageEvent } from './store.ts';
+import type { MeteringTx } from './tables.ts';
+
+/** One event under the customer's lock: replay, or decide and write everything it changes. */
+export async function consumeOne(
+  tx: MeteringTx,
+  environment: string,
+  event: UsageEvent,
+  now: Date,
+  reservationId: string | null = null,
+): Promise<UsageAnswer> {
+  const prior = await priorAnswer(tx, environment, event.customerId, event.idempotencyKey);
+  if (prior) return answerFromJson(prior);
+  const { terms } = event;
+  const ref: CounterRef = {
+    environment,
+    customerId: event.customerId,
+    feature: event.feature,
+    period: terms.period,
+  };
+  const state = await loadCounter(tx, ref, now);
+  const usage =
+    terms.grants.length > 0 ? await loadGrantUsage(tx, environment, event.customerId, event.feature) : {};
+  const add = await amountToAdd(tx, ref, event, state.used);
+  const plan = planEvent(state, usage, terms, add, reservationId !== null);
+  const after = plan.after;
+  const answer: UsageAnswer = {
+    accepted: plan.fits,
+    ...(plan.fits ? {} : { reason: 'limit_exceeded' as const }),
+    used: after.used + after.held,
+    limit: terms.limit,
+    remaining: remainingOf(after, terms, withDraws(usage, plan.draws)),
+    ...periodFields(terms.period),
+    overage: plan.overage,
+    creditUsed: plan.credit,
+  };
+  const json = answerJson(answer);
+  if (!plan.fits) {
+    await tx
+      .insertInto('usage_refusals')
+      .values({
+        environment,
+        customer_id: event.customerId,
+        idempotency_key: event.idempotencyKey,
+        answer: JSON.stringify(json),
+      })
+      .execute();
+    return answer;
+  }
+  if (event.member !== null && add > 0) {
+    await tx
+      .insertInto('usage_members')
+      .values({ ...refColumns(ref), period_start: terms.period.start, member: event.member })
+      .execute();
+  }
+  await applyPlan(tx, ref, add, plan);
+  await writeLedgerRows(tx, [
+    {
+      environment,
+      customerId: event.customerId,
+      feature: event.feature,
+      idempotencyKey: event.idempotencyKey,
+      value: event.value,
+      counted: add,
+      member: event.member,
+      occurredAt: event.occurredAt,
+      periodStart: terms.period.start,
+      periodEnd: terms.period.end,
+      overage: plan.overage,
+      creditDraws: Object.fromEntries(plan.draws),
+      answer: json,
+      reservationId,
+      crossings: plan.crossed.map((threshold) => ({ threshold, used: after.used, limit: terms.limit ?? 0 })),
+    },
+  ]);
+  return answer;
+}
+
+async function priorAnswer(tx: MeteringTx, environment: string, customerId: string, key: string) {
+  const found = await tx
+    .selectFrom('usage_events')
+    .select('answer')
+    .where('environment', '=', environment)
+    .where('customer_id', '=', customerId)
+    .where('idempotency_key', '=', key)
+    .unionAll((eb) =>
+      eb
+        .selectFrom('usage_refusals')
+        .select('answer')
+        .where('environment', '=', environment)
+        .where('customer_id', '=', customerId)
+        .where('idempotency_key', '=', key),
+    )
+    .executeTakeFirst();
+  return found ? (found.answer as unknown as AnswerJson) : null;
+}
+
+/** What the counter grows by: the value (sum), the rise of the peak (max), 1 for a new member (unique). */
+async function amountToAdd(
+  tx: MeteringTx,
+  ref: CounterRef,
+  event: UsageEvent,
+  used: number,
+): Promise<number> {
+  switch (event.terms.aggregation) {
+    case 'sum':
+      return event.value;
+    case 'max':
+      return Math.max(0, event.value - used);
+    case 'unique': {
+      const known = await tx
+        .selectFrom('usage_members')
+        .select('member')
+        .where('environment', '=', ref.environment)
+        .where('customer_id', '=', ref.customerId)
+        .where('feature', '=', ref.feature)
+        .where('period_start', '=', ref.period.start)
+        .where('member', '=', event.member ?? '')
+        .executeTakeFirst();
+      return known ? 0 : 1;
+    }
+  }
+}
+
+function refColumns(ref: CounterRef) {
+  return { environment: ref.environment, customer_id: ref.customerId, feature: ref.feature };
+}

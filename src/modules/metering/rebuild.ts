@@ -1,0 +1,164 @@
+/**
+ * The ledger is the source of truth: this rebuilds Redis's counters, credit use, distinct members,
+ * live holds and recent idempotency answers from Postgres. It runs from `tessera usage rebuild`
+ * and at start-up when Redis's marker does not match the ledger's (Redis lost its data or is
+ * another instance). Pending stream entries are flushed into the ledger first, so nothing Redis
+ * still holds is lost. Counters are overwritten, not added to, so a rebuild can run twice.
+ */
+import { sql } from 'kysely';
+import { randomToken } from '../../platform/ids.ts';
+import { type AnswerJson, answerFromJson, encodeAnswer } from './answer.ts';
+import { ledgerTotals } from './ledger.ts';
+import type { RedisUsageStore } from './redis-store.ts';
+import { meteringDb } from './tables.ts';
+
+const MARKER = 'redis_marker';
+const CUSTOMERS_PER_ROUND = 500;
+
+export interface RebuildReport {
+  counters: number;
+  answers: number;
+  holds: number;
+}
+
+export async function rebuildFromLedger(store: RedisUsageStore, now: Date): Promise<RebuildReport> {
+  await store.flush({ claimIdleMs: 0 });
+  const db = meteringDb(store.db);
+  const since = new Date(now.getTime() - store.options.retentionMs);
+  const report: RebuildReport = { counters: 0, answers: 0, holds: 0 };
+  const customers = await sql<{ environment: string; customer_id: string }>`
+    SELECT DISTINCT environment, customer_id FROM usage_events
+    UNION SELECT DISTINCT environment, customer_id FROM reservations WHERE status = 'held'
+    ORDER BY 1, 2`.execute(db);
+  for (let i = 0; i < customers.rows.length; i += CUSTOMERS_PER_ROUND) {
+    const round = customers.rows.slice(i, i + CUSTOMERS_PER_ROUND);
+    const match = sql`(environment, customer_id) IN (${sql.join(
+      round.map((c) => sql`(${c.environment}, ${c.customer_id})`),
+    )})`;
+    const pipeline = store.redis.pipeline();
+    const { keys } = store;
+    const base = (env: string, customer: string) => keys.customer(env, customer);
+
+    for (const t of await ledgerTotals(store.db, since, undefined, match)) {
+      const period = { start: t.periodStart, end: t.periodEnd };
+      const key = keys.counter(base(t.environment, t.customerId), t.feature, period);
+      pipeline.hset(key, 'u', t.counted, 'o', t.overage, 'cr', t.credit, 'h', 0);
+      const expireAt = store.expireAt(period);
+      if (expireAt > 0) pipeline.pexpireat(key, expireAt);
+      report.counters += 1;
+    }
+
+    const credit = await sql<{
+      environment: string;
+      customer_id: string;
+      feature: string;
+      grant_id: string;
+      used: number;
+    }>`
+      SELECT environment, customer_id, feature, d.key AS grant_id, sum(d.value::numeric) AS used
+      FROM usage_events, jsonb_each_text(credit_draws) AS d
+      WHERE ${match} GROUP BY 1, 2, 3, 4`.execute(db);
+    for (const c of credit.rows) {
+      pipeline.hset(keys.credit(base(c.environment, c.customer_id), c.feature), c.grant_id, Number(c.used));
+    }
+
+    const members = await sql<{
+      environment: string;
+      customer_id: string;
+      feature: string;
+      period_start: Date;
+      period_end: Date | null;
+      member: string;
+      n: number;
+    }>`
+      SELECT environment, customer_id, feature, period_start, period_end, member,
+             row_number() OVER (PARTITION BY environment, customer_id, feature, period_start ORDER BY min(id)) AS n
+      FROM usage_events
+      WHERE ${match} AND member IS NOT NULL AND counted > 0 AND (period_end IS NULL OR period_end > ${since})
+      GROUP BY 1, 2, 3, 4, 5, 6`.execute(db);
+    for (const m of members.rows) {
+      const period = { start: m.period_start, end: m.period_end };
+      const b = base(m.environment, m.customer_id);
+      const exact = Number(m.n) <= store.options.exactMembers;
+      const key = exact ? keys.members(b, m.feature, period) : keys.sketch(b, m.feature, period);
+      if (exact) pipeline.sadd(key, m.member);
+      else pipeline.pfadd(key, m.member);
+      const expireAt = store.expireAt(period);
+      if (expireAt > 0) pipeline.pexpireat(key, expireAt);
+    }
+
+    const holds = await db
+      .selectFrom('reservations')
+      .selectAll()
+      .where(match as never)
+      .where('status', '=', 'held')
+      .where('expires_at', '>', now)
+      .execute();
+    const held = new Map<string, number>();
+    for (const r of holds) {
+      const period = { start: r.period_start, end: r.period_end };
+      const b = base(r.environment, r.customer_id);
+      const counter = keys.counter(b, r.feature, period);
+      held.set(counter, (held.get(counter) ?? 0) + r.amount);
+      pipeline.zadd(keys.holds(b, r.feature, period), r.expires_at.getTime(), `${r.id}|${r.amount}`);
+      pipeline.set(
+        keys.reservationState(b, r.id),
+        'h',
+        'PX',
+        r.expires_at.getTime() - now.getTime() + 8 * 86_400_000,
+      );
+      report.holds += 1;
+    }
+    for (const [counter, amount] of held) pipeline.hset(counter, 'h', amount);
+
+    const ttl = store.options.idempotencyTtlMs;
+    const recent = await db
+      .selectFrom('usage_events')
+      .select(['environment', 'customer_id', 'idempotency_key', 'answer', 'recorded_at'])
+      .where(match as never)
+      .where('recorded_at', '>', new Date(Date.now() - ttl))
+      .execute();
+    for (const e of recent) {
+      const left = ttl - (Date.now() - e.recorded_at.getTime());
+      if (left <= 0) continue;
+      const answer = encodeAnswer(answerFromJson(e.answer as unknown as AnswerJson));
+      pipeline.set(
+        keys.idempotency(base(e.environment, e.customer_id), e.idempotency_key),
+        answer,
+        'PX',
+        left,
+      );
+      report.answers += 1;
+    }
+    await pipeline.exec();
+  }
+  return report;
+}
+
+/** The ledger's marker, made on first use. */
+export async function ledgerMarker(store: RedisUsageStore): Promise<string> {
+  const db = meteringDb(store.db);
+  await db
+    .insertInto('metering_state')
+    .values({ key: MARKER, value: randomToken(24) })
+    .onConflict((oc) => oc.column('key').doNothing())
+    .execute();
+  const row = await db
+    .selectFrom('metering_state')
+    .select('value')
+    .where('key', '=', MARKER)
+    .executeTakeFirstOrThrow();
+  return row.value;
+}
+
+/** Rebuilds when Redis's marker differs from the ledger's; returns the report, or null when in step. */
+export async function ensureCountersMatchLedger(
+  store: RedisUsageStore,
+  now: Date,
+): Promise<RebuildReport | null> {
+  const marker = await ledgerMarker(store);
+  if ((await store.redis.get(store.keys.marker)) === marker) return null;
+  const report = await rebuildFromLedger(store, now);
+  await store.redis.set(store.keys.marker, marker);
+  return report;
+}

@@ -1,0 +1,236 @@
+/**
+ * The Redis store: one EVALSHA per event (pipelined for batches) does the check-and-consume, the
+ * idempotency answer and the append to the slot's stream atomically; the flusher moves the stream
+ * into the Postgres ledger. Reads for decisions are one read-only script call per customer.
+ */
+import type { Redis } from 'ioredis';
+import type { CustomerSnapshot } from '../../domain/types.ts';
+import type { Clock } from '../../platform/clock.ts';
+import type { Db } from '../../platform/db.ts';
+import type { Logger } from '../../platform/logger.ts';
+import type { UsageQuery } from '../entitlements/engine.ts';
+import { decodeAnswer } from './answer.ts';
+import { ensureGroup, LedgerFlusher } from './flusher.ts';
+import { slotOf, UsageKeys } from './keys.ts';
+import { readingOf } from './reading.ts';
+import { RedisReservations } from './redis-reservations.ts';
+import { runScript, SCRIPTS } from './redis-scripts.ts';
+import type {
+  CommitAnswer,
+  FlushOptions,
+  HoldAnswer,
+  HoldRequest,
+  Reservation,
+  StoredPeriod,
+  UsageAnswer,
+  UsageEvent,
+  UsageStore,
+  UsageTerms,
+} from './store.ts';
+
+export interface RedisStoreOptions {
+  /** How long an idempotency answer is remembered (at least 7 days). */
+  idempotencyTtlMs: number;
+  /** How long a counter outlives its period. */
+  retentionMs: number;
+  /** Distinct members counted exactly per period before the HyperLogLog takes over. */
+  exactMembers: number;
+}
+
+export const DEFAULT_REDIS_OPTIONS: RedisStoreOptions = {
+  idempotencyTtlMs: 8 * 86_400_000,
+  retentionMs: 35 * 86_400_000,
+  exactMembers: 100_000,
+};
+
+/** Re-register a slot this often, so a Redis that lost its data gets its slot list back. */
+const REGISTER_EVERY_MS = 60_000;
+
+export class RedisUsageStore implements UsageStore {
+  readonly kind = 'redis' as const;
+  readonly keys: UsageKeys;
+  readonly flusher: LedgerFlusher;
+  private readonly reservations: RedisReservations;
+  private readonly registered = new Map<number, number>();
+  private readonly slots = new Map<string, number>();
+
+  constructor(
+    readonly redis: Redis,
+    readonly db: Db,
+    prefix: string,
+    private readonly clock: Clock,
+    logger: Logger,
+    readonly options: RedisStoreOptions = DEFAULT_REDIS_OPTIONS,
+  ) {
+    this.keys = new UsageKeys(prefix);
+    this.flusher = new LedgerFlusher(redis, db, this.keys, logger);
+    this.reservations = new RedisReservations(this);
+  }
+
+  async record(environment: string, events: UsageEvent[], now: Date): Promise<UsageAnswer[]> {
+    await this.registerSlots(
+      environment,
+      events.map((e) => e.customerId),
+    );
+    const replies = await Promise.all(
+      events.map((event) => {
+        const base = this.keys.customer(environment, event.customerId);
+        const { feature, terms } = event;
+        const period = terms.period;
+        const keys = [
+          this.keys.counter(base, feature, period),
+          this.keys.credit(base, feature),
+          this.keys.idempotency(base, event.idempotencyKey),
+          this.keys.stream(environment, event.customerId),
+          this.keys.holds(base, feature, period),
+          this.keys.members(base, feature, period),
+          this.keys.sketch(base, feature, period),
+        ];
+        const args = [
+          now.getTime(),
+          terms.aggregation,
+          event.value,
+          event.member ?? '',
+          terms.limit ?? '',
+          terms.overage,
+          this.expireAt(period),
+          this.options.idempotencyTtlMs,
+          terms.thresholds.join(','),
+          this.head(environment, event, null),
+          ...this.periodArgs(period),
+          this.options.exactMembers,
+          ...grantArgs(terms),
+        ];
+        return runScript(this.redis, SCRIPTS.consume, keys, args);
+      }),
+    );
+    return replies.map((raw) => decodeAnswer(String(raw)));
+  }
+
+  async read(environment: string, snapshot: CustomerSnapshot, queries: UsageQuery[]) {
+    const base = this.keys.customer(environment, snapshot.customerId);
+    const periods = queries.map((q) => storedPeriod(q.period));
+    const keys = queries.flatMap((q, i) => [
+      this.keys.counter(base, q.feature, periods[i]!),
+      this.keys.credit(base, q.feature),
+      this.keys.holds(base, q.feature, periods[i]!),
+    ]);
+    const now = this.clock.now();
+    const reply = (await runScript(this.redis, SCRIPTS.read, keys, [now.getTime()])) as Array<
+      [string, string, string, string[]]
+    >;
+    const readings = new Map<string, ReturnType<typeof readingOf>>();
+    queries.forEach((q, i) => {
+      const [used, held, credit, pairs] = reply[i]!;
+      const usage: Record<string, number> = {};
+      for (let j = 0; j + 1 < pairs.length; j += 2) usage[pairs[j]!] = Number(pairs[j + 1]);
+      const state = { used: Number(used), held: Number(held), overage: 0, creditUsed: Number(credit) };
+      readings.set(q.feature, readingOf(snapshot, q.feature, state, usage, now));
+    });
+    return readings;
+  }
+
+  hold(environment: string, request: HoldRequest, now: Date): Promise<HoldAnswer> {
+    return this.reservations.hold(environment, request, now);
+  }
+
+  commit(
+    environment: string,
+    reservation: Reservation,
+    amount: number,
+    terms: UsageTerms,
+    now: Date,
+  ): Promise<CommitAnswer> {
+    return this.reservations.commit(environment, reservation, amount, terms, now);
+  }
+
+  release(environment: string, reservation: Reservation, now: Date): Promise<Reservation> {
+    return this.reservations.release(environment, reservation, now);
+  }
+
+  findReservation(environment: string, id: string): Promise<Reservation | null> {
+    return this.reservations.find(environment, id);
+  }
+
+  sweepExpired(now: Date): Promise<number> {
+    return this.reservations.sweep(now);
+  }
+
+  flush(options?: FlushOptions): Promise<number> {
+    return this.flusher.flush(options);
+  }
+
+  /** Counter keys expire a while after their period ends (never for `reset: none`). */
+  expireAt(period: StoredPeriod): number {
+    return period.end === null ? 0 : period.end.getTime() + this.options.retentionMs;
+  }
+
+  periodArgs(period: StoredPeriod): [string | number, number] {
+    return [period.end?.getTime() ?? '', period.start.getTime()];
+  }
+
+  /** The ledger fields of an event that the script passes through to the stream. */
+  head(environment: string, event: UsageEvent, reservationId: string | null): string {
+    const p = event.terms.period;
+    return JSON.stringify([
+      environment,
+      event.customerId,
+      event.feature,
+      event.idempotencyKey,
+      event.value,
+      event.member,
+      event.occurredAt.getTime(),
+      p.start.getTime(),
+      p.end?.getTime() ?? null,
+      reservationId,
+    ]);
+  }
+
+  /**
+   * Before a script first appends to a slot's stream, the slot joins the flusher's list and the
+   * stream gets its consumer group, so no appended event can go unseen.
+   */
+  async registerSlots(environment: string, customerIds: string[]): Promise<void> {
+    const now = Date.now();
+    const fresh: number[] = [];
+    for (const customerId of customerIds) {
+      const slot = this.slotOf(environment, customerId);
+      this.flusher.dirty.add(slot);
+      const at = this.registered.get(slot);
+      if (at === undefined || now - at > REGISTER_EVERY_MS) {
+        this.registered.set(slot, now);
+        fresh.push(slot);
+      }
+    }
+    if (fresh.length === 0) return;
+    try {
+      await Promise.all([
+        this.redis.sadd(this.keys.slots, ...fresh),
+        ...fresh.map((slot) => ensureGroup(this.redis, this.keys.streamOfSlot(slot))),
+      ]);
+    } catch (err) {
+      for (const slot of fresh) this.registered.delete(slot);
+      throw err;
+    }
+  }
+
+  private slotOf(environment: string, customerId: string): number {
+    const tag = `${environment}:${customerId}`;
+    let slot = this.slots.get(tag);
+    if (slot === undefined) {
+      if (this.slots.size > 200_000) this.slots.clear();
+      slot = slotOf(tag);
+      this.slots.set(tag, slot);
+    }
+    return slot;
+  }
+}
+
+export function grantArgs(terms: UsageTerms): Array<string | number> {
+  return terms.grants.flatMap((g) => [g.id, g.amount]);
+}
+
+/** A domain period as stored: `reset: none` spans all time and is keyed at the epoch. */
+export function storedPeriod(period: { start: Date; end: Date }): StoredPeriod {
+  return period.end.getTime() >= 8e15 ? { start: new Date(0), end: null } : period;
+}

@@ -1,0 +1,117 @@
+import type { ColumnType, Generated, Kysely, Transaction } from 'kysely';
+import type { CreatedAt, DB, Json, NullableTimestamp, Timestamp } from '../../platform/db-types.ts';
+
+/** The usage ledger: one row per accepted event (and per committed reservation). */
+export interface UsageEventsTable {
+  id: Generated<number>;
+  environment: string;
+  customer_id: string;
+  feature: string;
+  idempotency_key: string;
+  /** The value as reported (for `unique` features: 1). */
+  value: number;
+  /** What the period's counter grew by: the value (sum), the rise of the peak (max), 1 or 0 (unique). */
+  counted: number;
+  member: string | null;
+  occurred_at: Timestamp;
+  period_start: Timestamp;
+  period_end: NullableTimestamp;
+  overage: number;
+  /** Credit this event drew, all grants together. */
+  credit: number;
+  /** grant id -> credit this event drew from it. */
+  credit_draws: Json<Record<string, number>>;
+  /** The answer the caller got, replayed for a repeated idempotency key. */
+  answer: Json<Record<string, unknown>>;
+  reservation_id: string | null;
+  recorded_at: CreatedAt;
+}
+
+export interface UsageCountersTable {
+  environment: string;
+  customer_id: string;
+  feature: string;
+  period_start: Timestamp;
+  period_end: NullableTimestamp;
+  used: number;
+  overage: number;
+  credit_used: number;
+}
+
+export interface UsageCreditTable {
+  environment: string;
+  customer_id: string;
+  feature: string;
+  grant_id: string;
+  used: number;
+}
+
+export interface UsageMembersTable {
+  environment: string;
+  customer_id: string;
+  feature: string;
+  period_start: Timestamp;
+  member: string;
+}
+
+export interface UsageRefusalsTable {
+  environment: string;
+  customer_id: string;
+  idempotency_key: string;
+  answer: Json<Record<string, unknown>>;
+  created_at: CreatedAt;
+}
+
+export interface UsageThresholdsTable {
+  environment: string;
+  customer_id: string;
+  feature: string;
+  period_start: Timestamp;
+  threshold: number;
+  used: number;
+  limit: number;
+  reached_at: CreatedAt;
+}
+
+export interface ReservationsTable {
+  id: string;
+  environment: string;
+  customer_id: string;
+  feature: string;
+  amount: number;
+  committed_amount: number | null;
+  period_start: Timestamp;
+  period_end: NullableTimestamp;
+  status: string;
+  expires_at: Timestamp;
+  created_at: CreatedAt;
+  settled_at: NullableTimestamp;
+}
+
+export interface MeteringStateTable {
+  key: string;
+  value: ColumnType<string, string, string>;
+}
+
+export interface MeteringTables {
+  usage_events: UsageEventsTable;
+  usage_counters: UsageCountersTable;
+  usage_credit: UsageCreditTable;
+  usage_members: UsageMembersTable;
+  usage_refusals: UsageRefusalsTable;
+  usage_thresholds: UsageThresholdsTable;
+  reservations: ReservationsTable;
+  metering_state: MeteringStateTable;
+}
+
+export type MeteringDB = DB & MeteringTables;
+export type MeteringDb = Kysely<MeteringDB>;
+export type MeteringTx = Transaction<MeteringDB>;
+
+/**
+ * The platform's `DB` type lists the tables of the slices it knows; metering's tables are added
+ * here so this slice stays self-contained. Same connection, wider type.
+ */
+export function meteringDb(db: Kysely<DB>): MeteringDb {
+  return db as unknown as MeteringDb;
+}

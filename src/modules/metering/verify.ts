@@ -1,0 +1,44 @@
+/** Compares Redis's counters with the ledger's sums: the check behind `usage verify` and the benchmark. */
+import { ledgerTotals } from './ledger.ts';
+import type { RedisUsageStore } from './redis-store.ts';
+
+export interface Mismatch {
+  key: string;
+  ledger: { used: number; overage: number; credit: number };
+  redis: { used: number; overage: number; credit: number };
+}
+
+export async function compareWithLedger(
+  store: RedisUsageStore,
+  now: Date,
+  environment?: string,
+): Promise<{ checked: number; mismatches: Mismatch[] }> {
+  const totals = await ledgerTotals(
+    store.db,
+    new Date(now.getTime() - store.options.retentionMs),
+    environment,
+  );
+  const pipeline = store.redis.pipeline();
+  const keys = totals.map((t) =>
+    store.keys.counter(store.keys.customer(t.environment, t.customerId), t.feature, {
+      start: t.periodStart,
+      end: t.periodEnd,
+    }),
+  );
+  for (const key of keys) pipeline.hmget(key, 'u', 'o', 'cr');
+  const replies = (await pipeline.exec()) ?? [];
+  const mismatches: Mismatch[] = [];
+  totals.forEach((t, i) => {
+    const [u, o, cr] = (replies[i]?.[1] as Array<string | null>) ?? [];
+    const redis = { used: Number(u ?? 0), overage: Number(o ?? 0), credit: Number(cr ?? 0) };
+    const ledger = { used: t.counted, overage: t.overage, credit: t.credit };
+    const close = (a: number, b: number) => Math.abs(a - b) < 1e-9;
+    if (
+      !close(redis.used, ledger.used) ||
+      !close(redis.overage, ledger.overage) ||
+      !close(redis.credit, ledger.credit)
+    )
+      mismatches.push({ key: keys[i]!, ledger, redis });
+  });
+  return { checked: totals.length, mismatches };
+}
