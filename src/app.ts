@@ -5,6 +5,7 @@ import { registerAuditRoutes } from './modules/audit/routes.ts';
 import { registerCatalogRoutes } from './modules/catalog/routes.ts';
 import { registerCustomerRoutes } from './modules/customers/routes.ts';
 import { registerEntitlementRoutes } from './modules/entitlements/routes.ts';
+import { registerMeteringRoutes } from './modules/metering/routes.ts';
 import { registerOverrideRoutes } from './modules/overrides/routes.ts';
 import { registerSettingsRoutes } from './modules/settings/routes.ts';
 import { registerSubscriptionRoutes } from './modules/subscriptions/routes.ts';
@@ -61,6 +62,7 @@ export function createApp(deps: AppDeps) {
   registerCatalogRoutes(app);
   registerCustomerRoutes(app);
   registerEntitlementRoutes(app);
+  registerMeteringRoutes(app);
   registerOverrideRoutes(app);
   registerSettingsRoutes(app);
   registerSubscriptionRoutes(app);

@@ -5,6 +5,7 @@ import { ensureBootstrapKey } from './modules/api-keys/service.ts';
 import { SnapshotCache } from './modules/entitlements/cache.ts';
 import { DecisionEngine } from './modules/entitlements/engine.ts';
 import { InvalidationBus } from './modules/entitlements/invalidation.ts';
+import { attachMetering, Metering } from './modules/metering/metering.ts';
 import { type Clock, systemClock } from './platform/clock.ts';
 import type { AppDeps } from './platform/context.ts';
 import { type Database, openDatabase } from './platform/db.ts';
@@ -13,6 +14,7 @@ import { Metrics } from './platform/metrics.ts';
 import { migrateToLatest } from './platform/migrate.ts';
 import { OutboxDispatcher } from './platform/outbox.ts';
 import { connectRedis, waitForRedis } from './platform/redis.ts';
+import { startUsageWorkers } from './workers/usage-flush.ts';
 import { Scheduler } from './workers/scheduler.ts';
 
 export interface RuntimeOptions {
@@ -32,6 +34,8 @@ export interface Runtime {
   dispatcher: OutboxDispatcher;
   /** Persists due subscription transitions; started only with workers, `runOnce()` always works. */
   scheduler: Scheduler;
+  /** Usage counters (Redis or Postgres), the ledger flusher and the reservation sweeper. */
+  metering: Metering;
   close(): Promise<void>;
 }
 
@@ -70,12 +74,17 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   deps.commitListeners.push(({ topics }) => {
     if (topics.length > 0) dispatcher.poke();
   });
+  const metering = new Metering(deps);
+  attachMetering(deps, metering);
+  await metering.start();
   const { app, resolver } = createApp(deps);
   const scheduler = new Scheduler(deps);
-  if (options.workers ?? config.runWorkers) {
+  const workers = options.workers ?? config.runWorkers;
+  if (workers) {
     dispatcher.start();
     await scheduler.start();
   }
+  const usageWorkers = workers ? await startUsageWorkers(metering, config, logger) : null;
 
   return {
     deps,
@@ -83,7 +92,9 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     resolver,
     dispatcher,
     scheduler,
+    metering,
     async close() {
+      await usageWorkers?.stop();
       await scheduler.stop();
       await dispatcher.stop();
       await invalidation.stop();

@@ -1,0 +1,141 @@
+/**
+ * Usage verbs: from a request (validated per event) to store calls. The decision engine's
+ * snapshot gives the terms (terms.ts); events the customer is not entitled to are refused with
+ * the decision's reason and never reach the store.
+ */
+import type { CustomerSnapshot } from '../../domain/types.ts';
+import { type Ctx, requireScope } from '../../platform/context.ts';
+import { Unprocessable } from '../../platform/errors.ts';
+import { fieldErrors } from '../../platform/http.ts';
+import { answerJson } from './answer.ts';
+import { meteringOf } from './metering.ts';
+import { type EventError, UsageEventBody, type UsageEventInput, type UsageResult } from './schema.ts';
+import type { UsageEvent } from './store.ts';
+import { type TermsOutcome, usageTermsOf } from './terms.ts';
+
+const MAX_FUTURE_MS = 5 * 60_000;
+
+type Prepared =
+  | { kind: 'event'; event: UsageEvent }
+  | { kind: 'answer'; result: UsageResult }
+  | { kind: 'error'; error: EventError['error'] };
+
+/** `POST /v1/usage`: one event; bad input is a 4xx naming the field. */
+export async function recordUsage(ctx: Ctx, input: UsageEventInput): Promise<UsageResult> {
+  requireScope(ctx, 'check');
+  const [result] = await record(ctx, [input], '');
+  if (result && 'error' in result) {
+    const { code, message, path } = result.error;
+    throw new Unprocessable(code, message, [{ path, message }]);
+  }
+  return result as UsageResult;
+}
+
+/** `POST /v1/usage/batch`: results in order; a bad event gets its own error and spoils nothing. */
+export async function recordUsageBatch(
+  ctx: Ctx,
+  events: unknown[],
+): Promise<Array<UsageResult | EventError>> {
+  requireScope(ctx, 'check');
+  return record(ctx, events, 'events');
+}
+
+async function record(ctx: Ctx, raw: unknown[], prefix: string): Promise<Array<UsageResult | EventError>> {
+  const now = ctx.deps.clock.now();
+  const inputs = raw.map((item, i) => {
+    const parsed = UsageEventBody.safeParse(item);
+    if (parsed.success) return parsed.data;
+    const [first] = fieldErrors(parsed.error.issues, prefix ? `${prefix}[${i}]` : undefined);
+    return {
+      error: { code: 'validation_failed', message: first?.message ?? 'invalid', path: first?.path ?? '' },
+    };
+  });
+  const customers = [...new Set(inputs.flatMap((i) => ('customer_id' in i ? [i.customer_id] : [])))];
+  const snapshots = new Map<string, CustomerSnapshot>();
+  await Promise.all(
+    customers.map(async (id) =>
+      snapshots.set(id, await ctx.deps.decisions.snapshot(ctx.environment, id, now)),
+    ),
+  );
+  const prepared: Prepared[] = inputs.map((input, i) => {
+    if ('error' in input) return { kind: 'error', error: input.error };
+    const at = prefix ? `${prefix}[${i}].` : '';
+    return prepare(input, snapshots.get(input.customer_id)!, now, at);
+  });
+  const events = prepared.flatMap((p) => (p.kind === 'event' ? [p.event] : []));
+  const answers =
+    events.length > 0 ? await meteringOf(ctx.deps).store.record(ctx.environment, events, now) : [];
+  let next = 0;
+  return prepared.map((p) => {
+    if (p.kind === 'error') return { error: p.error };
+    if (p.kind === 'answer') return p.result;
+    return answerJson(answers[next++]!) as UsageResult;
+  });
+}
+
+function prepare(input: UsageEventInput, snapshot: CustomerSnapshot, now: Date, at: string): Prepared {
+  const fail = (code: string, message: string, field: string): Prepared => ({
+    kind: 'error',
+    error: { code, message, path: `${at}${field}` },
+  });
+  const occurredAt = input.timestamp ? new Date(input.timestamp) : now;
+  if (occurredAt.getTime() > now.getTime() + MAX_FUTURE_MS)
+    return fail('timestamp_in_future', 'timestamp is more than 5 minutes in the future', 'timestamp');
+  const outcome = usageTermsOf(snapshot, input.feature, occurredAt);
+  const refused = refusal(outcome, input, fail);
+  if (refused) return refused;
+  const { feature, terms } = outcome as Extract<TermsOutcome, { kind: 'metered' }>;
+  const unique = feature.aggregation === 'unique';
+  if (unique && input.member === undefined)
+    return fail('member_required', `'${feature.key}' counts distinct members: send member`, 'member');
+  if (!unique && input.member !== undefined)
+    return fail('member_not_allowed', 'member applies to features with unique aggregation only', 'member');
+  return {
+    kind: 'event',
+    event: {
+      customerId: input.customer_id,
+      feature: feature.key,
+      idempotencyKey: input.idempotency_key,
+      value: unique ? 1 : (input.value ?? 1),
+      member: unique ? String(input.member) : null,
+      occurredAt,
+      terms,
+    },
+  };
+}
+
+function refusal(
+  outcome: TermsOutcome,
+  input: UsageEventInput,
+  fail: (code: string, message: string, field: string) => Prepared,
+): Prepared | null {
+  switch (outcome.kind) {
+    case 'unknown_customer':
+      return fail('unknown_customer', `No customer '${input.customer_id}'`, 'customer_id');
+    case 'unknown_feature':
+      return fail('unknown_feature', `No active feature '${input.feature}'`, 'feature');
+    case 'not_metered':
+      return fail(
+        'not_metered',
+        `'${input.feature}' is a ${outcome.feature.type} feature, not metered`,
+        'feature',
+      );
+    case 'denied':
+      return {
+        kind: 'answer',
+        result: {
+          accepted: false,
+          reason: outcome.reason as UsageResult['reason'] & string,
+          used: 0,
+          limit: 0,
+          remaining: 0,
+          resets_at: null,
+          period_start: new Date(0).toISOString(),
+          overage: 0,
+          credit_used: 0,
+        },
+      };
+    case 'metered':
+      return null;
+  }
+}
