@@ -29,10 +29,15 @@ import type {
 
 export type * from './resolved.ts';
 
+/**
+ * `only`: resolve just that feature (a single decision needs no more; the others are left out of
+ * `entitlements`, which is therefore partial).
+ */
 export function resolveEntitlements(
   snapshot: CustomerSnapshot,
   now: Date,
   usage: UsageReader,
+  only?: string,
 ): ResolvedEntitlements {
   const resolved = {
     customerId: snapshot.customerId,
@@ -52,6 +57,11 @@ export function resolveEntitlements(
 
   const mentioned = new Set<string>(overrides.map((o) => o.feature));
   for (const holding of ranked) for (const entry of holding.plan.entitlements) mentioned.add(entry.feature);
+  if (only !== undefined) {
+    const wanted = mentioned.has(only);
+    mentioned.clear();
+    if (wanted) mentioned.add(only);
+  }
 
   const entitlements = new Map<string, ResolvedEntitlement>();
   for (const key of mentioned) {

@@ -2,6 +2,7 @@ import type { Period } from '../../domain/periods.ts';
 import { resolveEntitlements } from '../../domain/resolve.ts';
 import type { ResolvedEntitlements, UsageReading } from '../../domain/resolved.ts';
 import type { CustomerSnapshot } from '../../domain/types.ts';
+import { nextChangeAfter } from '../../domain/validity.ts';
 import type { Db } from '../../platform/db.ts';
 import type { SnapshotCache } from './cache.ts';
 import { loadCustomerSnapshot } from './snapshot.ts';
@@ -44,17 +45,64 @@ export class DecisionEngine {
     return loaded;
   }
 
-  async resolve(environment: string, customerId: string, now: Date): Promise<ResolvedEntitlements> {
+  /**
+   * Per snapshot (a new snapshot after an invalidation starts afresh) and per feature asked for,
+   * valid until the snapshot's next time boundary: the resolution itself when it reads no usage,
+   * else the usage queries it needs (so a metered check resolves once, after one usage read).
+   */
+  private readonly memo = new WeakMap<CustomerSnapshot, Map<string, Memo>>();
+
+  /** Resolves what the customer holds now; with `only`, just that feature (what a check needs). */
+  async resolve(
+    environment: string,
+    customerId: string,
+    now: Date,
+    only?: string,
+  ): Promise<ResolvedEntitlements> {
     const snapshot = await this.snapshot(environment, customerId, now);
-    // First pass learns which metered features (and periods) apply; usage is read only for those.
-    const queries: UsageQuery[] = [];
-    const first = resolveEntitlements(snapshot, now, (feature, period) => {
-      queries.push({ feature, period });
-      return { used: 0 };
-    });
-    if (queries.length === 0) return first;
-    const readings = await this.usage.read(environment, snapshot, queries);
-    if (readings.size === 0) return first;
-    return resolveEntitlements(snapshot, now, (feature) => readings.get(feature) ?? { used: 0 });
+    const memoKey = only ?? '*';
+    const t = now.getTime();
+    let memo = this.memo.get(snapshot)?.get(memoKey);
+    // Reused only forwards in time: a clock moved back (tests) resolves afresh.
+    if (memo && !(t >= memo.from && t < memo.until)) memo = undefined;
+    if (memo?.resolved) return { ...memo.resolved, evaluatedAt: now };
+    if (!memo) {
+      memo = this.learn(snapshot, now, only);
+      let perSnapshot = this.memo.get(snapshot);
+      if (!perSnapshot) {
+        perSnapshot = new Map();
+        this.memo.set(snapshot, perSnapshot);
+      }
+      perSnapshot.set(memoKey, memo);
+      if (memo.resolved) return memo.resolved;
+    }
+    const readings = await this.usage.read(environment, snapshot, memo.queries);
+    return resolveEntitlements(snapshot, now, (feature) => readings.get(feature) ?? { used: 0 }, only);
   }
+
+  /** A first resolution with zero usage tells which metered features (and periods) apply. */
+  private learn(snapshot: CustomerSnapshot, now: Date, only: string | undefined): Memo {
+    const queries: UsageQuery[] = [];
+    const first = resolveEntitlements(
+      snapshot,
+      now,
+      (feature, period) => {
+        queries.push({ feature, period });
+        return { used: 0 };
+      },
+      only,
+    );
+    let until = nextChangeAfter(snapshot, now)?.getTime() ?? Number.POSITIVE_INFINITY;
+    // A usage period that ends changes the queries.
+    for (const q of queries) until = Math.min(until, q.period.end.getTime());
+    return { from: now.getTime(), until, queries, ...(queries.length === 0 ? { resolved: first } : {}) };
+  }
+}
+
+interface Memo {
+  from: number;
+  until: number;
+  queries: UsageQuery[];
+  /** Present when no usage is involved: the answer itself. */
+  resolved?: ResolvedEntitlements;
 }

@@ -14,7 +14,7 @@ export interface CheckInput {
 export async function checkEntitlement(ctx: Ctx, input: CheckInput): Promise<CheckResult> {
   requireScope(ctx, 'check');
   const now = ctx.deps.clock.now();
-  const resolved = await ctx.deps.decisions.resolve(ctx.environment, input.customer_id, now);
+  const resolved = await ctx.deps.decisions.resolve(ctx.environment, input.customer_id, now, input.feature);
   const decision = decide(resolved, input.feature, input.quantity ?? 1, input.context ?? {});
   ctx.deps.metrics.decisions.inc({ reason: decision.reason });
   return {
