@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { serve } from '@hono/node-server';
 import { ConfigError, loadConfig } from './config.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from './modules/api-keys/service.ts';
 import { systemContext } from './platform/context.ts';
@@ -8,6 +7,7 @@ import { openDatabase } from './platform/db.ts';
 import { createLogger } from './platform/logger.ts';
 import { migrateDown, migrateToLatest } from './platform/migrate.ts';
 import { startRuntime } from './runtime.ts';
+import { createHttpServer } from './server.ts';
 
 const USAGE = `usage: tessera <command>
 
@@ -44,8 +44,11 @@ async function main(argv: string[]): Promise<number> {
 async function runServe(config: ReturnType<typeof loadConfig>): Promise<number> {
   const runtime = await startRuntime(config, { defaultMetrics: true });
   const log = runtime.deps.logger;
-  const server = serve({ fetch: runtime.app.fetch, port: config.port, hostname: config.host });
-  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  const server = createHttpServer(runtime);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   log.info(

@@ -67,6 +67,15 @@ export class ApiKeyResolver {
     return key;
   }
 
+  /**
+   * The cached answer for a secret without any IO: the key, null for a known-bad secret, or
+   * undefined when the cache cannot say (then `resolve` must ask the database).
+   */
+  peek(secret: string): ResolvedKey | null | undefined {
+    const hit = this.cache.get(secret);
+    return hit && hit.until > Date.now() ? hit.key : undefined;
+  }
+
   forget(): void {
     this.cache.clear();
   }

@@ -29,6 +29,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly checkFastPath = new Counter({
+    name: 'tessera_check_fast_path_total',
+    help: 'POST /v1/check requests answered on the node:http fast path, or handed to the full app',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor(defaults = false) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }

@@ -1,0 +1,138 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCheck } from '../../src/modules/entitlements/check-fast-path.ts';
+import { createHttpServer } from '../../src/server.ts';
+import { createTestApp, type TestApp } from '../helpers/harness.ts';
+
+/**
+ * The node:http fast path for POST /v1/check must answer exactly as the Hono route does, and hand
+ * everything it does not take (bad input, unknown keys, idempotency) to the app.
+ */
+let app: TestApp;
+let server: Server;
+let base: string;
+
+beforeAll(async () => {
+  // Keys cached as in production, so the fast path can recognise them.
+  app = await createTestApp({ config: { apiKeyCacheSeconds: 5 } });
+  await app.json('POST', '/v1/features', { key: 'sso', name: 'SSO', type: 'boolean' });
+  await app.json('POST', '/v1/features', { key: 'theme', name: 'Theme', type: 'config' });
+  await app.json('POST', '/v1/plans', {
+    key: 'pro',
+    name: 'Pro',
+    entitlements: [
+      { feature: 'sso', enabled: true },
+      { feature: 'theme', value: { c: 1 } },
+    ],
+  });
+  await app.json('PUT', '/v1/customers/acme', { attributes: { region: 'eu' } });
+  await app.json('POST', '/v1/customers/acme/subscriptions', { plan: 'pro' });
+  server = createHttpServer(app.runtime);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise((r) => server?.close(r));
+  await app?.close();
+});
+
+async function overHttp(body: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`${base}/v1/check`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${app.checkKey}`, 'content-type': 'application/json', ...headers },
+    body,
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    type: res.headers.get('content-type'),
+    requestId: res.headers.get('x-request-id'),
+    body: JSON.parse(text) as Record<string, unknown>,
+  };
+}
+
+async function inProcess(body: string, headers: Record<string, string> = {}) {
+  const res = await app.request('POST', '/v1/check', body, { key: app.checkKey, headers });
+  return {
+    status: res.status,
+    type: res.headers.get('content-type'),
+    body: (await res.json()) as Record<string, unknown>,
+  };
+}
+
+const strip = (b: Record<string, unknown>) => ({ ...b, request_id: undefined });
+
+describe('POST /v1/check over node:http', () => {
+  const bodies = [
+    { customer_id: 'acme', feature: 'sso' },
+    { customer_id: 'acme', feature: 'theme', quantity: 2 },
+    { customer_id: 'acme', feature: 'sso', context: { device_compliant: true } },
+    { customer_id: 'nobody', feature: 'sso' },
+    { customer_id: 'acme', feature: 'nope' },
+    { customer_id: 'acme', feature: 'sso', quantity: -1 },
+    { customer_id: 'acme', feature: 'sso', extra: 1 },
+    { customer_id: '', feature: 'sso' },
+    { customer_id: 'acme', feature: 'sso', context: { nested: { a: 1 } } },
+  ];
+
+  it.each(bodies.map((b) => [JSON.stringify(b)]))('answers %s exactly as the app does', async (body) => {
+    // Twice: the first call warms the key cache, so the second can take the fast path.
+    await overHttp(body);
+    const [fast, slow] = [await overHttp(body), await inProcess(body)];
+    expect(fast.status).toBe(slow.status);
+    expect(fast.type).toBe(slow.type);
+    expect(strip(fast.body)).toEqual(strip(slow.body));
+    expect(fast.requestId).toMatch(/^req_/);
+  });
+
+  it('takes the fast path for well-formed requests', async () => {
+    const served = async () =>
+      (await app.runtime.deps.metrics.checkFastPath.get()).values.find((v) => v.labels.outcome === 'served')
+        ?.value ?? 0;
+    const before = await served();
+    for (let i = 0; i < 5; i++) await overHttp(JSON.stringify({ customer_id: 'acme', feature: 'sso' }));
+    expect((await served()) - before).toBe(5);
+  });
+
+  it('hands malformed JSON, idempotent requests, request ids and bad keys to the app', async () => {
+    expect((await overHttp('{"customer_id":')).body).toMatchObject({ code: 'malformed_json' });
+    const idem = await overHttp(JSON.stringify({ customer_id: 'acme', feature: 'sso' }), {
+      'idempotency-key': 'k1',
+    });
+    expect(idem.status).toBe(200);
+    const withId = await overHttp(JSON.stringify({ customer_id: 'acme', feature: 'sso' }), {
+      'x-request-id': 'mine-1',
+    });
+    expect(withId.requestId).toBe('mine-1');
+    const badKey = await overHttp(JSON.stringify({ customer_id: 'acme', feature: 'sso' }), {
+      authorization: 'Bearer sk_test_notAKeyAtAll000000',
+    });
+    expect(badKey.status).toBe(401);
+    const text = await overHttp(JSON.stringify({ customer_id: 'acme', feature: 'sso' }), {
+      'content-type': 'text/plain',
+    });
+    expect(text.status).toBe(415);
+  });
+
+  it('serves every other route through the app', async () => {
+    const res = await fetch(`${base}/v1/customers/acme/entitlements`, {
+      headers: { authorization: `Bearer ${app.checkKey}` },
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { customer_id: string }).customer_id).toBe('acme');
+  });
+});
+
+describe('parseCheck', () => {
+  it('accepts exactly what the schema accepts', () => {
+    expect(parseCheck(Buffer.from('{"customer_id":"a","feature":"b"}'))).toEqual({
+      customer_id: 'a',
+      feature: 'b',
+    });
+    expect(parseCheck(Buffer.from('{"customer_id":"a","feature":"b","quantity":0}'))).toBeNull();
+    expect(parseCheck(Buffer.from('{"customer_id":"a","feature":"b","context":{"x":[1]}}'))).toBeNull();
+    expect(parseCheck(Buffer.from('[]'))).toBeNull();
+    expect(parseCheck(Buffer.from(`{"customer_id":"${'a'.repeat(256)}","feature":"b"}`))).toBeNull();
+  });
+});
