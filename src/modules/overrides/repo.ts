@@ -1,6 +1,8 @@
 import type { Selectable } from 'kysely';
 import type { CreditGrant, Override, OverrideEffect } from '../../domain/types.ts';
-import type { Executor } from '../../platform/db.ts';
+import type { DB, Executor, Tx } from '../../platform/db.ts';
+import { NotFound } from '../../platform/errors.ts';
+import { getCustomerRow, lockCustomerRow } from '../customers/repo.ts';
 import type { CreditGrantsTable, OverridesTable } from './tables.ts';
 
 export function toOverride(row: Selectable<OverridesTable>): Override {
@@ -67,4 +69,51 @@ export async function loadLiveGrants(
     .orderBy('created_at')
     .execute();
   return rows.map(toGrant);
+}
+
+type HeldTable = 'overrides' | 'credit_grants';
+
+/** One page of a customer's overrides or grants, oldest first (ids sort by creation). */
+export async function listCustomerRows<T extends HeldTable>(
+  db: Executor,
+  table: T,
+  environment: string,
+  customerId: string,
+  afterId: string | undefined,
+  limit: number,
+) {
+  // The two tables share the columns used here; Kysely cannot see that through the generic.
+  let q = (db as Executor)
+    .selectFrom(table as 'overrides')
+    .selectAll()
+    .where('environment', '=', environment)
+    .where('customer_id', '=', customerId);
+  if (afterId !== undefined) q = q.where('id', '>', afterId);
+  return (await q.orderBy('id').limit(limit).execute()) as unknown as Selectable<DB[T]>[];
+}
+
+/** Locks one override or grant of the environment (inside the caller's transaction). */
+export async function lockHeldRow<T extends HeldTable>(tx: Tx, table: T, environment: string, id: string) {
+  const row = await tx
+    .selectFrom(table as 'overrides')
+    .selectAll()
+    .where('environment', '=', environment)
+    .where('id', '=', id)
+    .forUpdate()
+    .executeTakeFirst();
+  return row as unknown as Selectable<DB[T]> | undefined;
+}
+
+/** Locks a live customer, so concurrent changes to what it holds serialise; 404 when there is none. */
+export async function lockLiveCustomer(tx: Tx, environment: string, customerId: string): Promise<void> {
+  const row = await lockCustomerRow(tx, environment, customerId);
+  if (!row || row.deleted_at) throw new NotFound('customer', customerId);
+}
+
+export async function requireLiveCustomer(
+  db: Executor,
+  environment: string,
+  customerId: string,
+): Promise<void> {
+  if (!(await getCustomerRow(db, environment, customerId))) throw new NotFound('customer', customerId);
 }

@@ -8,8 +8,9 @@ import {
   ListQuery,
   security,
 } from '../../platform/http.ts';
+import { createGrant, listGrants, voidGrant } from './grant-service.ts';
+import { createOverride, endOverride, listOverrides } from './override-service.ts';
 import { CreateGrantBody, CreateOverrideBody, GrantSchema, OverrideSchema } from './schema.ts';
-import { createGrant, createOverride, endOverride, listGrants, listOverrides, voidGrant } from './service.ts';
 
 const CustomerParam = z.object({ customer_id: z.string().min(1).max(255) });
 const IdParam = z.object({ id: z.string().min(1).max(100) });
