@@ -21,6 +21,10 @@ import { requestEdge } from './platform/request-edge.ts';
 export function createApp(deps: AppDeps) {
   const app = createRouter();
   const resolver = new ApiKeyResolver(deps.db, deps.config.apiKeyCacheSeconds);
+  // This node forgets a revoked key at once; other nodes within their cache time (at most 5 s).
+  deps.commitListeners.push(({ topics }) => {
+    if (topics.includes('api_key.revoked')) resolver.forget();
+  });
 
   app.use('*', requestEdge(deps));
 

@@ -86,6 +86,7 @@ export async function revokeApiKey(ctx: Ctx, id: string): Promise<ApiKey> {
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
+    t.emit({ topic: 'api_key.revoked', payload: { id } });
     t.audit({
       action: 'api_key.revoked',
       target: { type: 'api_key', id },
