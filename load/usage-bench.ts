@@ -1,5 +1,233 @@
-import type { BenchSettings } from './check-bench.ts';
+/**
+ * `npm run bench -- usage`: Tessera on real PostgreSQL and Redis, 10,000 customers. autocannon
+ * drives single events (random customer, unique idempotency keys), then batches of 100, beside
+ * the same run's bare Hono route and a raw ioredis EVALSHA loop of the same Lua script. After the
+ * runs it waits for the flusher and checks that the ledger's sums equal Redis's counters.
+ */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { Redis } from 'ioredis';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { UsageKeys } from '../src/modules/metering/keys.ts';
+import { loadScripts, SCRIPTS } from '../src/modules/metering/redis-scripts.ts';
+import { RedisUsageStore } from '../src/modules/metering/redis-store.ts';
+import { compareWithLedger } from '../src/modules/metering/verify.ts';
+import { systemClock } from '../src/platform/clock.ts';
+import type { DB } from '../src/platform/db-types.ts';
+import { createLogger } from '../src/platform/logger.ts';
+import { type BenchSettings, seedCatalog, seedCustomers } from './check-bench.ts';
+import { ADMIN_KEY, api, drive, freshDatabase, type RunResult, startProcess, stopProcess } from './lib.ts';
 
-export async function runUsageBench(_s: BenchSettings): Promise<string> {
-  throw new Error('the usage benchmark arrives with metering');
+const PREFIX = 'tessera-bench-usage:';
+const RAW_PREFIX = 'tessera-bench-raw:';
+const BATCH = 100;
+
+async function deletePrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
+    cursor = next;
+    if (keys.length) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+
+/** The Lua script alone: EVALSHA with the same keys and arguments the server builds, 50 in flight. */
+async function rawEvalLoop(redis: Redis, customers: number, seconds: number): Promise<RunResult> {
+  const keys = new UsageKeys(RAW_PREFIX);
+  const start = new Date(Date.UTC(2026, 0, 1));
+  const period = { start, end: new Date(Date.UTC(2026, 1, 1)) };
+  const run = randomBytes(4).toString('hex');
+  let n = 0;
+  const latencies: number[] = [];
+  const until = Date.now() + seconds * 1000;
+  const worker = async () => {
+    while (Date.now() < until) {
+      const customer = `cust-${Math.floor(Math.random() * customers)}`;
+      const base = keys.customer('test', customer);
+      const id = `${run}-${n++}`;
+      const head = JSON.stringify([
+        'test',
+        customer,
+        'api_calls',
+        id,
+        1,
+        null,
+        Date.now(),
+        +start,
+        +period.end,
+        null,
+      ]);
+      const t = performance.now();
+      await redis.evalsha(
+        SCRIPTS.consume.sha,
+        7,
+        keys.counter(base, 'api_calls', period),
+        keys.credit(base, 'api_calls'),
+        keys.idempotency(base, id),
+        keys.stream('test', customer),
+        keys.holds(base, 'api_calls', period),
+        keys.members(base, 'api_calls', period),
+        keys.sketch(base, 'api_calls', period),
+        Date.now(),
+        'sum',
+        1,
+        '',
+        1000,
+        'deny',
+        30 * 86_400_000,
+        691_200_000,
+        '80,100',
+        head,
+        +period.end,
+        +start,
+        100_000,
+      );
+      latencies.push(performance.now() - t);
+    }
+  };
+  const began = Date.now();
+  await Promise.all(Array.from({ length: 50 }, worker));
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => Math.round((latencies[Math.floor(q * (latencies.length - 1))] ?? 0) * 100) / 100;
+  return {
+    name: 'raw ioredis EVALSHA loop (same script)',
+    requestsPerSecond: n / ((Date.now() - began) / 1000),
+    p50: at(0.5),
+    p99: at(0.99),
+    max: at(1),
+    errors: 0,
+    non2xx: 0,
+    total: n,
+  };
+}
+
+export async function runUsageBench(s: BenchSettings): Promise<string> {
+  const databaseUrl = await freshDatabase(s.pgAdminUrl, 'tessera_bench_usage');
+  const redis = new Redis(s.redisUrl);
+  await deletePrefix(redis, PREFIX);
+  const env = {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: s.redisUrl,
+    REDIS_PREFIX: PREFIX,
+    TESSERA_ADMIN_KEY: ADMIN_KEY,
+    LOG_LEVEL: 'warn',
+    HOST: '127.0.0.1',
+  };
+  const port = 3711;
+  const barePort = 3712;
+  const server = await startProcess(['src/main.ts', 'serve'], env, port);
+  const bare = await startProcess(['load/bare-server.ts'], {}, barePort);
+  const db = new Kysely<DB>({
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: databaseUrl, max: 4 }) }),
+  });
+  try {
+    const seedStart = Date.now();
+    await seedCatalog(port);
+    await seedCustomers(port, s.customers);
+    const seedSeconds = (Date.now() - seedStart) / 1000;
+    const key = (
+      (await api(port, 'POST', '/v1/api-keys', { name: 'bench', scopes: ['check'] })) as { secret: string }
+    ).secret;
+    const run = randomBytes(4).toString('hex');
+    let n = 0;
+    const event = () => ({
+      customer_id: `cust-${Math.floor(Math.random() * s.customers)}`,
+      feature: 'api_calls',
+      value: 1,
+      idempotency_key: `${run}-${n++}`,
+    });
+    const single = () => JSON.stringify(event());
+    const batch = () => JSON.stringify({ events: Array.from({ length: BATCH }, event) });
+    const usageUrl = `http://127.0.0.1:${port}/v1/usage`;
+    const batchUrl = `${usageUrl}/batch`;
+    // Warm every customer's snapshot, then the JIT of both servers.
+    for (let i = 0; i < s.customers; i += BATCH) {
+      const events = Array.from({ length: Math.min(BATCH, s.customers - i) }, (_, j) => ({
+        ...event(),
+        customer_id: `cust-${i + j}`,
+      }));
+      await api(port, 'POST', '/v1/usage/batch', { events });
+    }
+    await drive('warm-up', { url: usageUrl, connections: s.connections, duration: 3, body: single, key });
+    await drive('warm-up', { url: batchUrl, connections: s.connections, duration: 2, body: batch, key });
+    await drive('warm-up', {
+      url: `http://127.0.0.1:${barePort}/bare`,
+      connections: s.connections,
+      duration: 3,
+    });
+
+    const bareRun = await drive('bare Hono route (constant JSON)', {
+      url: `http://127.0.0.1:${barePort}/bare`,
+      connections: s.connections,
+      duration: s.duration,
+    });
+    const singleRun = await drive('POST /v1/usage (1 event)', {
+      url: usageUrl,
+      connections: s.connections,
+      duration: s.duration,
+      body: single,
+      key,
+    });
+    const batchRun = await drive(`POST /v1/usage/batch (${BATCH} events)`, {
+      url: batchUrl,
+      connections: s.connections,
+      duration: s.duration,
+      body: batch,
+      key,
+    });
+    await loadScripts(redis);
+    const raw = await rawEvalLoop(redis, s.customers, Math.min(10, s.duration));
+    await deletePrefix(redis, RAW_PREFIX);
+
+    // The flusher runs in the server (BullMQ); wait until every stream is empty, then compare.
+    const store = new RedisUsageStore(redis, db, PREFIX, systemClock, createLogger('silent'));
+    const flushStart = Date.now();
+    let pending = Number.POSITIVE_INFINITY;
+    while (pending > 0 && Date.now() - flushStart < 300_000) {
+      const slots = await redis.smembers(store.keys.slots);
+      const pipeline = redis.pipeline();
+      for (const slot of slots) pipeline.xlen(store.keys.streamOfSlot(Number(slot)));
+      pending = ((await pipeline.exec()) ?? []).reduce((sum, [, len]) => sum + Number(len), 0);
+      if (pending > 0) await new Promise((r) => setTimeout(r, 500));
+    }
+    const flushSeconds = (Date.now() - flushStart) / 1000;
+    const verified = await compareWithLedger(store, new Date());
+    const ledger = await db
+      .selectFrom('usage_events' as never)
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .executeTakeFirstOrThrow();
+
+    const events = (r: RunResult, per: number) => r.requestsPerSecond * per;
+    const rows: Array<[RunResult, number]> = [
+      [bareRun, 1],
+      [singleRun, 1],
+      [batchRun, BATCH],
+      [raw, 1],
+    ];
+    const lines = rows.map(
+      ([r, per]) =>
+        `| ${r.name} | ${Math.round(r.requestsPerSecond)} | ${Math.round(events(r, per))} | ${r.p50} | ${r.p99} | ${r.max} | ${r.errors} | ${r.non2xx} | ${r.total} | ${((r.requestsPerSecond / bareRun.requestsPerSecond) * 100).toFixed(1)}% |`,
+    );
+    const singleRatio = singleRun.requestsPerSecond / bareRun.requestsPerSecond;
+    const singleVsRaw = singleRun.requestsPerSecond / raw.requestsPerSecond;
+    const batchEvents = events(batchRun, BATCH);
+    return [
+      `## POST /v1/usage (${new Date().toISOString()})`,
+      '',
+      `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}. ${s.customers} customers over 3 plans (api_calls: 1,000/month deny, 100,000/month allow, unlimited), seeded through the API in ${seedSeconds.toFixed(1)} s. autocannon, ${s.connections} connections, ${s.duration} s per run, random customer per event, unique idempotency keys, after a warm-up; the raw loop runs ${Math.min(10, s.duration)} s with 50 calls in flight.`,
+      '',
+      '| run | req/s | events/s | p50 ms | p99 ms | max ms | errors | non-2xx | requests | req/s vs bare |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...lines,
+      '',
+      `single event / bare throughput: **${(singleRatio * 100).toFixed(1)}%** (target >= 35%); single event / raw EVALSHA loop: ${(singleVsRaw * 100).toFixed(1)}%; batch: **${Math.round(batchEvents)} events/s** (target >= 50,000); errors ${singleRun.errors + singleRun.non2xx + batchRun.errors + batchRun.non2xx} (target 0).`,
+      `Ledger: ${ledger.n} events; flusher drained the streams ${flushSeconds.toFixed(1)} s after the last run (pending left: ${pending}); ${verified.checked} counters compared with ledger sums, mismatches: **${verified.mismatches.length}**.`,
+    ].join('\n');
+  } finally {
+    await stopProcess(server);
+    await stopProcess(bare);
+    await db.destroy();
+    redis.disconnect();
+  }
 }

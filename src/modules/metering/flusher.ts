@@ -164,9 +164,10 @@ export async function ensureGroup(redis: Redis, stream: string): Promise<void> {
   }
 }
 
+/** An entry is one field: head JSON, answer, counted, overage, draws, crossed thresholds, used (lines). */
 function toLedgerRow(fields: string[]): LedgerRow {
-  const f: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+  const [head, rawAnswer, counted, overage, drawList, crossed, usedAfter] = (fields[1] ?? '').split('\n');
+  const f = { h: head, a: rawAnswer, n: counted, o: overage, d: drawList, x: crossed, u: usedAfter };
   const [
     environment,
     customerId,

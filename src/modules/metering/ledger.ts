@@ -50,31 +50,27 @@ export async function appendToLedger(db: Db, rows: LedgerRow[]): Promise<number>
 
 export async function writeLedgerRows(tx: MeteringTx, rows: LedgerRow[]): Promise<number> {
   if (rows.length === 0) return 0;
-  const result = await tx
-    .insertInto('usage_events')
-    .values(
-      rows.map((r) => ({
-        environment: r.environment,
-        customer_id: r.customerId,
-        feature: r.feature,
-        idempotency_key: r.idempotencyKey,
-        value: r.value,
-        counted: r.counted,
-        member: r.member,
-        occurred_at: r.occurredAt,
-        period_start: r.periodStart,
-        period_end: r.periodEnd,
-        overage: r.overage,
-        credit: Object.values(r.creditDraws).reduce((a, b) => a + b, 0),
-        credit_draws: JSON.stringify(r.creditDraws),
-        answer: JSON.stringify(r.answer),
-        reservation_id: r.reservationId,
-      })),
-    )
-    .onConflict((oc) => oc.columns(['environment', 'customer_id', 'idempotency_key']).doNothing())
-    .executeTakeFirst();
+  // One array per column (unnest) instead of a parameter per value: far less work per row.
+  const column = <T>(pick: (r: LedgerRow) => T) => rows.map(pick);
+  const result = await sql`
+    INSERT INTO usage_events (environment, customer_id, feature, idempotency_key, value, counted, member,
+      occurred_at, period_start, period_end, overage, credit, credit_draws, answer, reservation_id)
+    SELECT * FROM unnest(${column((r) => r.environment)}::text[], ${column((r) => r.customerId)}::text[],
+      ${column((r) => r.feature)}::text[], ${column((r) => r.idempotencyKey)}::text[],
+      ${column((r) => r.value)}::numeric[], ${column((r) => r.counted)}::numeric[], ${column((r) => r.member)}::text[],
+      ${column((r) => r.occurredAt.toISOString())}::timestamptz[], ${column((r) => r.periodStart.toISOString())}::timestamptz[],
+      ${column((r) => r.periodEnd?.toISOString() ?? null)}::timestamptz[], ${column((r) => r.overage)}::numeric[],
+      ${column((r) => creditOf(r))}::numeric[], ${column((r) => JSON.stringify(r.creditDraws))}::jsonb[],
+      ${column((r) => JSON.stringify(r.answer))}::jsonb[], ${column((r) => r.reservationId)}::text[])
+    ON CONFLICT (environment, customer_id, idempotency_key) DO NOTHING`.execute(tx);
   await announceCrossings(tx, rows);
-  return Number(result.numInsertedOrUpdatedRows ?? 0);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+function creditOf(r: LedgerRow): number {
+  let total = 0;
+  for (const amount of Object.values(r.creditDraws)) total += amount;
+  return total;
 }
 
 async function announceCrossings(tx: MeteringTx, rows: LedgerRow[]): Promise<void> {

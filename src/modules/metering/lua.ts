@@ -1,12 +1,15 @@
 /**
  * The Lua twins of consume.ts, run atomically by Redis (EVALSHA). Every key a script touches is
  * one customer's (same hash tag), the stream included (see keys.ts). Numbers travel as strings
- * ('%.17g' keeps them exact); an answer is stored as one pipe-joined string:
+ * (integers as they are, others with '%.17g', so they stay exact); an answer is stored as one pipe-joined string:
  *   accepted | used (holds included) | limit ('' = none) | remaining ('' = none) | resets_at ms
  *   ('' = none) | period start ms | overage | credit
  */
 const COMMON = `
-local function s(x) return string.format('%.17g', x) end
+local function s(x)
+  if x == math.floor(x) and x > -1e14 and x < 1e14 then return tostring(x) end
+  return string.format('%.17g', x)
+end
 local function num(v) if v then return tonumber(v) end return 0 end
 local function expire_holds(counter, holds, held, now)
   if held <= 0 then return 0 end
@@ -77,7 +80,7 @@ local function apply(counter, creditKey, add, over, credit, draws, expireAt)
     redis.call('HINCRBYFLOAT', counter, 'cr', s(credit))
     for i = 1, #draws, 2 do redis.call('HINCRBYFLOAT', creditKey, draws[i], draws[i + 1]) end
   end
-  if expireAt ~= '0' then redis.call('PEXPIREAT', counter, expireAt) end
+  if expireAt ~= '0' then redis.call('PEXPIRE', counter, expireAt) end
 end
 local function crossed(before, after, limit, csv)
   if not limit or limit <= 0 or csv == '' then return '' end
@@ -92,7 +95,7 @@ end
 
 /**
  * KEYS: counter, credit, idempotency, stream, holds, members, sketch.
- * ARGV: now, aggregation, value, member, limit, mode, counter expire-at (0: never), idempotency
+ * ARGV: now, aggregation, value, member, limit, mode, counter ttl ms (0: never), idempotency
  * ttl ms, thresholds csv, stream head, resets ms, period start ms, exact member cap, grants...
  */
 export const CONSUME = `${COMMON}
@@ -124,24 +127,24 @@ if not ok then
 end
 if fresh == 1 or fresh == 3 then
   redis.call('SADD', KEYS[6], ARGV[4])
-  if fresh == 3 and ARGV[7] ~= '0' then redis.call('PEXPIREAT', KEYS[6], ARGV[7]) end
+  if fresh == 3 and ARGV[7] ~= '0' then redis.call('PEXPIRE', KEYS[6], ARGV[7]) end
 elseif fresh == 2 then
   -- Past the exact cap a HyperLogLog decides (approximately) whether the member is new.
   if redis.call('PFADD', KEYS[7], ARGV[4]) == 0 then add, over = 0, 0 end
-  if ARGV[7] ~= '0' then redis.call('PEXPIREAT', KEYS[7], ARGV[7]) end
+  if ARGV[7] ~= '0' then redis.call('PEXPIRE', KEYS[7], ARGV[7]) end
 end
 apply(KEYS[1], KEYS[2], add, over, credit, draws, expireAt)
 local after = used + add
 local ans = answer(1, after, held, limit, available(amounts, gused), ARGV[11], ARGV[12], over, credit)
 redis.call('SET', KEYS[3], ans, 'PX', ARGV[8])
-redis.call('XADD', KEYS[4], '*', 'h', ARGV[10], 'a', ans, 'n', s(add), 'o', s(over),
-  'd', table.concat(draws, ','), 'x', crossed(used, after, limit, ARGV[9]), 'u', s(after))
+redis.call('XADD', KEYS[4], '*', 'e', ARGV[10] .. '\\n' .. ans .. '\\n' .. s(add) .. '\\n' .. s(over) .. '\\n' ..
+  table.concat(draws, ',') .. '\\n' .. crossed(used, after, limit, ARGV[9]) .. '\\n' .. s(after))
 return ans
 `;
 
 /**
  * KEYS: counter, credit, holds, reservation state.
- * ARGV: now, limit, mode, amount, expires-at ms, holds member, counter expire-at, state ttl ms,
+ * ARGV: now, limit, mode, amount, expires-at ms, holds member, counter ttl ms, state ttl ms,
  * resets ms, period start ms, grants...
  */
 export const HOLD = `${COMMON}
@@ -159,15 +162,15 @@ redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
 redis.call('HSET', KEYS[1], 'h', s(held + amount))
 redis.call('SET', KEYS[4], 'h', 'PX', ARGV[8])
 if ARGV[7] ~= '0' then
-  redis.call('PEXPIREAT', KEYS[1], ARGV[7])
-  redis.call('PEXPIREAT', KEYS[3], ARGV[7])
+  redis.call('PEXPIRE', KEYS[1], ARGV[7])
+  redis.call('PEXPIRE', KEYS[3], ARGV[7])
 end
 return answer(1, used, held + amount, limit, avail, ARGV[9], ARGV[10], 0, 0)
 `;
 
 /**
  * KEYS: counter, credit, idempotency, stream, holds, reservation state.
- * ARGV: now, holds member, held amount, commit amount, limit, mode, counter expire-at, idempotency
+ * ARGV: now, holds member, held amount, commit amount, limit, mode, counter ttl ms, idempotency
  * ttl ms, thresholds csv, stream head, resets ms, period start ms, state ttl ms, grants...
  * Returns 'a|<answer>' (committed now), 'c|<answer>' (committed before), 's|<state>' (not held).
  */
@@ -195,8 +198,8 @@ local after = used + add
 local ans = answer(1, after, held, limit, available(amounts, gused), ARGV[11], ARGV[12], over, credit)
 redis.call('SET', KEYS[6], 'c', 'PX', ARGV[13])
 redis.call('SET', KEYS[3], ans, 'PX', ARGV[8])
-redis.call('XADD', KEYS[4], '*', 'h', ARGV[10], 'a', ans, 'n', s(add), 'o', s(over),
-  'd', table.concat(draws, ','), 'x', crossed(used, after, limit, ARGV[9]), 'u', s(after))
+redis.call('XADD', KEYS[4], '*', 'e', ARGV[10] .. '\\n' .. ans .. '\\n' .. s(add) .. '\\n' .. s(over) .. '\\n' ..
+  table.concat(draws, ',') .. '\\n' .. crossed(used, after, limit, ARGV[9]) .. '\\n' .. s(after))
 return 'a|' .. ans
 `;
 

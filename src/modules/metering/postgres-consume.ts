@@ -81,7 +81,7 @@ export async function consumeOne(
   return answer;
 }
 
-async function priorAnswer(tx: MeteringTx, environment: string, customerId: string, key: string) {
+export async function priorAnswer(tx: MeteringTx, environment: string, customerId: string, key: string) {
   const found = await tx
     .selectFrom('usage_events')
     .select('answer')

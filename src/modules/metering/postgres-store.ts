@@ -7,9 +7,9 @@ import type { CustomerSnapshot } from '../../domain/types.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { Db } from '../../platform/db.ts';
 import type { UsageQuery } from '../entitlements/engine.ts';
-import { periodFields } from './answer.ts';
+import { answerFromJson, periodFields } from './answer.ts';
 import { holdFits, remainingOf } from './consume.ts';
-import { consumeOne } from './postgres-consume.ts';
+import { consumeOne, priorAnswer } from './postgres-consume.ts';
 import { PostgresReservations } from './postgres-reservations.ts';
 import { loadCounter, loadGrantUsage, lockCustomer } from './postgres-state.ts';
 import { readingOf } from './reading.ts';
@@ -114,6 +114,14 @@ export class PostgresUsageStore implements UsageStore {
   ): Promise<CommitAnswer> {
     return this.db.transaction().execute(async (tx) => {
       await lockCustomer(tx, environment, reservation.customerId);
+      const prior = await priorAnswer(
+        tx,
+        environment,
+        reservation.customerId,
+        `reservation:${reservation.id}`,
+      );
+      const row = prior ? await this.reservations.find(tx, environment, reservation.id) : null;
+      if (prior && row) return { committed: true, reservation: row, answer: answerFromJson(prior) };
       const settled = await this.reservations.settleIfNotHeld(tx, environment, reservation.id, now);
       if (settled) return { committed: false, reservation: settled };
       await this.reservations.settle(tx, environment, reservation.id, 'committed', amount, now);
@@ -127,8 +135,8 @@ export class PostgresUsageStore implements UsageStore {
         terms: { ...terms, period: reservation.period },
       };
       const answer = await consumeOne(tx, environment, event, now, reservation.id);
-      const row = await this.reservations.find(tx, environment, reservation.id);
-      return { committed: true, reservation: row ?? reservation, answer };
+      const committed = await this.reservations.find(tx, environment, reservation.id);
+      return { committed: true, reservation: committed ?? reservation, answer };
     });
   }
 

@@ -43,8 +43,8 @@ export async function rebuildFromLedger(store: RedisUsageStore, now: Date): Prom
       const period = { start: t.periodStart, end: t.periodEnd };
       const key = keys.counter(base(t.environment, t.customerId), t.feature, period);
       pipeline.hset(key, 'u', t.counted, 'o', t.overage, 'cr', t.credit, 'h', 0);
-      const expireAt = store.expireAt(period);
-      if (expireAt > 0) pipeline.pexpireat(key, expireAt);
+      const ttl = store.ttlOf(period, now);
+      if (ttl > 0) pipeline.pexpire(key, ttl);
       report.counters += 1;
     }
 
@@ -83,8 +83,8 @@ export async function rebuildFromLedger(store: RedisUsageStore, now: Date): Prom
       const key = exact ? keys.members(b, m.feature, period) : keys.sketch(b, m.feature, period);
       if (exact) pipeline.sadd(key, m.member);
       else pipeline.pfadd(key, m.member);
-      const expireAt = store.expireAt(period);
-      if (expireAt > 0) pipeline.pexpireat(key, expireAt);
+      const ttl = store.ttlOf(period, now);
+      if (ttl > 0) pipeline.pexpire(key, ttl);
     }
 
     const holds = await db

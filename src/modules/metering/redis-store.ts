@@ -93,7 +93,7 @@ export class RedisUsageStore implements UsageStore {
           event.member ?? '',
           terms.limit ?? '',
           terms.overage,
-          this.expireAt(period),
+          this.ttlOf(period, now),
           this.options.idempotencyTtlMs,
           terms.thresholds.join(','),
           this.head(environment, event, null),
@@ -160,9 +160,13 @@ export class RedisUsageStore implements UsageStore {
     return this.flusher.flush(options);
   }
 
-  /** Counter keys expire a while after their period ends (never for `reset: none`). */
-  expireAt(period: StoredPeriod): number {
-    return period.end === null ? 0 : period.end.getTime() + this.options.retentionMs;
+  /**
+   * Counter keys expire a while after their period ends (never for `reset: none`). A relative TTL
+   * from the application's clock, so Redis's own clock never has to agree with it.
+   */
+  ttlOf(period: StoredPeriod, now: Date): number {
+    if (period.end === null) return 0;
+    return Math.max(86_400_000, period.end.getTime() + this.options.retentionMs - now.getTime());
   }
 
   periodArgs(period: StoredPeriod): [string | number, number] {
