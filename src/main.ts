@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from './modules/api-keys/service.ts';
+import { runUsageCommand } from './modules/metering/cli.ts';
 import { systemContext } from './platform/context.ts';
 import { openDatabase } from './platform/db.ts';
 import { createLogger } from './platform/logger.ts';
@@ -17,6 +18,8 @@ const USAGE = `usage: tessera <command>
   keys create --env test|live --scope admin|check [--scope ...] --name NAME
   keys list --env test|live
   keys revoke --env test|live ID
+  usage rebuild                          rebuild Redis's usage counters from the ledger
+  usage verify                           compare Redis's usage counters with the ledger
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -35,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
       return runMigrate(config, rest);
     case 'keys':
       return runKeys(config, rest);
+    case 'usage':
+      return runUsage(config, rest);
     default:
       process.stderr.write(`unknown command '${command}'\n${USAGE}`);
       return 2;
@@ -106,6 +111,15 @@ async function runMigrate(config: ReturnType<typeof loadConfig>, args: string[])
     return 0;
   } finally {
     await database.close();
+  }
+}
+
+async function runUsage(config: ReturnType<typeof loadConfig>, args: string[]): Promise<number> {
+  const runtime = await startRuntime(config, { workers: false, logger: createLogger('warn') });
+  try {
+    return await runUsageCommand(runtime, args[0]);
+  } finally {
+    await runtime.close();
   }
 }
 

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Database, openEmbedded } from '../../src/platform/db.ts';
 import { createTestApp, services, type TestApp } from '../helpers/harness.ts';
 import { ledgerSum, meteredCustomer, use, usedNow } from './metering-fixtures.ts';
 
@@ -57,5 +58,26 @@ describe.each([
       app.runtime.deps.db,
     );
     expect(Number(again.rows[0]!.n)).toBe(3);
+  });
+});
+
+describe('usage under concurrency (embedded PGlite store)', () => {
+  let app: TestApp;
+  let database: Database;
+  beforeAll(async () => {
+    database = await openEmbedded(null);
+    app = await createTestApp({ database });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await database?.close();
+  });
+
+  it('200 parallel requests of 1 unit against a deny limit of 100 accept exactly 100', async () => {
+    const s = await meteredCustomer(app, { limit: 100 });
+    const answers = await Promise.all(Array.from({ length: 200 }, () => use(s)));
+    expect(answers.filter((a) => a.body.accepted === true)).toHaveLength(100);
+    expect(await usedNow(s)).toBe(100);
+    expect(await ledgerSum(s)).toEqual({ counted: 100, events: 100 });
   });
 });
