@@ -14,8 +14,8 @@ import { Metrics } from './platform/metrics.ts';
 import { migrateToLatest } from './platform/migrate.ts';
 import { OutboxDispatcher } from './platform/outbox.ts';
 import { connectRedis, waitForRedis } from './platform/redis.ts';
-import { startUsageWorkers } from './workers/usage-flush.ts';
 import { Scheduler } from './workers/scheduler.ts';
+import { startUsageWorkers } from './workers/usage-flush.ts';
 
 export interface RuntimeOptions {
   clock?: Clock;
