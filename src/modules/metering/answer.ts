@@ -42,6 +42,20 @@ export function encodeAnswer(a: UsageAnswer): string {
   ].join('|');
 }
 
+const isoCache = new Map<number, string>();
+
+/** Period bounds repeat for every event of a period: format each once. */
+function iso(d: Date): string {
+  const ms = d.getTime();
+  let text = isoCache.get(ms);
+  if (text === undefined) {
+    if (isoCache.size > 10_000) isoCache.clear();
+    text = d.toISOString();
+    isoCache.set(ms, text);
+  }
+  return text;
+}
+
 export function answerJson(a: UsageAnswer): AnswerJson {
   return {
     accepted: a.accepted,
@@ -49,8 +63,8 @@ export function answerJson(a: UsageAnswer): AnswerJson {
     used: a.used,
     limit: a.limit,
     remaining: a.remaining,
-    resets_at: a.resetsAt?.toISOString() ?? null,
-    period_start: a.periodStart.toISOString(),
+    resets_at: a.resetsAt === null ? null : iso(a.resetsAt),
+    period_start: iso(a.periodStart),
     overage: a.overage,
     credit_used: a.creditUsed,
   };

@@ -80,7 +80,7 @@ local function apply(counter, creditKey, add, over, credit, draws, expireAt)
     redis.call('HINCRBYFLOAT', counter, 'cr', s(credit))
     for i = 1, #draws, 2 do redis.call('HINCRBYFLOAT', creditKey, draws[i], draws[i + 1]) end
   end
-  if expireAt ~= '0' then redis.call('PEXPIRE', counter, expireAt) end
+  if expireAt ~= '0' and expireAt ~= 0 then redis.call('PEXPIRE', counter, expireAt) end
 end
 local function crossed(before, after, limit, csv)
   if not limit or limit <= 0 or csv == '' then return '' end
@@ -94,51 +94,66 @@ end
 `;
 
 /**
- * KEYS: counter, credit, idempotency, stream, holds, members, sketch.
- * ARGV: now, aggregation, value, member, limit, mode, counter ttl ms (0: never), idempotency
- * ttl ms, thresholds csv, stream head, resets ms, period start ms, exact member cap, grants...
+ * KEYS: counter, credit, idempotency, stream, holds (and members, sketch for `unique`).
+ * ARGV: now, value, member, stream head, terms. The terms are one string, the same for every event
+ * a customer sends under the same terms (the caller memoises it):
+ *   aggregation | limit ('' = none) | mode | keep ms after the period ends | idempotency ttl ms |
+ *   thresholds csv | resets ms ('' = never) | period start ms | exact member cap | grants (id,amount,...)
  */
 export const CONSUME = `${COMMON}
 local prior = redis.call('GET', KEYS[3])
 if prior then return prior end
-local now, agg, value, limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
+local now, value = tonumber(ARGV[1]), tonumber(ARGV[2])
+local agg, lim, mode, keep, idemTtl, thresholds, resets, ps, cap, grantList =
+  string.match(ARGV[5], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+local limit = tonumber(lim)
+local ttl = 0
+if resets ~= '' then ttl = math.max(86400000, tonumber(resets) + tonumber(keep) - now) end
 local c = redis.call('HMGET', KEYS[1], 'u', 'h')
 local used = num(c[1])
 local held = expire_holds(KEYS[1], KEYS[5], num(c[2]), now)
-local ids, amounts, gused = load_grants(KEYS[2], 14)
-local add, fresh, expireAt = value, 0, ARGV[7]
-if c[1] then expireAt = '0' end
+local ids, amounts, gused = {}, {}, {}
+if grantList ~= '' then
+  for id, amount in string.gmatch(grantList, '([^,]+),([^,]+)') do
+    ids[#ids + 1] = id
+    amounts[#amounts + 1] = tonumber(amount)
+  end
+  local got = redis.call('HMGET', KEYS[2], unpack(ids))
+  for i = 1, #ids do gused[i] = num(got[i]) end
+end
+local add, fresh = value, 0
 if agg == 'max' then
   add = math.max(0, value - used)
 elseif agg == 'unique' then
   add = 0
-  if redis.call('SISMEMBER', KEYS[6], ARGV[4]) == 0 then
+  if redis.call('SISMEMBER', KEYS[6], ARGV[3]) == 0 then
     add = 1
     local card = redis.call('SCARD', KEYS[6])
-    if card < tonumber(ARGV[13]) then fresh = 1 else fresh = 2 end
+    if card < tonumber(cap) then fresh = 1 else fresh = 2 end
     if card == 0 then fresh = 3 end
   end
 end
-local ok, credit, over, draws = plan(used, held, limit, ARGV[6] == 'deny', add, ids, amounts, gused, false)
+local ok, credit, over, draws = plan(used, held, limit, mode == 'deny', add, ids, amounts, gused, false)
 if not ok then
-  local refused = answer(0, used, held, limit, available(amounts, gused), ARGV[11], ARGV[12], 0, 0)
-  redis.call('SET', KEYS[3], refused, 'PX', ARGV[8])
+  local refused = answer(0, used, held, limit, available(amounts, gused), resets, ps, 0, 0)
+  redis.call('SET', KEYS[3], refused, 'PX', idemTtl)
   return refused
 end
 if fresh == 1 or fresh == 3 then
-  redis.call('SADD', KEYS[6], ARGV[4])
-  if fresh == 3 and ARGV[7] ~= '0' then redis.call('PEXPIRE', KEYS[6], ARGV[7]) end
+  redis.call('SADD', KEYS[6], ARGV[3])
+  if fresh == 3 and ttl > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
 elseif fresh == 2 then
   -- Past the exact cap a HyperLogLog decides (approximately) whether the member is new.
-  if redis.call('PFADD', KEYS[7], ARGV[4]) == 0 then add, over = 0, 0 end
-  if ARGV[7] ~= '0' then redis.call('PEXPIRE', KEYS[7], ARGV[7]) end
+  if redis.call('PFADD', KEYS[7], ARGV[3]) == 0 then add, over = 0, 0 end
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[7], ttl) end
 end
-apply(KEYS[1], KEYS[2], add, over, credit, draws, expireAt)
+if c[1] then ttl = 0 end
+apply(KEYS[1], KEYS[2], add, over, credit, draws, ttl)
 local after = used + add
-local ans = answer(1, after, held, limit, available(amounts, gused), ARGV[11], ARGV[12], over, credit)
-redis.call('SET', KEYS[3], ans, 'PX', ARGV[8])
-redis.call('XADD', KEYS[4], '*', 'e', ARGV[10] .. '\\n' .. ans .. '\\n' .. s(add) .. '\\n' .. s(over) .. '\\n' ..
-  table.concat(draws, ',') .. '\\n' .. crossed(used, after, limit, ARGV[9]) .. '\\n' .. s(after))
+local ans = answer(1, after, held, limit, available(amounts, gused), resets, ps, over, credit)
+redis.call('SET', KEYS[3], ans, 'PX', idemTtl)
+redis.call('XADD', KEYS[4], '*', 'e', ARGV[4] .. '\\n' .. ans .. '\\n' .. s(add) .. '\\n' .. s(over) .. '\\n' ..
+  table.concat(draws, ',') .. '\\n' .. crossed(used, after, limit, thresholds) .. '\\n' .. s(after))
 return ans
 `;
 

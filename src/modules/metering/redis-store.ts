@@ -53,6 +53,7 @@ export class RedisUsageStore implements UsageStore {
   private readonly reservations: RedisReservations;
   private readonly registered = new Map<number, number>();
   private readonly slots = new Map<string, number>();
+  private readonly packed = new WeakMap<UsageTerms, string>();
 
   constructor(
     readonly redis: Redis,
@@ -83,28 +84,42 @@ export class RedisUsageStore implements UsageStore {
           this.keys.idempotency(base, event.idempotencyKey),
           this.keys.stream(environment, event.customerId),
           this.keys.holds(base, feature, period),
-          this.keys.members(base, feature, period),
-          this.keys.sketch(base, feature, period),
         ];
+        if (terms.aggregation === 'unique')
+          keys.push(this.keys.members(base, feature, period), this.keys.sketch(base, feature, period));
         const args = [
           now.getTime(),
-          terms.aggregation,
           event.value,
           event.member ?? '',
-          terms.limit ?? '',
-          terms.overage,
-          this.ttlOf(period, now),
-          this.options.idempotencyTtlMs,
-          terms.thresholds.join(','),
           this.head(environment, event, null),
-          ...this.periodArgs(period),
-          this.options.exactMembers,
-          ...grantArgs(terms),
+          this.termsArg(terms),
         ];
         return runScript(this.redis, SCRIPTS.consume, keys, args);
       }),
     );
     return replies.map((raw) => decodeAnswer(String(raw)));
+  }
+
+  /** The consume script's terms argument (see lua.ts), built once per terms object. */
+  termsArg(terms: UsageTerms): string {
+    let arg = this.packed.get(terms);
+    if (arg === undefined) {
+      const p = terms.period;
+      arg = [
+        terms.aggregation,
+        terms.limit ?? '',
+        terms.overage,
+        this.options.retentionMs,
+        this.options.idempotencyTtlMs,
+        terms.thresholds.join(','),
+        p.end?.getTime() ?? '',
+        p.start.getTime(),
+        this.options.exactMembers,
+        terms.grants.map((g) => `${g.id},${g.amount}`).join(','),
+      ].join('|');
+      this.packed.set(terms, arg);
+    }
+    return arg;
   }
 
   async read(environment: string, snapshot: CustomerSnapshot, queries: UsageQuery[]) {
