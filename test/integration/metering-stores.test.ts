@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { inject } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { PostgresUsageStore } from '../../src/modules/metering/postgres-store.ts';
+import { rebuildFromLedger } from '../../src/modules/metering/rebuild.ts';
 import { loadScripts } from '../../src/modules/metering/redis-scripts.ts';
-import { RedisUsageStore } from '../../src/modules/metering/redis-store.ts';
+import { DEFAULT_REDIS_OPTIONS, RedisUsageStore } from '../../src/modules/metering/redis-store.ts';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createTestDatabase, services } from '../helpers/harness.ts';
-import { describeUsageStoreContract } from './metering-contract.ts';
+import { customer, describeUsageStoreContract, event, terms } from './metering-contract.ts';
 
 const start = '2026-01-15T12:00:00Z';
 
@@ -40,3 +41,47 @@ describeUsageStoreContract(
   },
   services.redis,
 );
+
+describe.skipIf(!services.redis)('unique members past the exact cap (Redis)', () => {
+  it('switches to a HyperLogLog, still counts repeats once, and rebuilds the same way', async () => {
+    const { database, drop } = await createTestDatabase();
+    const clock = new ManualClock(start);
+    const redis = new Redis(inject('redisUrl')!, { enableAutoPipelining: true });
+    const prefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
+    await loadScripts(redis);
+    const store = new RedisUsageStore(redis, database.db, prefix, clock, createLogger('silent'), {
+      ...DEFAULT_REDIS_OPTIONS,
+      exactMembers: 3,
+    });
+    try {
+      const c = customer();
+      const t = terms({ aggregation: 'unique', limit: null });
+      const members = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'a', 'e', 'g'];
+      const answers = await store.record(
+        'test',
+        members.map((member) => event(c, { member, terms: t })),
+        clock.now(),
+      );
+      expect(answers.map((a) => a.used)).toEqual([1, 2, 3, 4, 5, 6, 7, 7, 7, 7]);
+      const base = store.keys.customer('test', c);
+      const period = t.period;
+      expect(await redis.scard(store.keys.members(base, 'calls', period))).toBe(3);
+      expect(await redis.pfcount(store.keys.sketch(base, 'calls', period))).toBe(4);
+      await store.flush();
+      await redis.del(
+        store.keys.counter(base, 'calls', period),
+        store.keys.members(base, 'calls', period),
+        store.keys.sketch(base, 'calls', period),
+      );
+      await rebuildFromLedger(store, clock.now());
+      expect(await redis.hget(store.keys.counter(base, 'calls', period), 'u')).toBe('7');
+      expect(await redis.scard(store.keys.members(base, 'calls', period))).toBe(3);
+      expect(await redis.pfcount(store.keys.sketch(base, 'calls', period))).toBe(4);
+    } finally {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+      await drop();
+    }
+  });
+});
