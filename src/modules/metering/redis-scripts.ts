@@ -47,3 +47,34 @@ export async function runScript(
     return redis.evalsha(lua.sha, keys.length, ...keys, ...args);
   }
 }
+
+export interface ScriptCall {
+  keys: readonly string[];
+  args: ReadonlyArray<string | number>;
+}
+
+/**
+ * Many calls of one script in one explicit pipeline (one round trip, in order). Lighter on the
+ * client than auto-pipelining for large batches. If Redis lost the script every call failed
+ * without running, so they are all sent again after a SCRIPT LOAD.
+ */
+export async function runScriptBatch(
+  redis: Redis,
+  lua: LuaScript,
+  calls: readonly ScriptCall[],
+): Promise<unknown[]> {
+  const send = async () => {
+    const pipeline = redis.pipeline();
+    for (const call of calls) pipeline.evalsha(lua.sha, call.keys.length, ...call.keys, ...call.args);
+    return (await pipeline.exec()) ?? [];
+  };
+  let replies = await send();
+  if (replies.some(([err]) => isNoScript(err))) {
+    await redis.script('LOAD', lua.source);
+    replies = await send();
+  }
+  return replies.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}

@@ -14,7 +14,7 @@ import { ensureGroup, LedgerFlusher } from './flusher.ts';
 import { slotOf, UsageKeys } from './keys.ts';
 import { readingOf } from './reading.ts';
 import { RedisReservations } from './redis-reservations.ts';
-import { runScript, SCRIPTS } from './redis-scripts.ts';
+import { runScript, runScriptBatch, SCRIPTS } from './redis-scripts.ts';
 import type {
   CommitAnswer,
   FlushOptions,
@@ -73,30 +73,32 @@ export class RedisUsageStore implements UsageStore {
       environment,
       events.map((e) => e.customerId),
     );
-    const replies = await Promise.all(
-      events.map((event) => {
-        const base = this.keys.customer(environment, event.customerId);
-        const { feature, terms } = event;
-        const period = terms.period;
-        const keys = [
-          this.keys.counter(base, feature, period),
-          this.keys.credit(base, feature),
-          this.keys.idempotency(base, event.idempotencyKey),
-          this.keys.stream(environment, event.customerId),
-          this.keys.holds(base, feature, period),
-        ];
-        if (terms.aggregation === 'unique')
-          keys.push(this.keys.members(base, feature, period), this.keys.sketch(base, feature, period));
-        const args = [
-          now.getTime(),
-          event.value,
-          event.member ?? '',
-          this.head(environment, event, null),
-          this.termsArg(terms),
-        ];
-        return runScript(this.redis, SCRIPTS.consume, keys, args);
-      }),
-    );
+    const calls = events.map((event) => {
+      const base = this.keys.customer(environment, event.customerId);
+      const { feature, terms } = event;
+      const period = terms.period;
+      const keys = [
+        this.keys.counter(base, feature, period),
+        this.keys.credit(base, feature),
+        this.keys.idempotency(base, event.idempotencyKey),
+        this.keys.stream(environment, event.customerId),
+        this.keys.holds(base, feature, period),
+      ];
+      if (terms.aggregation === 'unique')
+        keys.push(this.keys.members(base, feature, period), this.keys.sketch(base, feature, period));
+      const args = [
+        now.getTime(),
+        event.value,
+        event.member ?? '',
+        this.head(environment, event, null),
+        this.termsArg(terms),
+      ];
+      return { keys, args };
+    });
+    const replies =
+      calls.length === 1
+        ? [await runScript(this.redis, SCRIPTS.consume, calls[0]!.keys, calls[0]!.args)]
+        : await runScriptBatch(this.redis, SCRIPTS.consume, calls);
     return replies.map((raw) => decodeAnswer(String(raw)));
   }
 
