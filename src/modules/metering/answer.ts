@@ -13,6 +13,19 @@ export interface AnswerJson {
   credit_used: number;
 }
 
+const dates = new Map<string, Date>();
+
+/** Period bounds repeat for every event of a period: one shared (never mutated) Date each. */
+function dateOf(ms: string): Date {
+  let date = dates.get(ms);
+  if (date === undefined) {
+    if (dates.size > 10_000) dates.clear();
+    date = new Date(Number(ms));
+    dates.set(ms, date);
+  }
+  return date;
+}
+
 /** Parses the pipe-joined form the Lua scripts store (see lua.ts). */
 export function decodeAnswer(raw: string): UsageAnswer {
   const [accepted, used, limit, remaining, resets, start, overage, credit] = raw.split('|');
@@ -22,8 +35,8 @@ export function decodeAnswer(raw: string): UsageAnswer {
     used: Number(used),
     limit: limit ? Number(limit) : null,
     remaining: remaining ? Number(remaining) : null,
-    resetsAt: resets ? new Date(Number(resets)) : null,
-    periodStart: new Date(Number(start)),
+    resetsAt: resets ? dateOf(resets) : null,
+    periodStart: dateOf(start ?? '0'),
     overage: Number(overage),
     creditUsed: Number(credit),
   };

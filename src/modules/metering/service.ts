@@ -23,7 +23,7 @@ type Prepared =
 /** `POST /v1/usage`: one event; bad input is a 4xx naming the field. */
 export async function recordUsage(ctx: Ctx, input: UsageEventInput): Promise<UsageResult> {
   requireScope(ctx, 'check');
-  const [result] = await record(ctx, [input], '');
+  const [result] = await record(ctx, [input], '', true);
   if (result && 'error' in result) {
     const { code, message, path } = result.error;
     throw new Unprocessable(code, message, [{ path, message }]);
@@ -40,9 +40,16 @@ export async function recordUsageBatch(
   return record(ctx, events, 'events');
 }
 
-async function record(ctx: Ctx, raw: unknown[], prefix: string): Promise<Array<UsageResult | EventError>> {
+async function record(
+  ctx: Ctx,
+  raw: unknown[],
+  prefix: string,
+  validated = false,
+): Promise<Array<UsageResult | EventError>> {
   const now = ctx.deps.clock.now();
   const inputs = raw.map((item, i) => {
+    // The route has already validated a single event's body.
+    if (validated) return item as UsageEventInput;
     const parsed = UsageEventBody.safeParse(item);
     if (parsed.success) return parsed.data;
     const [first] = fieldErrors(parsed.error.issues, prefix ? `${prefix}[${i}]` : undefined);
