@@ -94,6 +94,8 @@ end
 `;
 
 /**
+ * The answer is computed from what is read, then one SET NX GET both checks the idempotency key
+ * and stores the answer; only a first answer goes on to write the counter and the stream.
  * KEYS: counter, credit, idempotency, stream, holds (and members, sketch for `unique`).
  * ARGV: now, value, member, stream head, terms. The terms are one string, the same for every event
  * a customer sends under the same terms (the caller memoises it):
@@ -101,8 +103,6 @@ end
  *   thresholds csv | resets ms ('' = never) | period start ms | exact member cap | grants (id,amount,...)
  */
 export const CONSUME = `${COMMON}
-local prior = redis.call('GET', KEYS[3])
-if prior then return prior end
 local now, value = tonumber(ARGV[1]), tonumber(ARGV[2])
 local agg, lim, mode, keep, idemTtl, thresholds, resets, ps, cap, grantList =
   string.match(ARGV[5], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
@@ -134,24 +134,34 @@ elseif agg == 'unique' then
   end
 end
 local ok, credit, over, draws = plan(used, held, limit, mode == 'deny', add, ids, amounts, gused, false)
-if not ok then
-  local refused = answer(0, used, held, limit, available(amounts, gused), resets, ps, 0, 0)
-  redis.call('SET', KEYS[3], refused, 'PX', idemTtl)
-  return refused
+if fresh == 2 then
+  -- Past the exact cap a HyperLogLog decides (approximately) whether the member is new; PFADD
+  -- writes, so a repeated key must be answered before it.
+  local prior = redis.call('GET', KEYS[3])
+  if prior then return prior end
+  if ok and redis.call('PFADD', KEYS[7], ARGV[3]) == 0 then add, over = 0, 0 end
 end
+local after = used
+if ok then after = used + add end
+local ans
+if ok then
+  ans = answer(1, after, held, limit, available(amounts, gused), resets, ps, over, credit)
+else
+  ans = answer(0, used, held, limit, available(amounts, gused), resets, ps, 0, 0)
+end
+-- Claims the idempotency key and stores the answer in one call; a key already there means this
+-- event was answered before: replay that answer, change nothing.
+local prior = redis.call('SET', KEYS[3], ans, 'NX', 'GET', 'PX', idemTtl)
+if prior then return prior end
+if not ok then return ans end
 if fresh == 1 or fresh == 3 then
   redis.call('SADD', KEYS[6], ARGV[3])
   if fresh == 3 and ttl > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
-elseif fresh == 2 then
-  -- Past the exact cap a HyperLogLog decides (approximately) whether the member is new.
-  if redis.call('PFADD', KEYS[7], ARGV[3]) == 0 then add, over = 0, 0 end
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[7], ttl) end
+elseif fresh == 2 and ttl > 0 then
+  redis.call('PEXPIRE', KEYS[7], ttl)
 end
 if c[1] then ttl = 0 end
 apply(KEYS[1], KEYS[2], add, over, credit, draws, ttl)
-local after = used + add
-local ans = answer(1, after, held, limit, available(amounts, gused), resets, ps, over, credit)
-redis.call('SET', KEYS[3], ans, 'PX', idemTtl)
 redis.call('XADD', KEYS[4], '*', 'e', ARGV[4] .. '\\n' .. ans .. '\\n' .. s(add) .. '\\n' .. s(over) .. '\\n' ..
   table.concat(draws, ',') .. '\\n' .. crossed(used, after, limit, thresholds) .. '\\n' .. s(after))
 return ans
