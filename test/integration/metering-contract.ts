@@ -5,85 +5,19 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CreditGrant, CustomerSnapshot } from '../../src/domain/types.ts';
-import type { UsageEvent, UsageStore, UsageTerms } from '../../src/modules/metering/store.ts';
+import type { CreditGrant } from '../../src/domain/types.ts';
+import type { UsageEvent, UsageStore } from '../../src/modules/metering/store.ts';
 import type { ManualClock } from '../../src/platform/clock.ts';
 import type { Db } from '../../src/platform/db.ts';
+import { customer, event, grant, period, snapshot, terms } from './metering-fixtures.ts';
+
+const env = 'test';
 
 export interface StoreFixture {
   store: UsageStore;
   db: Db;
   clock: ManualClock;
   close(): Promise<void>;
-}
-
-const period = { start: new Date('2026-01-01T00:00:00Z'), end: new Date('2026-02-01T00:00:00Z') };
-const env = 'test';
-
-export function terms(fields: Partial<UsageTerms> = {}): UsageTerms {
-  return { aggregation: 'sum', limit: 100, overage: 'deny', thresholds: [], grants: [], period, ...fields };
-}
-
-export function customer(): string {
-  return `c-${randomBytes(5).toString('hex')}`;
-}
-
-export function event(customerId: string, fields: Partial<UsageEvent> = {}): UsageEvent {
-  return {
-    customerId,
-    feature: 'calls',
-    idempotencyKey: `k-${randomBytes(6).toString('hex')}`,
-    value: 1,
-    member: null,
-    occurredAt: new Date('2026-01-15T12:00:00Z'),
-    terms: terms(),
-    ...fields,
-  };
-}
-
-function snapshot(
-  customerId: string,
-  aggregation: 'sum' | 'max' | 'unique',
-  grants: CreditGrant[] = [],
-): CustomerSnapshot {
-  const feature = {
-    key: 'calls',
-    name: 'calls',
-    type: 'metered' as const,
-    unit: null,
-    description: null,
-    aggregation,
-    archived: false,
-  };
-  return {
-    environment: env,
-    customerId,
-    exists: true,
-    attributes: {},
-    version: 1,
-    features: new Map([['calls', feature]]),
-    subscriptions: [],
-    planVersions: new Map(),
-    overrides: [],
-    grants,
-    policy: { pastDueGraceMs: 0, fallbackPlan: null },
-  };
-}
-
-function grant(customerId: string, id: string, amount: number): CreditGrant {
-  const at = new Date('2025-12-01T00:00:00Z');
-  return {
-    id,
-    customerId,
-    feature: 'calls',
-    amount,
-    priority: 0,
-    effectiveAt: at,
-    expiresAt: null,
-    createdAt: at,
-    voidedAt: null,
-    reason: 't',
-  };
 }
 
 export function describeUsageStoreContract(

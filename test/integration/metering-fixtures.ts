@@ -4,6 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
+import type { CreditGrant, CustomerSnapshot } from '../../src/domain/types.ts';
+import type { UsageEvent, UsageTerms } from '../../src/modules/metering/store.ts';
 import type { TestApp } from '../helpers/harness.ts';
 import { type EntitlementSpec, type Scenario, scenario } from '../helpers/scenario.ts';
 
@@ -71,4 +73,74 @@ export async function ledgerSum(
     SELECT sum(counted) AS counted, count(*) AS events FROM usage_events
     WHERE environment = 'test' AND customer_id = ${s.customerId} AND feature = ${s.key(feature)}`.execute(db);
   return { counted: Number(row.rows[0]?.counted ?? 0), events: Number(row.rows[0]?.events ?? 0) };
+}
+
+// Store-level fixtures for the contract suite (metering-contract.ts).
+
+export const period = { start: new Date('2026-01-01T00:00:00Z'), end: new Date('2026-02-01T00:00:00Z') };
+
+export function terms(fields: Partial<UsageTerms> = {}): UsageTerms {
+  return { aggregation: 'sum', limit: 100, overage: 'deny', thresholds: [], grants: [], period, ...fields };
+}
+
+export function customer(): string {
+  return `c-${randomBytes(5).toString('hex')}`;
+}
+
+export function event(customerId: string, fields: Partial<UsageEvent> = {}): UsageEvent {
+  return {
+    customerId,
+    feature: 'calls',
+    idempotencyKey: `k-${randomBytes(6).toString('hex')}`,
+    value: 1,
+    member: null,
+    occurredAt: new Date('2026-01-15T12:00:00Z'),
+    terms: terms(),
+    ...fields,
+  };
+}
+
+export function snapshot(
+  customerId: string,
+  aggregation: 'sum' | 'max' | 'unique',
+  grants: CreditGrant[] = [],
+): CustomerSnapshot {
+  const feature = {
+    key: 'calls',
+    name: 'calls',
+    type: 'metered' as const,
+    unit: null,
+    description: null,
+    aggregation,
+    archived: false,
+  };
+  return {
+    environment: 'test',
+    customerId,
+    exists: true,
+    attributes: {},
+    version: 1,
+    features: new Map([['calls', feature]]),
+    subscriptions: [],
+    planVersions: new Map(),
+    overrides: [],
+    grants,
+    policy: { pastDueGraceMs: 0, fallbackPlan: null },
+  };
+}
+
+export function grant(customerId: string, id: string, amount: number): CreditGrant {
+  const at = new Date('2025-12-01T00:00:00Z');
+  return {
+    id,
+    customerId,
+    feature: 'calls',
+    amount,
+    priority: 0,
+    effectiveAt: at,
+    expiresAt: null,
+    createdAt: at,
+    voidedAt: null,
+    reason: 't',
+  };
 }

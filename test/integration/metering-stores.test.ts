@@ -8,7 +8,8 @@ import { DEFAULT_REDIS_OPTIONS, RedisUsageStore } from '../../src/modules/meteri
 import { ManualClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createTestDatabase, services } from '../helpers/harness.ts';
-import { customer, describeUsageStoreContract, event, terms } from './metering-contract.ts';
+import { describeUsageStoreContract } from './metering-contract.ts';
+import { customer, event, terms } from './metering-fixtures.ts';
 
 const start = '2026-01-15T12:00:00Z';
 

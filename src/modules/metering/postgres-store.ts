@@ -13,7 +13,7 @@ import { consumeOne, priorAnswer } from './postgres-consume.ts';
 import { PostgresReservations } from './postgres-reservations.ts';
 import { loadCounter, loadGrantUsage, lockCustomer } from './postgres-state.ts';
 import { readingOf } from './reading.ts';
-import { storedPeriod } from './redis-store.ts';
+import { storedPeriod } from './redis-args.ts';
 import type {
   CommitAnswer,
   HoldAnswer,

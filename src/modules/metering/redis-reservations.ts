@@ -4,9 +4,9 @@
  * reservation row in Postgres is the durable record and the sweeper's work list.
  */
 import { decodeAnswer } from './answer.ts';
+import { grantArgs } from './redis-args.ts';
 import { runScript, SCRIPTS } from './redis-scripts.ts';
 import type { RedisUsageStore } from './redis-store.ts';
-import { grantArgs } from './redis-store.ts';
 import {
   dueReservations,
   findReservationRow,

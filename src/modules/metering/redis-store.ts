@@ -13,6 +13,7 @@ import { decodeAnswer } from './answer.ts';
 import { ensureGroup, LedgerFlusher } from './flusher.ts';
 import { slotOf, UsageKeys } from './keys.ts';
 import { readingOf } from './reading.ts';
+import { packTerms, storedPeriod, streamHead } from './redis-args.ts';
 import { RedisReservations } from './redis-reservations.ts';
 import { runScript, runScriptBatch, SCRIPTS } from './redis-scripts.ts';
 import type {
@@ -106,19 +107,7 @@ export class RedisUsageStore implements UsageStore {
   termsArg(terms: UsageTerms): string {
     let arg = this.packed.get(terms);
     if (arg === undefined) {
-      const p = terms.period;
-      arg = [
-        terms.aggregation,
-        terms.limit ?? '',
-        terms.overage,
-        this.options.retentionMs,
-        this.options.idempotencyTtlMs,
-        terms.thresholds.join(','),
-        p.end?.getTime() ?? '',
-        p.start.getTime(),
-        this.options.exactMembers,
-        terms.grants.map((g) => `${g.id},${g.amount}`).join(','),
-      ].join('|');
+      arg = packTerms(terms, this.options);
       this.packed.set(terms, arg);
     }
     return arg;
@@ -192,19 +181,7 @@ export class RedisUsageStore implements UsageStore {
 
   /** The ledger fields of an event that the script passes through to the stream. */
   head(environment: string, event: UsageEvent, reservationId: string | null): string {
-    const p = event.terms.period;
-    return JSON.stringify([
-      environment,
-      event.customerId,
-      event.feature,
-      event.idempotencyKey,
-      event.value,
-      event.member,
-      event.occurredAt.getTime(),
-      p.start.getTime(),
-      p.end?.getTime() ?? null,
-      reservationId,
-    ]);
+    return streamHead(environment, event, reservationId);
   }
 
   /**
@@ -245,13 +222,4 @@ export class RedisUsageStore implements UsageStore {
     }
     return slot;
   }
-}
-
-export function grantArgs(terms: UsageTerms): Array<string | number> {
-  return terms.grants.flatMap((g) => [g.id, g.amount]);
-}
-
-/** A domain period as stored: `reset: none` spans all time and is keyed at the epoch. */
-export function storedPeriod(period: { start: Date; end: Date }): StoredPeriod {
-  return period.end.getTime() >= 8e15 ? { start: new Date(0), end: null } : period;
 }

@@ -1,0 +1,46 @@
+/** Arguments the Redis scripts take, built from domain values (see lua.ts for their layout). */
+import type { RedisStoreOptions } from './redis-store.ts';
+import type { StoredPeriod, UsageEvent, UsageTerms } from './store.ts';
+
+/** The consume script's terms: one string per terms object. */
+export function packTerms(terms: UsageTerms, options: RedisStoreOptions): string {
+  const p = terms.period;
+  return [
+    terms.aggregation,
+    terms.limit ?? '',
+    terms.overage,
+    options.retentionMs,
+    options.idempotencyTtlMs,
+    terms.thresholds.join(','),
+    p.end?.getTime() ?? '',
+    p.start.getTime(),
+    options.exactMembers,
+    terms.grants.map((g) => `${g.id},${g.amount}`).join(','),
+  ].join('|');
+}
+
+/** The ledger fields of an event that a script passes through to the stream. */
+export function streamHead(environment: string, event: UsageEvent, reservationId: string | null): string {
+  const p = event.terms.period;
+  return JSON.stringify([
+    environment,
+    event.customerId,
+    event.feature,
+    event.idempotencyKey,
+    event.value,
+    event.member,
+    event.occurredAt.getTime(),
+    p.start.getTime(),
+    p.end?.getTime() ?? null,
+    reservationId,
+  ]);
+}
+
+export function grantArgs(terms: UsageTerms): Array<string | number> {
+  return terms.grants.flatMap((g) => [g.id, g.amount]);
+}
+
+/** A domain period as stored: `reset: none` spans all time and is keyed at the epoch. */
+export function storedPeriod(period: { start: Date; end: Date }): StoredPeriod {
+  return period.end.getTime() >= 8e15 ? { start: new Date(0), end: null } : period;
+}
