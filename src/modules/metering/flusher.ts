@@ -97,10 +97,22 @@ export class LedgerFlusher {
   /** Takes over entries other consumers read but never acknowledged (they crashed). */
   async claim(minIdleMs: number): Promise<number> {
     this.lastClaim = Date.now();
-    const slots = (await this.redis.smembers(this.keys.slots)).map(Number);
+    const streams = (await this.redis.smembers(this.keys.slots)).map((s) =>
+      this.keys.streamOfSlot(Number(s)),
+    );
+    // One pipelined XPENDING per stream finds the few with pending entries.
+    const pending: string[] = [];
+    for (let i = 0; i < streams.length; i += 1000) {
+      const pipeline = this.redis.pipeline();
+      const chunk = streams.slice(i, i + 1000);
+      for (const stream of chunk) pipeline.call('XPENDING', stream, FLUSH_GROUP);
+      const replies = (await pipeline.exec()) ?? [];
+      replies.forEach(([err, reply], j) => {
+        if (!err && Array.isArray(reply) && Number(reply[0]) > 0) pending.push(chunk[j]!);
+      });
+    }
     let moved = 0;
-    for (const slot of slots) {
-      const stream = this.keys.streamOfSlot(slot);
+    for (const stream of pending) {
       let cursor = '0-0';
       do {
         const reply = (await this.redis
