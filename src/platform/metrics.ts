@@ -36,6 +36,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly decisionChildren = new Map<string, { inc(): void }>();
+
+  /** Counts a decision; the labelled child is kept so the hot path does no label hashing. */
+  countDecision(reason: string): void {
+    let child = this.decisionChildren.get(reason);
+    if (!child) {
+      child = this.decisions.labels({ reason });
+      this.decisionChildren.set(reason, child);
+    }
+    child.inc();
+  }
+
   constructor(defaults = false) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }

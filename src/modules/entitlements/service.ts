@@ -16,7 +16,7 @@ export async function checkEntitlement(ctx: Ctx, input: CheckInput): Promise<Che
   const now = ctx.deps.clock.now();
   const resolved = await ctx.deps.decisions.resolve(ctx.environment, input.customer_id, now, input.feature);
   const decision = decide(resolved, input.feature, input.quantity ?? 1, input.context ?? {});
-  ctx.deps.metrics.decisions.inc({ reason: decision.reason });
+  ctx.deps.metrics.countDecision(decision.reason);
   return {
     allowed: decision.allowed,
     reason: decision.reason,
