@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import { createCheckFastPath } from './modules/entitlements/check-fast-path.ts';
+import { createUsageFastPath } from './modules/metering/usage-fast-path.ts';
 import type { Runtime } from './runtime.ts';
 
 /**
@@ -36,7 +37,8 @@ export function createHttpServer(runtime: Runtime): Server {
       });
   };
   const fastPath = createCheckFastPath(runtime.deps, runtime.resolver, replay);
+  const usageFastPath = createUsageFastPath(runtime.deps, runtime.resolver, replay);
   return createServer((req, res) => {
-    if (!fastPath(req, res)) replay(req, res);
+    if (!fastPath(req, res) && !usageFastPath(req, res)) replay(req, res);
   });
 }

@@ -23,12 +23,17 @@ type Prepared =
 /** `POST /v1/usage`: one event; bad input is a 4xx naming the field. */
 export async function recordUsage(ctx: Ctx, input: UsageEventInput): Promise<UsageResult> {
   requireScope(ctx, 'check');
-  const [result] = await record(ctx, [input], '', true);
-  if (result && 'error' in result) {
-    const { code, message, path } = result.error;
+  // The route has validated the body: straight to the snapshot and the store.
+  const now = ctx.deps.clock.now();
+  const snapshot = await ctx.deps.decisions.snapshot(ctx.environment, input.customer_id, now);
+  const prepared = prepare(input, snapshot, now, '');
+  if (prepared.kind === 'error') {
+    const { code, message, path } = prepared.error;
     throw new Unprocessable(code, message, [{ path, message }]);
   }
-  return result as UsageResult;
+  if (prepared.kind === 'answer') return prepared.result;
+  const [answer] = await meteringOf(ctx.deps).store.record(ctx.environment, [prepared.event], now);
+  return answerJson(answer!) as UsageResult;
 }
 
 /** `POST /v1/usage/batch`: results in order; a bad event gets its own error and spoils nothing. */
@@ -40,16 +45,9 @@ export async function recordUsageBatch(
   return record(ctx, events, 'events');
 }
 
-async function record(
-  ctx: Ctx,
-  raw: unknown[],
-  prefix: string,
-  validated = false,
-): Promise<Array<UsageResult | EventError>> {
+async function record(ctx: Ctx, raw: unknown[], prefix: string): Promise<Array<UsageResult | EventError>> {
   const now = ctx.deps.clock.now();
   const inputs = raw.map((item, i) => {
-    // The route has already validated a single event's body.
-    if (validated) return item as UsageEventInput;
     const parsed = UsageEventBody.safeParse(item);
     if (parsed.success) return parsed.data;
     const [first] = fieldErrors(parsed.error.issues, prefix ? `${prefix}[${i}]` : undefined);
