@@ -104,10 +104,12 @@ export async function runCheckBench(s: BenchSettings): Promise<string> {
     const checkKey = (
       (await api(port, 'POST', '/v1/api-keys', { name: 'bench', scopes: ['check'] })) as { secret: string }
     ).secret;
+    // BENCH_CHECK_FEATURES=sso,theme narrows the mix (e.g. to compare boolean/config with metered).
+    const mix = process.env.BENCH_CHECK_FEATURES?.split(',') ?? FEATURES;
     const body = () =>
       JSON.stringify({
         customer_id: `cust-${Math.floor(Math.random() * s.customers)}`,
-        feature: FEATURES[Math.floor(Math.random() * FEATURES.length)],
+        feature: mix[Math.floor(Math.random() * mix.length)],
       });
     // Warm up both servers before measuring: the snapshot cache with one check per customer
     // (the target is for a warm cache), then the JIT with a short run of each.
@@ -156,7 +158,7 @@ export async function runCheckBench(s: BenchSettings): Promise<string> {
     return [
       `## POST /v1/check (${new Date().toISOString()})`,
       '',
-      `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}. ${s.customers} customers over 3 plans, overrides on 10%, seeded through the API in ${seedSeconds.toFixed(1)} s. autocannon, ${s.connections} connections, ${s.duration} s per run, random customer and feature per request, after a warm-up.`,
+      `Features checked: ${mix.join(', ')}. Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}. ${s.customers} customers over 3 plans, overrides on 10%, seeded through the API in ${seedSeconds.toFixed(1)} s. autocannon, ${s.connections} connections, ${s.duration} s per run, random customer and feature per request, after a warm-up.`,
       '',
       table(results),
       '',
