@@ -8,6 +8,7 @@ import { type Clock, ManualClock, systemClock } from '../../src/platform/clock.t
 import { systemContext } from '../../src/platform/context.ts';
 import { type Database, openEmbedded } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/logger.ts';
+import { migrateToLatest } from '../../src/platform/migrate.ts';
 import { type Runtime, startRuntime } from '../../src/runtime.ts';
 
 export const services = {
@@ -32,7 +33,9 @@ export async function createTestDatabase(): Promise<{
   const adminUrl = inject('postgresAdminUrl');
   const template = inject('templateDatabase');
   if (!adminUrl || !template) {
+    // No PostgreSQL: an in-memory PGlite, migrated like the template would be.
     const database = await openEmbedded(null);
+    await migrateToLatest(database.db);
     return { database, url: null, drop: () => database.close() };
   }
   const name = `tessera_t_${inject('runId')}_${randomBytes(6).toString('hex')}`;
