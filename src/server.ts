@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
-import { createCheckFastPath } from './modules/entitlements/check-fast-path.ts';
-import { createUsageFastPath } from './modules/metering/usage-fast-path.ts';
+import { checkFastRoute } from './modules/entitlements/check-fast-path.ts';
+import { usageFastRoutes } from './modules/metering/usage-fast-path.ts';
+import { createFastPath } from './platform/fast-path.ts';
 import type { Runtime } from './runtime.ts';
 
 /**
@@ -36,9 +37,13 @@ export function createHttpServer(runtime: Runtime): Server {
         res.end();
       });
   };
-  const fastPath = createCheckFastPath(runtime.deps, runtime.resolver, replay);
-  const usageFastPath = createUsageFastPath(runtime.deps, runtime.resolver, replay);
+  const fastPath = createFastPath(
+    runtime.deps,
+    runtime.resolver,
+    [checkFastRoute, ...usageFastRoutes],
+    replay,
+  );
   return createServer((req, res) => {
-    if (!fastPath(req, res) && !usageFastPath(req, res)) replay(req, res);
+    if (!fastPath(req, res)) replay(req, res);
   });
 }

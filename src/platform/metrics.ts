@@ -29,10 +29,10 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly checkFastPath = new Counter({
-    name: 'tessera_check_fast_path_total',
-    help: 'POST /v1/check requests answered on the node:http fast path, or handed to the full app',
-    labelNames: ['outcome'] as const,
+  readonly fastPath = new Counter({
+    name: 'tessera_fast_path_total',
+    help: 'Hot-route requests answered on the node:http fast path, or handed to the full app',
+    labelNames: ['route', 'outcome'] as const,
     registers: [this.registry],
   });
 

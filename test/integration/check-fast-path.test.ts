@@ -88,8 +88,9 @@ describe('POST /v1/check over node:http', () => {
 
   it('takes the fast path for well-formed requests', async () => {
     const served = async () =>
-      (await app.runtime.deps.metrics.checkFastPath.get()).values.find((v) => v.labels.outcome === 'served')
-        ?.value ?? 0;
+      (await app.runtime.deps.metrics.fastPath.get()).values.find(
+        (v) => v.labels.outcome === 'served' && v.labels.route === '/v1/check',
+      )?.value ?? 0;
     const before = await served();
     for (let i = 0; i < 5; i++) await overHttp(JSON.stringify({ customer_id: 'acme', feature: 'sso' }));
     expect((await served()) - before).toBe(5);
