@@ -138,6 +138,7 @@ export function registerAuditRoutes(app: OpenAPIHono<AppEnv>): void {
     requireScope(ctx, 'admin');
     const filter = filterOf(c.req.valid('query'));
     c.header('content-type', 'application/x-ndjson');
+    // A streamed body cannot carry the route's typed response; the OpenAPI entry documents it.
     return stream(c, async (s) => {
       for await (const event of exportRows(ctx, filter)) await s.write(`${JSON.stringify(event)}\n`);
     }) as never;

@@ -32,7 +32,8 @@ export async function rebuildFromLedger(store: RedisUsageStore, now: Date): Prom
     ORDER BY 1, 2`.execute(db);
   for (let i = 0; i < customers.rows.length; i += CUSTOMERS_PER_ROUND) {
     const round = customers.rows.slice(i, i + CUSTOMERS_PER_ROUND);
-    const match = sql`(environment, customer_id) IN (${sql.join(
+    // A row-value IN list, which Kysely's builder has no typed form for (hence the casts below).
+    const match = sql<boolean>`(environment, customer_id) IN (${sql.join(
       round.map((c) => sql`(${c.environment}, ${c.customer_id})`),
     )})`;
     const pipeline = store.redis.pipeline();
