@@ -32,7 +32,7 @@ export async function rebuildFromLedger(store: RedisUsageStore, now: Date): Prom
     ORDER BY 1, 2`.execute(db);
   for (let i = 0; i < customers.rows.length; i += CUSTOMERS_PER_ROUND) {
     const round = customers.rows.slice(i, i + CUSTOMERS_PER_ROUND);
-    // A row-value IN list, which Kysely's builder has no typed form for (hence the casts below).
+    // A row-value IN list, which Kysely's builder has no typed form for.
     const match = sql<boolean>`(environment, customer_id) IN (${sql.join(
       round.map((c) => sql`(${c.environment}, ${c.customer_id})`),
     )})`;
@@ -91,7 +91,7 @@ export async function rebuildFromLedger(store: RedisUsageStore, now: Date): Prom
     const holds = await db
       .selectFrom('reservations')
       .selectAll()
-      .where(match as never)
+      .where(match)
       .where('status', '=', 'held')
       .where('expires_at', '>', now)
       .execute();
@@ -116,7 +116,7 @@ export async function rebuildFromLedger(store: RedisUsageStore, now: Date): Prom
     const recent = await db
       .selectFrom('usage_events')
       .select(['environment', 'customer_id', 'idempotency_key', 'answer', 'recorded_at'])
-      .where(match as never)
+      .where(match)
       .where('recorded_at', '>', new Date(Date.now() - ttl))
       .execute();
     for (const e of recent) {
