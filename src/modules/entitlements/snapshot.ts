@@ -1,6 +1,7 @@
-import type { CustomerSnapshot, PlanVersion, Subscription } from '../../domain/types.ts';
+import type { CustomerSnapshot, Feature, PlanVersion, Subscription } from '../../domain/types.ts';
 import type { Executor } from '../../platform/db.ts';
-import { latestPlanVersion, loadFeatures, loadPlanVersion } from '../catalog/repo.ts';
+import { latestPlanVersion, loadFeatures, loadPlanVersions } from '../catalog/repo.ts';
+import { getCustomerRow } from '../customers/repo.ts';
 import { loadLiveGrants, loadLiveOverrides } from '../overrides/repo.ts';
 import { readSettings } from '../settings/service.ts';
 import { loadCustomerSubscriptions } from '../subscriptions/repo.ts';
@@ -19,18 +20,12 @@ export async function loadCustomerSnapshot(
   now: Date,
 ): Promise<CustomerSnapshot> {
   const [customer, features, settings] = await Promise.all([
-    db
-      .selectFrom('customers')
-      .select(['attributes', 'version'])
-      .where('environment', '=', environment)
-      .where('customer_id', '=', customerId)
-      .where('deleted_at', 'is', null)
-      .executeTakeFirst(),
+    getCustomerRow(db, environment, customerId),
     loadFeatures(db, environment),
     readSettings(db, environment),
   ]);
   const fallbackPlan = settings.fallback_plan
-    ? await latestPlanVersion(db, environment, settings.fallback_plan)
+    ? await latestPlanVersion(db, environment, settings.fallback_plan, features)
     : null;
   const policy = { pastDueGraceMs: settings.past_due_grace_days * DAY_MS, fallbackPlan };
   if (!customer) {
@@ -61,37 +56,38 @@ export async function loadCustomerSnapshot(
     version: customer.version,
     features,
     subscriptions,
-    planVersions: await loadReferencedPlanVersions(db, environment, subscriptions),
+    planVersions: await loadReferencedPlanVersions(db, environment, subscriptions, features),
     overrides,
     grants,
     policy,
   };
 }
 
-/** Every plan version a subscription uses now or may switch to (scheduled changes, trial downgrades). */
+/**
+ * Every plan version a subscription uses now or may switch to (scheduled changes, trial
+ * downgrades): the exact versions in one query, each "latest version" target in one more.
+ */
 export async function loadReferencedPlanVersions(
   db: Executor,
   environment: string,
   subscriptions: Subscription[],
+  features: Map<string, Feature>,
 ): Promise<Map<string, PlanVersion>> {
-  const exact = new Set<string>();
+  const exact = new Map<string, { planKey: string; version: number }>();
   const latest = new Set<string>();
+  const want = (planKey: string, version: number) => exact.set(`${planKey}@${version}`, { planKey, version });
   for (const sub of subscriptions) {
-    exact.add(`${sub.planKey}@${sub.planVersion}`);
+    want(sub.planKey, sub.planVersion);
     if (sub.scheduledChange) {
       if (sub.scheduledChange.planVersion === null) latest.add(sub.scheduledChange.planKey);
-      else exact.add(`${sub.scheduledChange.planKey}@${sub.scheduledChange.planVersion}`);
+      else want(sub.scheduledChange.planKey, sub.scheduledChange.planVersion);
     }
     if (sub.trialDowngradeTo) latest.add(sub.trialDowngradeTo);
   }
-  const versions = new Map<string, PlanVersion>();
-  const found = await Promise.all([
-    ...[...exact].map((key) => {
-      const at = key.lastIndexOf('@');
-      return loadPlanVersion(db, environment, key.slice(0, at), Number(key.slice(at + 1)));
-    }),
-    ...[...latest].map((planKey) => latestPlanVersion(db, environment, planKey)),
+  const [versions, latestVersions] = await Promise.all([
+    loadPlanVersions(db, environment, [...exact.values()], features),
+    Promise.all([...latest].map((planKey) => latestPlanVersion(db, environment, planKey, features))),
   ]);
-  for (const plan of found) if (plan) versions.set(`${plan.planKey}@${plan.version}`, plan);
+  for (const plan of latestVersions) if (plan) versions.set(`${plan.planKey}@${plan.version}`, plan);
   return versions;
 }

@@ -4,15 +4,16 @@
  * billing-anchored) and the credit grants in burn-down order. The same resolution the decision
  * engine runs, so `POST /v1/check` and `POST /v1/usage` never disagree.
  *
- * Resolution is a pure function of the snapshot and the instant, and it only changes at instants
- * the snapshot names (trial ends, period ends, override and grant windows) or at a period
- * boundary. So a result is cached per snapshot object (a new snapshot replaces it when holdings
- * change) for the stretch of time between those instants, capped at a minute.
+ * Resolution is a pure function of the snapshot and the instant, and it only changes at the
+ * snapshot's next time boundary (`nextChangeAfter`, shared with the decision engine) or at a usage
+ * period boundary. So a result is cached per snapshot object (a new snapshot replaces it when
+ * holdings change) until then, capped at a minute.
  */
 import { applyLayers } from '../../domain/apply-layers.ts';
 import { isGrantEffective, orderGrants } from '../../domain/burn-down.ts';
 import { resolveEntitlements } from '../../domain/resolve.ts';
 import type { CustomerSnapshot, DecisionReason, Feature } from '../../domain/types.ts';
+import { nextChangeAfter } from '../../domain/validity.ts';
 import { FOREVER_START, type StoredPeriod, type UsageTerms } from './store.ts';
 
 export type TermsOutcome =
@@ -32,7 +33,6 @@ interface Cached {
 }
 
 const cache = new WeakMap<CustomerSnapshot, Map<string, Cached>>();
-const changePointsOf = new WeakMap<CustomerSnapshot, number[]>();
 
 export function usageTermsOf(snapshot: CustomerSnapshot, featureKey: string, at: Date): TermsOutcome {
   const t = at.getTime();
@@ -54,7 +54,7 @@ function computeTerms(snapshot: CustomerSnapshot, featureKey: string, at: Date):
   const feature = snapshot.features.get(featureKey);
   if (feature === undefined || feature.archived) return { kind: 'unknown_feature' };
   if (feature.type !== 'metered') return { kind: 'not_metered', feature };
-  const resolved = resolveEntitlements(snapshot, at, () => ({ used: 0 }));
+  const resolved = resolveEntitlements(snapshot, at, () => ({ used: 0 }), featureKey);
   const entitlement = resolved.entitlements.get(featureKey);
   if (entitlement === undefined || entitlement.type !== 'metered') {
     return { kind: 'denied', feature, reason: resolved.denyReason };
@@ -102,29 +102,7 @@ function validity(snapshot: CustomerSnapshot, t: number, outcome: TermsOutcome):
     from = Math.max(from, outcome.terms.period.start.getTime());
     until = Math.min(until, outcome.terms.period.end?.getTime() ?? NEVER_MS);
   }
-  for (const point of changePoints(snapshot)) {
-    if (point > t) {
-      until = Math.min(until, point);
-      break;
-    }
-  }
+  const next = nextChangeAfter(snapshot, new Date(t));
+  if (next) until = Math.min(until, next.getTime());
   return [from, until];
-}
-
-function changePoints(snapshot: CustomerSnapshot): number[] {
-  const known = changePointsOf.get(snapshot);
-  if (known) return known;
-  const points: Array<Date | null> = [];
-  for (const s of snapshot.subscriptions) {
-    points.push(s.trialEndsAt, s.currentPeriodEnd, s.scheduledChange?.at ?? null, s.endedAt, s.pausedAt);
-    if (s.pastDueSince) points.push(new Date(s.pastDueSince.getTime() + snapshot.policy.pastDueGraceMs));
-  }
-  for (const o of snapshot.overrides) points.push(o.startsAt, o.expiresAt, o.endedAt);
-  for (const g of snapshot.grants) points.push(g.effectiveAt, g.expiresAt, g.voidedAt);
-  const sorted = points
-    .filter((d): d is Date => d !== null)
-    .map((d) => d.getTime())
-    .sort((a, b) => a - b);
-  changePointsOf.set(snapshot, sorted);
-  return sorted;
 }
