@@ -29,45 +29,61 @@ interface Conditional {
 
 export function applyLayers(entitlement: ResolvedEntitlement, input: ConditionInput): Applied {
   // Conditions are evaluated lazily, in precedence order, so a winning override spares the rest.
-  const holds = (layer: Conditional) => layer.condition === null || evaluateCondition(layer.condition, input);
-  const isOverride = (layer: Conditional) => layer.source.kind === 'override';
-
+  // Plain loops: this runs on every check.
   switch (entitlement.type) {
     case 'boolean': {
-      const override = entitlement.layers.find((l) => isOverride(l) && holds(l));
-      if (override !== undefined) {
-        return override.enabled
-          ? { granted: true, type: 'boolean', sources: [override.source] }
-          : { granted: false, why: 'not_granted', sources: [override.source] };
+      const { layers } = entitlement;
+      for (const l of layers) {
+        if (isOverride(l) && holds(l, input)) {
+          return l.enabled
+            ? { granted: true, type: 'boolean', sources: [l.source] }
+            : { granted: false, why: 'not_granted', sources: [l.source] };
+        }
       }
-      const enabling = entitlement.layers.filter((l) => !isOverride(l) && l.enabled && holds(l));
-      if (enabling.length > 0)
-        return { granted: true, type: 'boolean', sources: enabling.map((l) => l.source) };
+      const sources: EntitlementSource[] = [];
+      let wouldGrant = false;
+      for (const l of layers) {
+        if (!l.enabled) continue;
+        wouldGrant = true;
+        if (!isOverride(l) && holds(l, input)) sources.push(l.source);
+      }
+      if (sources.length > 0) return { granted: true, type: 'boolean', sources };
       // Some layer would have enabled it: only its condition stood in the way.
-      return denied(entitlement.layers.some((l) => l.enabled));
+      return denied(wouldGrant);
     }
     case 'config': {
-      const applied = entitlement.layers.find(holds);
-      if (applied !== undefined) {
-        return { granted: true, type: 'config', value: applied.value, sources: [applied.source] };
+      for (const l of entitlement.layers) {
+        if (holds(l, input)) return { granted: true, type: 'config', value: l.value, sources: [l.source] };
       }
       return denied(entitlement.layers.length > 0);
     }
     case 'metered': {
-      const override = entitlement.layers.find((l) => isOverride(l) && holds(l));
-      if (override !== undefined) {
-        const sources = [override.source];
-        return { granted: true, type: 'metered', limit: override.limit, sources, entitlement };
+      const { layers } = entitlement;
+      for (const l of layers) {
+        if (isOverride(l) && holds(l, input)) {
+          return { granted: true, type: 'metered', limit: l.limit, sources: [l.source], entitlement };
+        }
       }
-      const adding = entitlement.layers.filter((l) => !isOverride(l) && holds(l));
-      if (adding.length === 0) return denied(entitlement.layers.length > 0);
       // Add-on limits stack on the plan's; one unlimited layer makes the sum unlimited.
-      const limit = adding.some((l) => l.limit === null)
-        ? null
-        : adding.reduce((sum, l) => sum + (l.limit ?? 0), 0);
-      return { granted: true, type: 'metered', limit, sources: adding.map((l) => l.source), entitlement };
+      const sources: EntitlementSource[] = [];
+      let limit: number | null = 0;
+      for (const l of layers) {
+        if (isOverride(l) || !holds(l, input)) continue;
+        sources.push(l.source);
+        limit = limit === null || l.limit === null ? null : limit + l.limit;
+      }
+      if (sources.length === 0) return denied(layers.length > 0);
+      return { granted: true, type: 'metered', limit, sources, entitlement };
     }
   }
+}
+
+function holds(layer: Conditional, input: ConditionInput): boolean {
+  return layer.condition === null || evaluateCondition(layer.condition, input);
+}
+
+function isOverride(layer: Conditional): boolean {
+  return layer.source.kind === 'override';
 }
 
 function denied(anyLayerWouldGrant: boolean): Applied {

@@ -51,31 +51,40 @@ export function decide(
     return { allowed: false, reason: 'unknown_feature', feature: featureKey, sources: [] };
   }
   const applied = evaluate(resolved, feature, attributes, context);
-  const answer = { feature: featureKey, type: feature.type };
+  const type = feature.type;
   if (!applied.granted) {
     const reason = applied.why === 'condition_failed' ? 'condition_failed' : resolved.denyReason;
-    return { ...answer, allowed: false, reason, sources: applied.sources };
+    return { feature: featureKey, type, allowed: false, reason, sources: applied.sources };
   }
   switch (applied.type) {
     case 'boolean':
-      return { ...answer, allowed: true, reason: 'granted', sources: applied.sources };
+      return { feature: featureKey, type, allowed: true, reason: 'granted', sources: applied.sources };
     case 'config':
-      return { ...answer, allowed: true, reason: 'granted', value: applied.value, sources: applied.sources };
+      return {
+        feature: featureKey,
+        type,
+        allowed: true,
+        reason: 'granted',
+        value: applied.value,
+        sources: applied.sources,
+      };
     case 'metered': {
       const metered = applied.entitlement;
       const standing = meteredStanding(metered, applied.limit);
       const allowed = meteredAllows(metered, standing, quantity);
-      return {
-        ...answer,
+      const decision: Decision = {
+        feature: featureKey,
+        type,
         allowed,
         reason: allowed ? 'granted' : 'limit_exceeded',
         limit: applied.limit,
         used: metered.used,
         remaining: standing.remaining,
-        ...resetsAtOf(metered),
         overage: standing.overage,
         sources: meteredSources(applied.sources, metered, applied.limit),
       };
+      if (metered.resetsAt !== null) decision.resetsAt = metered.resetsAt;
+      return decision;
     }
   }
 }

@@ -80,6 +80,32 @@ export function resolveEntitlements(
   return { ...resolved, denyReason: holdings.denyReason, entitlements };
 }
 
+/**
+ * `base` resolved with any usage at an instant whose resolution is the same as at `now` (before the
+ * snapshot's next time boundary and inside the same usage periods: the decision engine's memo
+ * window), with each metered entitlement's usage and credit read afresh. Equal to
+ * `resolveEntitlements(snapshot, now, usage, only)` at a fraction of the cost: the layers, periods
+ * and policy are reused, only the numbers are new.
+ */
+export function withUsage(
+  base: ResolvedEntitlements,
+  snapshot: CustomerSnapshot,
+  now: Date,
+  usage: UsageReader,
+): ResolvedEntitlements {
+  const entitlements = new Map<string, ResolvedEntitlement>();
+  for (const [key, entitlement] of base.entitlements) {
+    if (entitlement.type !== 'metered') {
+      entitlements.set(key, entitlement);
+      continue;
+    }
+    const reading = usage(key, entitlement.period);
+    const grants = snapshot.grants.filter((g) => g.feature === key);
+    entitlements.set(key, { ...entitlement, used: reading.used, credit: creditOf(grants, reading, now) });
+  }
+  return { ...base, evaluatedAt: now, entitlements };
+}
+
 interface Layered {
   feature: Feature;
   /** Add-ons (latest first), then the plan. */

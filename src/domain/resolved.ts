@@ -104,7 +104,7 @@ export interface ResolvedEntitlements {
   /** false: the customer is unknown and every decision is `unknown_customer`. */
   exists: boolean;
   version: number;
-  /** The `now` this was resolved at. */
+  /** The `now` this was resolved at (a memoised resolution keeps the first one). */
   evaluatedAt: Date;
   attributes: CustomerAttributes;
   denyReason: DenyReason;

@@ -1,5 +1,5 @@
 import type { Period } from '../../domain/periods.ts';
-import { resolveEntitlements } from '../../domain/resolve.ts';
+import { resolveEntitlements, withUsage } from '../../domain/resolve.ts';
 import type { ResolvedEntitlements, UsageReading } from '../../domain/resolved.ts';
 import type { CustomerSnapshot } from '../../domain/types.ts';
 import { nextChangeAfter } from '../../domain/validity.ts';
@@ -48,7 +48,8 @@ export class DecisionEngine {
   /**
    * Per snapshot (a new snapshot after an invalidation starts afresh) and per feature asked for,
    * valid until the snapshot's next time boundary: the resolution itself when it reads no usage,
-   * else the usage queries it needs (so a metered check resolves once, after one usage read).
+   * else the usage queries it needs and the zero-usage resolution, which each metered check
+   * completes with one usage read (`withUsage`) instead of resolving again.
    */
   private readonly memo = new WeakMap<CustomerSnapshot, Map<string, Memo>>();
 
@@ -65,7 +66,9 @@ export class DecisionEngine {
     let memo = this.memo.get(snapshot)?.get(memoKey);
     // Reused only forwards in time: a clock moved back (tests) resolves afresh.
     if (memo && !(t >= memo.from && t < memo.until)) memo = undefined;
-    if (memo?.resolved) return { ...memo.resolved, evaluatedAt: now };
+    // The memoised resolution is handed out as is (its identity keys the service's decision memo);
+    // its `evaluatedAt` is when it was first resolved, and callers report their own `now`.
+    if (memo?.resolved) return memo.resolved;
     if (!memo) {
       memo = this.learn(snapshot, now, only);
       let perSnapshot = this.memo.get(snapshot);
@@ -77,7 +80,7 @@ export class DecisionEngine {
       if (memo.resolved) return memo.resolved;
     }
     const readings = await this.usage.read(environment, snapshot, memo.queries);
-    return resolveEntitlements(snapshot, now, (feature) => readings.get(feature) ?? { used: 0 }, only);
+    return withUsage(memo.base, snapshot, now, (feature) => readings.get(feature) ?? { used: 0 });
   }
 
   /** A first resolution with zero usage tells which metered features (and periods) apply. */
@@ -95,7 +98,13 @@ export class DecisionEngine {
     let until = nextChangeAfter(snapshot, now)?.getTime() ?? Number.POSITIVE_INFINITY;
     // A usage period that ends changes the queries.
     for (const q of queries) until = Math.min(until, q.period.end.getTime());
-    return { from: now.getTime(), until, queries, ...(queries.length === 0 ? { resolved: first } : {}) };
+    return {
+      from: now.getTime(),
+      until,
+      queries,
+      base: first,
+      ...(queries.length === 0 ? { resolved: first } : {}),
+    };
   }
 }
 
@@ -103,6 +112,8 @@ interface Memo {
   from: number;
   until: number;
   queries: UsageQuery[];
+  /** The resolution with zero usage; a metered one takes its readings with `withUsage`. */
+  base: ResolvedEntitlements;
   /** Present when no usage is involved: the answer itself. */
   resolved?: ResolvedEntitlements;
 }

@@ -1,5 +1,6 @@
 import type { ConditionContext } from '../../domain/conditions.ts';
-import { decide, describeEntitlements } from '../../domain/decide.ts';
+import { type Decision, decide, describeEntitlements } from '../../domain/decide.ts';
+import type { ResolvedEntitlements } from '../../domain/resolved.ts';
 import { type Ctx, requireScope } from '../../platform/context.ts';
 import type { CheckResult, EntitlementsResult } from './schema.ts';
 
@@ -10,28 +11,65 @@ export interface CheckInput {
   context?: ConditionContext | undefined;
 }
 
+/**
+ * Answers that depend on nothing but the resolution (no usage, no quantity, no condition to
+ * evaluate against the context), per resolution object and feature. A memoised resolution is
+ * reused until the snapshot's next time boundary and dropped with the snapshot, so these go with it.
+ */
+const fixedAnswers = new WeakMap<ResolvedEntitlements, Map<string, CheckResult>>();
+
 /** `POST /v1/check`: never a 404; an unknown customer or feature is an answer with a reason. */
 export async function checkEntitlement(ctx: Ctx, input: CheckInput): Promise<CheckResult> {
   requireScope(ctx, 'check');
   const now = ctx.deps.clock.now();
   const resolved = await ctx.deps.decisions.resolve(ctx.environment, input.customer_id, now, input.feature);
+  let fixed = fixedAnswers.get(resolved);
+  const known = fixed?.get(input.feature);
+  if (known !== undefined) {
+    ctx.deps.metrics.countDecision(known.reason);
+    return known;
+  }
   const decision = decide(resolved, input.feature, input.quantity ?? 1, input.context ?? {});
   ctx.deps.metrics.countDecision(decision.reason);
-  return {
+  const answer = checkResult(input, decision, resolved.version);
+  if (isFixed(resolved, input.feature)) {
+    if (fixed === undefined) {
+      fixed = new Map();
+      fixedAnswers.set(resolved, fixed);
+    }
+    fixed.set(input.feature, Object.freeze(answer));
+  }
+  return answer;
+}
+
+/** Whether an answer for this feature can vary with usage, quantity or the check's context. */
+function isFixed(resolved: ResolvedEntitlements, feature: string): boolean {
+  const entitlement = resolved.entitlements.get(feature);
+  if (entitlement === undefined) return true;
+  if (entitlement.type === 'metered') return false;
+  for (const layer of entitlement.layers) if (layer.condition !== null) return false;
+  return true;
+}
+
+function checkResult(input: CheckInput, decision: Decision, version: number): CheckResult {
+  // Built field by field, not with spreads (this runs on every check), in the documented order;
+  // `sources` and `version` are set last, hence the cast.
+  const out = {
     allowed: decision.allowed,
     reason: decision.reason,
     customer_id: input.customer_id,
     feature: input.feature,
-    ...(decision.type !== undefined ? { type: decision.type } : {}),
-    ...(decision.value !== undefined ? { value: decision.value } : {}),
-    ...(decision.limit !== undefined ? { limit: decision.limit } : {}),
-    ...(decision.used !== undefined ? { used: decision.used } : {}),
-    ...(decision.remaining !== undefined ? { remaining: decision.remaining } : {}),
-    ...(decision.resetsAt ? { resets_at: decision.resetsAt.toISOString() } : {}),
-    ...(decision.overage !== undefined && decision.overage > 0 ? { overage: decision.overage } : {}),
-    sources: decision.sources,
-    version: resolved.version,
-  };
+  } as CheckResult;
+  if (decision.type !== undefined) out.type = decision.type;
+  if (decision.value !== undefined) out.value = decision.value;
+  if (decision.limit !== undefined) out.limit = decision.limit;
+  if (decision.used !== undefined) out.used = decision.used;
+  if (decision.remaining !== undefined) out.remaining = decision.remaining;
+  if (decision.resetsAt) out.resets_at = decision.resetsAt.toISOString();
+  if (decision.overage !== undefined && decision.overage > 0) out.overage = decision.overage;
+  out.sources = decision.sources;
+  out.version = version;
+  return out;
 }
 
 /** `GET /v1/customers/{id}/entitlements`: everything the customer holds, evaluated now. */
@@ -47,7 +85,7 @@ export async function listEntitlements(
   return {
     customer_id: customerId,
     version: resolved.version,
-    evaluated_at: resolved.evaluatedAt.toISOString(),
+    evaluated_at: now.toISOString(),
     entitlements: describeEntitlements(resolved, resolved.attributes, context).map((e) => ({
       feature: e.feature,
       type: e.type,
