@@ -4,7 +4,11 @@ import { describe, expect, inject, it } from 'vitest';
 import { PostgresUsageStore } from '../../src/modules/metering/postgres-store.ts';
 import { rebuildFromLedger } from '../../src/modules/metering/rebuild.ts';
 import { loadScripts } from '../../src/modules/metering/redis-scripts.ts';
-import { DEFAULT_REDIS_OPTIONS, RedisUsageStore } from '../../src/modules/metering/redis-store.ts';
+import {
+  DEFAULT_REDIS_OPTIONS,
+  type RedisStoreOptions,
+  RedisUsageStore,
+} from '../../src/modules/metering/redis-store.ts';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createTestDatabase, services } from '../helpers/harness.ts';
@@ -19,15 +23,17 @@ describeUsageStoreContract('postgres', async () => {
   return { store: new PostgresUsageStore(database.db, clock), db: database.db, clock, close: drop };
 });
 
-describeUsageStoreContract(
-  'redis',
-  async () => {
+function redisStore(options: Partial<RedisStoreOptions> = {}) {
+  return async () => {
     const { database, drop } = await createTestDatabase();
     const clock = new ManualClock(start);
     const redis = new Redis(inject('redisUrl')!, { enableAutoPipelining: true });
     const prefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
     await loadScripts(redis);
-    const store = new RedisUsageStore(redis, database.db, prefix, clock, createLogger('silent'));
+    const store = new RedisUsageStore(redis, database.db, prefix, clock, createLogger('silent'), {
+      ...DEFAULT_REDIS_OPTIONS,
+      ...options,
+    });
     return {
       store,
       db: database.db,
@@ -39,9 +45,13 @@ describeUsageStoreContract(
         await drop();
       },
     };
-  },
-  services.redis,
-);
+  };
+}
+
+describeUsageStoreContract('redis', redisStore(), services.redis);
+
+// What a Redis Cluster client does: calls made together go out as one script call per slot.
+describeUsageStoreContract('redis, one call per slot', redisStore({ groupBySlot: true }), services.redis);
 
 describe.skipIf(!services.redis)('unique members past the exact cap (Redis)', () => {
   it('switches to a HyperLogLog, still counts repeats once, and rebuilds the same way', async () => {

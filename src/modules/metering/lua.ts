@@ -16,7 +16,7 @@ import { COMMON } from './lua-common.ts';
  *   aggregation | limit ('' = none) | mode | keep ms after the period ends | idempotency ttl ms |
  *   thresholds csv | resets ms ('' = never) | period start ms | exact member cap | grants (id,amount,...)
  */
-export const CONSUME = `${COMMON}
+const CONSUME_BODY = `
 local now, value = tonumber(ARGV[1]), tonumber(ARGV[2])
 local agg, lim, mode, keep, idemTtl, thresholds, resets, ps, cap, grantList =
   string.match(ARGV[5], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
@@ -79,6 +79,29 @@ apply(KEYS[1], KEYS[2], add, over, credit, draws, ttl)
 redis.call('XADD', KEYS[4], '*', 'e', ARGV[4] .. '\\n' .. ans .. '\\n' .. s(add) .. '\\n' .. s(over) .. '\\n' ..
   table.concat(draws, ',') .. '\\n' .. crossed(used, after, limit, thresholds) .. '\\n' .. s(after))
 return ans
+`;
+export const CONSUME = COMMON + CONSUME_BODY;
+
+/**
+ * Many events (of any customers) in one script call, each exactly as CONSUME would count it, in
+ * order; the reply is the list of answers. Standalone Redis only: on a cluster one call may touch
+ * one slot, so callers group per slot there.
+ * KEYS: every event's keys, one event after the other.
+ * ARGV: count, then per event: its number of keys and its five CONSUME arguments.
+ */
+export const CONSUME_MANY = `${COMMON}
+local function consume_one(K, A)
+${CONSUME_BODY.replaceAll('KEYS[', 'K[').replaceAll('ARGV[', 'A[')}
+end
+local out, k, a = {}, 0, 2
+for e = 1, tonumber(ARGV[1]) do
+  local K = {}
+  for j = 1, tonumber(ARGV[a]) do K[j] = KEYS[k + j] end
+  k = k + #K
+  out[e] = consume_one(K, { ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5] })
+  a = a + 6
+end
+return out
 `;
 
 /**

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { COMMIT, CONSUME, HOLD, READ, RELEASE } from './lua.ts';
+import { COMMIT, CONSUME, CONSUME_MANY, HOLD, READ, RELEASE } from './lua.ts';
 
 export interface LuaScript {
   name: string;
@@ -14,6 +14,7 @@ function script(name: string, source: string): LuaScript {
 
 export const SCRIPTS = {
   consume: script('consume', CONSUME),
+  consumeMany: script('consume-many', CONSUME_MANY),
   hold: script('hold', HOLD),
   commit: script('commit', COMMIT),
   release: script('release', RELEASE),
@@ -54,27 +55,48 @@ export interface ScriptCall {
 }
 
 /**
- * Many calls of one script in one explicit pipeline (one round trip, in order). Lighter on the
- * client than auto-pipelining for large batches. If Redis lost the script every call failed
- * without running, so they are all sent again after a SCRIPT LOAD.
+ * Collects the calls made during one turn of the event loop and runs them together: requests
+ * read in the same turn (many connections, or one batch) share one script call instead of paying
+ * the client's and Redis's per-command cost each. The run happens in setImmediate, after every
+ * socket read of the turn, or as soon as `max` calls are waiting (bounding how long one script
+ * call holds Redis). `run` answers the inputs in order; if it fails, every call of that run fails.
  */
-export async function runScriptBatch(
-  redis: Redis,
-  lua: LuaScript,
-  calls: readonly ScriptCall[],
-): Promise<unknown[]> {
-  const send = async () => {
-    const pipeline = redis.pipeline();
-    for (const call of calls) pipeline.evalsha(lua.sha, call.keys.length, ...call.keys, ...call.args);
-    return (await pipeline.exec()) ?? [];
-  };
-  let replies = await send();
-  if (replies.some(([err]) => isNoScript(err))) {
-    await redis.script('LOAD', lua.source);
-    replies = await send();
+export class TickBatcher<I, O> {
+  private pending: Array<{ input: I; resolve: (output: O) => void; reject: (err: unknown) => void }> = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly run: (inputs: I[]) => Promise<O[]>,
+    private readonly max: number,
+  ) {}
+
+  call(input: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.pending.push({ input, resolve, reject });
+      if (this.pending.length >= this.max) this.flush();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          this.flush();
+        });
+      }
+    });
   }
-  return replies.map(([err, value]) => {
-    if (err) throw err;
-    return value;
-  });
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const calls = this.pending;
+    this.pending = [];
+    this.run(calls.map((c) => c.input)).then(
+      (outputs) => {
+        calls.forEach((c, i) => {
+          c.resolve(outputs[i]!);
+        });
+      },
+      (err: unknown) => {
+        for (const c of calls) c.reject(err);
+      },
+    );
+  }
 }

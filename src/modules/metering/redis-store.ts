@@ -15,7 +15,7 @@ import { slotOf, UsageKeys } from './keys.ts';
 import { readingOf } from './reading.ts';
 import { packTerms, storedPeriod, streamHead } from './redis-args.ts';
 import { RedisReservations } from './redis-reservations.ts';
-import { runScript, runScriptBatch, SCRIPTS } from './redis-scripts.ts';
+import { runScript, SCRIPTS, type ScriptCall, TickBatcher } from './redis-scripts.ts';
 import type {
   CommitAnswer,
   FlushOptions,
@@ -36,6 +36,11 @@ export interface RedisStoreOptions {
   retentionMs: number;
   /** Distinct members counted exactly per period before the HyperLogLog takes over. */
   exactMembers: number;
+  /**
+   * Calls made together are sent as one script call per Redis Cluster slot instead of one in all.
+   * Defaults to whether the client is a cluster client (a script may touch one slot there).
+   */
+  groupBySlot?: boolean;
 }
 
 export const DEFAULT_REDIS_OPTIONS: RedisStoreOptions = {
@@ -43,6 +48,20 @@ export const DEFAULT_REDIS_OPTIONS: RedisStoreOptions = {
   retentionMs: 35 * 86_400_000,
   exactMembers: 100_000,
 };
+
+/** One script call holds Redis for its whole run: these bound it (about a millisecond or two). */
+const MAX_EVENTS_PER_CALL = 100;
+const MAX_READS_PER_CALL = 200;
+
+/** One feature's counter as READ returns it: used, held, credit used, per-grant credit pairs. */
+type ReadReply = [string, string, string, string[]];
+
+/** The slot of a key with a hash tag (every usage key has one). */
+function slotOfKey(key: string): number {
+  const open = key.indexOf('{');
+  const close = key.indexOf('}', open + 1);
+  return slotOf(open >= 0 && close > open + 1 ? key.slice(open + 1, close) : key);
+}
 
 /** Re-register a slot this often, so a Redis that lost its data gets its slot list back. */
 const REGISTER_EVERY_MS = 60_000;
@@ -67,6 +86,78 @@ export class RedisUsageStore implements UsageStore {
     this.keys = new UsageKeys(prefix);
     this.flusher = new LedgerFlusher(redis, db, this.keys, logger);
     this.reservations = new RedisReservations(this);
+    this.groupBySlot = options.groupBySlot ?? redis.isCluster;
+  }
+
+  private readonly groupBySlot: boolean;
+
+  /** Events recorded in the same turn of the event loop leave in one script call (per slot). */
+  private readonly consumer = new TickBatcher<ScriptCall, unknown>(
+    (calls) =>
+      this.perSlot(
+        calls,
+        (call) => call.keys[0]!,
+        async (group) => {
+          if (group.length === 1)
+            return [await runScript(this.redis, SCRIPTS.consume, group[0]!.keys, group[0]!.args)];
+          const args: Array<string | number> = [group.length];
+          for (const call of group) args.push(call.keys.length, ...call.args);
+          return (await runScript(
+            this.redis,
+            SCRIPTS.consumeMany,
+            group.flatMap((call) => call.keys),
+            args,
+          )) as unknown[];
+        },
+      ),
+    MAX_EVENTS_PER_CALL,
+  );
+
+  /** Counter reads for decisions made in the same turn share one READ call (per slot). */
+  private readonly reader = new TickBatcher<string[], ReadReply[]>(
+    (keysets) =>
+      this.perSlot(
+        keysets,
+        (keys) => keys[0]!,
+        async (group) => {
+          const reply = (await runScript(this.redis, SCRIPTS.read, group.flat(), [
+            this.clock.now().getTime(),
+          ])) as ReadReply[];
+          let next = 0;
+          return group.map((keys) => {
+            const part = reply.slice(next, next + keys.length / 3);
+            next += keys.length / 3;
+            return part;
+          });
+        },
+      ),
+    MAX_READS_PER_CALL,
+  );
+
+  /** Runs `items` in groups (one group, or one per Redis Cluster slot) and answers them in order. */
+  private async perSlot<I, O>(
+    items: I[],
+    keyOf: (item: I) => string,
+    runGroup: (group: I[]) => Promise<O[]>,
+  ): Promise<O[]> {
+    if (!this.groupBySlot) return runGroup(items);
+    const groups = new Map<number, number[]>();
+    items.forEach((item, i) => {
+      const slot = slotOfKey(keyOf(item));
+      const group = groups.get(slot);
+      if (group) group.push(i);
+      else groups.set(slot, [i]);
+    });
+    const out: O[] = new Array(items.length);
+    await Promise.all(
+      [...groups.values()].map(async (indexes) => {
+        const answers = await runGroup(indexes.map((i) => items[i]!));
+        indexes.forEach((i, j) => {
+          out[i] = answers[j]!;
+        });
+      }),
+    );
+    return out;
   }
 
   async record(environment: string, events: UsageEvent[], now: Date): Promise<UsageAnswer[]> {
@@ -96,10 +187,7 @@ export class RedisUsageStore implements UsageStore {
       ];
       return { keys, args };
     });
-    const replies =
-      calls.length === 1
-        ? [await runScript(this.redis, SCRIPTS.consume, calls[0]!.keys, calls[0]!.args)]
-        : await runScriptBatch(this.redis, SCRIPTS.consume, calls);
+    const replies = await Promise.all(calls.map((call) => this.consumer.call(call)));
     return replies.map((raw) => decodeAnswer(String(raw)));
   }
 
@@ -114,6 +202,7 @@ export class RedisUsageStore implements UsageStore {
   }
 
   async read(environment: string, snapshot: CustomerSnapshot, queries: UsageQuery[]) {
+    if (queries.length === 0) return new Map<string, ReturnType<typeof readingOf>>();
     const base = this.keys.customer(environment, snapshot.customerId);
     const periods = queries.map((q) => storedPeriod(q.period));
     const keys = queries.flatMap((q, i) => [
@@ -122,9 +211,7 @@ export class RedisUsageStore implements UsageStore {
       this.keys.holds(base, q.feature, periods[i]!),
     ]);
     const now = this.clock.now();
-    const reply = (await runScript(this.redis, SCRIPTS.read, keys, [now.getTime()])) as Array<
-      [string, string, string, string[]]
-    >;
+    const reply = await this.reader.call(keys);
     const readings = new Map<string, ReturnType<typeof readingOf>>();
     queries.forEach((q, i) => {
       const [used, held, credit, pairs] = reply[i]!;

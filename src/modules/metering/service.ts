@@ -79,10 +79,7 @@ async function record(ctx: Ctx, raw: unknown[], prefix: string): Promise<Array<U
 }
 
 function prepare(input: UsageEventInput, snapshot: CustomerSnapshot, now: Date, at: string): Prepared {
-  const fail = (code: string, message: string, field: string): Prepared => ({
-    kind: 'error',
-    error: { code, message, path: `${at}${field}` },
-  });
+  const fail = failAt(at);
   const occurredAt = input.timestamp ? new Date(input.timestamp) : now;
   if (occurredAt.getTime() > now.getTime() + MAX_FUTURE_MS)
     return fail('timestamp_in_future', 'timestamp is more than 5 minutes in the future', 'timestamp');
@@ -107,6 +104,11 @@ function prepare(input: UsageEventInput, snapshot: CustomerSnapshot, now: Date, 
       terms,
     },
   };
+}
+
+/** An event's error, its field named under `at` (e.g. `events[3].`). */
+function failAt(at: string): (code: string, message: string, field: string) => Prepared {
+  return (code, message, field) => ({ kind: 'error', error: { code, message, path: `${at}${field}` } });
 }
 
 function refusal(
