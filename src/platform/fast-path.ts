@@ -89,7 +89,10 @@ export function createFastPath(
     started: number,
   ): void {
     const input = entry.route.parse(body);
-    if (input === null) return handOver(entry, req, res, body);
+    if (input === null) {
+      handOver(entry, req, res, body);
+      return;
+    }
     const requestId = nextRequestId();
     const ctx: Ctx = {
       deps,
