@@ -12,7 +12,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { UsageKeys } from '../src/modules/metering/keys.ts';
 import { loadScripts, SCRIPTS } from '../src/modules/metering/redis-scripts.ts';
-import { RedisUsageStore } from '../src/modules/metering/redis-store.ts';
+import { RedisUsageStore, SHARED_STREAM_SLOT } from '../src/modules/metering/redis-store.ts';
 import { compareWithLedger } from '../src/modules/metering/verify.ts';
 import { systemClock } from '../src/platform/clock.ts';
 import type { DB } from '../src/platform/db-types.ts';
@@ -91,7 +91,7 @@ async function rawEvalLoop(
       keys.counter(base, 'api_calls', period),
       keys.credit(base, 'api_calls'),
       keys.idempotency(base, id),
-      keys.stream('test', customer),
+      keys.streamOfSlot(SHARED_STREAM_SLOT),
       keys.holds(base, 'api_calls', period),
       Date.now(),
       1,

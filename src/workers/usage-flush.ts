@@ -40,7 +40,7 @@ export async function startUsageWorkers(
   const worker = new Worker(
     'usage',
     async (job) => {
-      if (job.name === 'flush') return metering.flush({ budgetMs: FLUSH_BUDGET_MS });
+      if (job.name === 'flush') return metering.flush({ budgetMs: FLUSH_BUDGET_MS, full: false });
       if (job.name === 'sweep') return metering.sweep();
       return null;
     },

@@ -96,3 +96,45 @@ describe.skipIf(!services.redis)('unique members past the exact cap (Redis)', ()
     }
   });
 });
+
+describe.skipIf(!services.redis)('a flusher in another process (Redis)', () => {
+  it('finds the streams written to through their marks, without reading every stream', async () => {
+    const { database, drop } = await createTestDatabase();
+    const clock = new ManualClock(start);
+    const redis = new Redis(inject('redisUrl')!, { enableAutoPipelining: true });
+    const prefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
+    await loadScripts(redis);
+    const logger = createLogger('silent');
+    const api = new RedisUsageStore(redis, database.db, prefix, clock, logger);
+    const worker = new RedisUsageStore(redis, database.db, prefix, clock, logger);
+    try {
+      const customers = Array.from({ length: 20 }, () => customer());
+      await api.record(
+        'test',
+        customers.map((c) => event(c)),
+        clock.now(),
+      );
+      // The first scheduled flush reads every stream; later ones follow the marks.
+      expect(await worker.flush({ full: false })).toBe(20);
+      await api.record(
+        'test',
+        customers.slice(0, 5).map((c) => event(c)),
+        clock.now(),
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await redis.scard(api.keys.written)).toBeGreaterThan(0);
+      expect(await worker.flush({ full: false })).toBe(5);
+      expect(await redis.scard(api.keys.written)).toBe(0);
+      const rows = await database.db
+        .selectFrom('usage_events' as never)
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirstOrThrow();
+      expect(Number(rows.n)).toBe(25);
+    } finally {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+      await drop();
+    }
+  });
+});

@@ -33,10 +33,14 @@ type StreamEntry = [id: string, fields: string[]];
 type StreamReply = Array<[stream: string, entries: StreamEntry[]]>;
 
 const STREAMS_PER_READ = 200;
-const ENTRIES_PER_STREAM = 200;
-/** How often every known slot is read, not only those this process wrote to. */
+/** Entries taken from each stream in one read: about 20,000 in all, between 200 and 5,000 a stream. */
+function entriesPerStream(streams: number): number {
+  return Math.min(5_000, Math.max(200, Math.floor(20_000 / streams)));
+}
+/** How often a scheduled flush reads every known slot, not only those marked as written to. */
 const FULL_SWEEP_MS = 5_000;
 const CLAIM_EVERY_MS = 30_000;
+const MARKS_PER_SWEEP = 10_000;
 const DEFAULT_CLAIM_IDLE_MS = 60_000;
 
 export class LedgerFlusher {
@@ -53,7 +57,12 @@ export class LedgerFlusher {
     private readonly logger: Logger,
   ) {}
 
-  /** Flushes until the streams are empty; returns how many entries reached the ledger. */
+  /**
+   * Flushes until the streams are empty (the default) or, with `full: false` (the scheduled
+   * flush), takes what is marked now and goes on only while reads come back full, so a steady
+   * trickle is written in the larger batches of the next run. Returns how many entries reached
+   * the ledger.
+   */
   async flush(options: FlushOptions = {}): Promise<number> {
     const started = Date.now();
     let total = 0;
@@ -61,11 +70,14 @@ export class LedgerFlusher {
     if (options.claimIdleMs !== undefined || claimDue) {
       total += await this.claim(options.claimIdleMs ?? DEFAULT_CLAIM_IDLE_MS);
     }
-    let full = true;
+    const drain = options.full ?? true;
+    let full = drain;
     for (;;) {
       const moved = await this.sweep(full || Date.now() - this.lastFull > FULL_SWEEP_MS);
       total += moved;
       if (moved === 0 || Date.now() - started > (options.budgetMs ?? Number.POSITIVE_INFINITY)) return total;
+      // Without a backlog (no read came back full), the next scheduled run takes the rest.
+      if (!drain && this.dirty.size === 0) return total;
       full = false;
     }
   }
@@ -78,17 +90,22 @@ export class LedgerFlusher {
       this.dirty.clear();
       slots = (await this.redis.smembers(this.keys.slots)).map(Number);
     } else {
-      slots = [...this.dirty];
+      // Slots this process wrote to, and those other processes marked (SPOP: each mark is taken
+      // by one flusher; a mark lost in a crash is made good by the next full sweep).
+      const marked = (await this.redis.spop(this.keys.written, MARKS_PER_SWEEP)) ?? [];
+      slots = [...new Set([...this.dirty, ...marked.map(Number)])];
       this.dirty.clear();
     }
     let moved = 0;
     for (let i = 0; i < slots.length; i += STREAMS_PER_READ) {
       const chunk = new Map(slots.slice(i, i + STREAMS_PER_READ).map((s) => [this.keys.streamOfSlot(s), s]));
-      const reply = await this.read([...chunk.keys()]);
+      const count = entriesPerStream(chunk.size);
+      const reply = await this.read([...chunk.keys()], count);
+      // One ledger transaction for everything read, however many streams it came from.
+      moved += await this.settle(reply);
       for (const [stream, entries] of reply) {
-        moved += await this.settle(stream, entries);
         // A full read may have left more behind: look at this stream again next round.
-        if (entries.length === ENTRIES_PER_STREAM) this.dirty.add(chunk.get(stream)!);
+        if (entries.length === count) this.dirty.add(chunk.get(stream)!);
       }
     }
     return moved;
@@ -120,17 +137,14 @@ export class LedgerFlusher {
           .catch(() => null)) as [string, StreamEntry[]] | null;
         if (!reply) break;
         cursor = reply[0];
-        moved += await this.settle(
-          stream,
-          reply[1].filter((e) => e[1] !== null),
-        );
+        moved += await this.settle([[stream, reply[1].filter((e) => e[1] !== null)]]);
       } while (cursor !== '0-0');
     }
     return moved;
   }
 
-  private async read(streams: string[]): Promise<StreamReply> {
-    const args = ['GROUP', FLUSH_GROUP, this.consumer, 'COUNT', ENTRIES_PER_STREAM, 'STREAMS'];
+  private async read(streams: string[], count: number): Promise<StreamReply> {
+    const args = ['GROUP', FLUSH_GROUP, this.consumer, 'COUNT', count, 'STREAMS'];
     const ids = streams.map(() => '>');
     try {
       return streamReply(await this.redis.call('XREADGROUP', ...args, ...streams, ...ids));
@@ -142,19 +156,31 @@ export class LedgerFlusher {
     }
   }
 
-  private async settle(stream: string, entries: StreamEntry[]): Promise<number> {
-    if (entries.length === 0) return 0;
+  /** Writes the entries to the ledger, then (after the commit) acknowledges and deletes them. */
+  private async settle(reply: StreamReply): Promise<number> {
     const rows: LedgerRow[] = [];
-    for (const [id, fields] of entries) {
-      try {
-        rows.push(toLedgerRow(fields));
-      } catch (err) {
-        this.logger.error({ err, stream, id }, 'unreadable usage stream entry left pending');
+    const written: Array<[stream: string, ids: string[]]> = [];
+    for (const [stream, entries] of reply) {
+      const ids: string[] = [];
+      for (const [id, fields] of entries) {
+        try {
+          rows.push(toLedgerRow(fields));
+          ids.push(id);
+        } catch (err) {
+          this.logger.error({ err, stream, id }, 'unreadable usage stream entry left pending');
+        }
       }
+      if (ids.length > 0) written.push([stream, ids]);
     }
+    if (rows.length === 0) return 0;
     await appendToLedger(this.db, rows);
-    const ids = entries.map((e) => e[0]);
-    await Promise.all([this.redis.xack(stream, FLUSH_GROUP, ...ids), this.redis.xdel(stream, ...ids)]);
+    const pipeline = this.redis.pipeline();
+    for (const [stream, ids] of written) {
+      pipeline.xack(stream, FLUSH_GROUP, ...ids);
+      pipeline.xdel(stream, ...ids);
+    }
+    const results = (await pipeline.exec()) ?? [];
+    for (const [err] of results) if (err) throw err;
     return rows.length;
   }
 }

@@ -45,6 +45,10 @@ export class UsageKeys {
   get slots(): string {
     return `${this.prefix}u:slots`;
   }
+  /** Slots whose streams had entries appended since a flusher last looked (a hint, see flusher.ts). */
+  get written(): string {
+    return `${this.prefix}u:written`;
+  }
   /** Equals the ledger's marker while Redis holds counters built from that ledger. */
   get marker(): string {
     return `${this.prefix}u:marker`;

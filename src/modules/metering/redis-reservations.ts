@@ -112,7 +112,7 @@ export class RedisReservations {
           keys.counter(base, reservation.feature, period),
           keys.credit(base, reservation.feature),
           keys.idempotency(base, key),
-          keys.stream(environment, reservation.customerId),
+          keys.streamOfSlot(this.store.slotOf(environment, reservation.customerId)),
           keys.holds(base, reservation.feature, period),
           keys.reservationState(base, reservation.id),
         ],

@@ -49,12 +49,20 @@ export const DEFAULT_REDIS_OPTIONS: RedisStoreOptions = {
   exactMembers: 100_000,
 };
 
+/** On a standalone Redis every event goes to this slot's stream (see `slotOf`). */
+export const SHARED_STREAM_SLOT = 0;
+
 /** One script call holds Redis for its whole run: these bound it (about a millisecond or two). */
 const MAX_EVENTS_PER_CALL = 100;
 const MAX_READS_PER_CALL = 200;
 
 /** One feature's counter as READ returns it: used, held, credit used, per-grant credit pairs. */
 type ReadReply = [string, string, string, string[]];
+
+/** One event's consume call, with the slot whose stream it appends to. */
+interface ConsumeCall extends ScriptCall {
+  slot: number;
+}
 
 /** The slot of a key with a hash tag (every usage key has one). */
 function slotOfKey(key: string): number {
@@ -80,7 +88,7 @@ export class RedisUsageStore implements UsageStore {
     readonly db: Db,
     prefix: string,
     private readonly clock: Clock,
-    logger: Logger,
+    private readonly logger: Logger,
     readonly options: RedisStoreOptions = DEFAULT_REDIS_OPTIONS,
   ) {
     this.keys = new UsageKeys(prefix);
@@ -92,7 +100,7 @@ export class RedisUsageStore implements UsageStore {
   private readonly groupBySlot: boolean;
 
   /** Events recorded in the same turn of the event loop leave in one script call (per slot). */
-  private readonly consumer = new TickBatcher<ScriptCall, unknown>(
+  private readonly consumer = new TickBatcher<ConsumeCall, unknown>(
     (calls) =>
       this.perSlot(
         calls,
@@ -109,7 +117,10 @@ export class RedisUsageStore implements UsageStore {
             args,
           )) as unknown[];
         },
-      ),
+      ).then((answers) => {
+        this.markWritten(calls.map((call) => call.slot));
+        return answers;
+      }),
     MAX_EVENTS_PER_CALL,
   );
 
@@ -133,6 +144,16 @@ export class RedisUsageStore implements UsageStore {
       ),
     MAX_READS_PER_CALL,
   );
+
+  /**
+   * Tells flushers in other processes which streams have new entries (a hint: they also read every
+   * stream now and then), after the scripts appended to them.
+   */
+  private markWritten(slots: number[]): void {
+    this.redis.sadd(this.keys.written, ...new Set(slots)).catch((err: unknown) => {
+      this.logger.warn({ err }, 'could not mark usage streams as written');
+    });
+  }
 
   /** Runs `items` in groups (one group, or one per Redis Cluster slot) and answers them in order. */
   private async perSlot<I, O>(
@@ -165,15 +186,16 @@ export class RedisUsageStore implements UsageStore {
       environment,
       events.map((e) => e.customerId),
     );
-    const calls = events.map((event) => {
+    const calls = events.map((event): ConsumeCall => {
       const base = this.keys.customer(environment, event.customerId);
+      const slot = this.slotOf(environment, event.customerId);
       const { feature, terms } = event;
       const period = terms.period;
       const keys = [
         this.keys.counter(base, feature, period),
         this.keys.credit(base, feature),
         this.keys.idempotency(base, event.idempotencyKey),
-        this.keys.stream(environment, event.customerId),
+        this.keys.streamOfSlot(slot),
         this.keys.holds(base, feature, period),
       ];
       if (terms.aggregation === 'unique')
@@ -185,7 +207,7 @@ export class RedisUsageStore implements UsageStore {
         this.head(environment, event, null),
         this.termsArg(terms),
       ];
-      return { keys, args };
+      return { keys, args, slot };
     });
     const replies = await Promise.all(calls.map((call) => this.consumer.call(call)));
     return replies.map((raw) => decodeAnswer(String(raw)));
@@ -299,7 +321,14 @@ export class RedisUsageStore implements UsageStore {
     }
   }
 
-  private slotOf(environment: string, customerId: string): number {
+  /**
+   * The slot whose stream a customer's events go to: the customer's own Redis Cluster slot when
+   * calls are grouped per slot (a script may touch one slot there), else one stream for all, so
+   * the flusher reads entries in large batches instead of one or two from each of thousands of
+   * streams.
+   */
+  slotOf(environment: string, customerId: string): number {
+    if (!this.groupBySlot) return SHARED_STREAM_SLOT;
     const tag = `${environment}:${customerId}`;
     let slot = this.slots.get(tag);
     if (slot === undefined) {

@@ -95,6 +95,11 @@ export interface FlushOptions {
   claimIdleMs?: number;
   /** Return after about this long even if events keep arriving. */
   budgetMs?: number;
+  /**
+   * Read every stream (default), or only those marked as written to, plus every stream once in a
+   * while: what the scheduled flush does, so it costs little when most streams are empty.
+   */
+  full?: boolean;
 }
 
 export interface UsageStore extends UsageSource {
