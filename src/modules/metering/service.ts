@@ -9,6 +9,7 @@ import { Unprocessable } from '../../platform/errors.ts';
 import { fieldErrors } from '../../platform/http.ts';
 import { answerJson } from './answer.ts';
 import { meteringOf } from './metering.ts';
+import { parseUsageEvent } from './parse-event.ts';
 import { type EventError, UsageEventBody, type UsageEventInput, type UsageResult } from './schema.ts';
 import type { UsageEvent } from './store.ts';
 import { type TermsOutcome, usageTermsOf } from './terms.ts';
@@ -48,6 +49,11 @@ export async function recordUsageBatch(
 async function record(ctx: Ctx, raw: unknown[], prefix: string): Promise<Array<UsageResult | EventError>> {
   const now = ctx.deps.clock.now();
   const inputs = raw.map((item, i) => {
+    const quick =
+      typeof item === 'object' && item !== null && !Array.isArray(item)
+        ? parseUsageEvent(item as Record<string, unknown>)
+        : null;
+    if (quick !== null) return quick;
     const parsed = UsageEventBody.safeParse(item);
     if (parsed.success) return parsed.data;
     const [first] = fieldErrors(parsed.error.issues, prefix ? `${prefix}[${i}]` : undefined);
