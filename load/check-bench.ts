@@ -106,11 +106,14 @@ export async function runCheckBench(s: BenchSettings): Promise<string> {
     ).secret;
     // BENCH_CHECK_FEATURES=sso,theme narrows the mix (e.g. to compare boolean/config with metered).
     const mix = process.env.BENCH_CHECK_FEATURES?.split(',') ?? FEATURES;
-    const body = () =>
+    // Random customer and feature per request, made beforehand: both servers get the very same
+    // requests from a client doing the same (small) work, so the ratio compares the servers.
+    const bodies = Array.from({ length: Math.max(20_000, 2 * s.customers) }, () =>
       JSON.stringify({
         customer_id: `cust-${Math.floor(Math.random() * s.customers)}`,
         feature: mix[Math.floor(Math.random() * mix.length)],
-      });
+      }),
+    );
     // Warm up both servers before measuring: the snapshot cache with one check per customer
     // (the target is for a warm cache), then the JIT with a short run of each.
     await pool(
@@ -128,13 +131,15 @@ export async function runCheckBench(s: BenchSettings): Promise<string> {
       url: `http://127.0.0.1:${port}/v1/check`,
       connections: s.connections,
       duration: 5,
-      body,
+      bodies,
       key: checkKey,
     });
     await drive('warm-up', {
       url: `http://127.0.0.1:${barePort}/bare`,
       connections: s.connections,
       duration: 3,
+      bodies,
+      key: checkKey,
     });
     const results: RunResult[] = [];
     results.push(
@@ -142,6 +147,8 @@ export async function runCheckBench(s: BenchSettings): Promise<string> {
         url: `http://127.0.0.1:${barePort}/bare`,
         connections: s.connections,
         duration: s.duration,
+        bodies,
+        key: checkKey,
       }),
     );
     results.push(
@@ -149,7 +156,7 @@ export async function runCheckBench(s: BenchSettings): Promise<string> {
         url: `http://127.0.0.1:${port}/v1/check`,
         connections: s.connections,
         duration: s.duration,
-        body,
+        bodies,
         key: checkKey,
       }),
     );
@@ -158,7 +165,7 @@ export async function runCheckBench(s: BenchSettings): Promise<string> {
     return [
       `## POST /v1/check (${new Date().toISOString()})`,
       '',
-      `Features checked: ${mix.join(', ')}. Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}. ${s.customers} customers over 3 plans, overrides on 10%, seeded through the API in ${seedSeconds.toFixed(1)} s. autocannon, ${s.connections} connections, ${s.duration} s per run, random customer and feature per request, after a warm-up.`,
+      `Features checked: ${mix.join(', ')}. Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}. ${s.customers} customers over 3 plans, overrides on 10%, seeded through the API in ${seedSeconds.toFixed(1)} s. autocannon, ${s.connections} connections, ${s.duration} s per run, random customer and feature per request (the same ${bodies.length} prepared bodies, in the same order, for both servers), after a warm-up.`,
       '',
       table(results),
       '',

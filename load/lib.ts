@@ -89,8 +89,33 @@ export async function pool<T>(
 
 export async function drive(
   name: string,
-  options: { url: string; connections: number; duration: number; body?: () => string; key?: string },
+  options: {
+    url: string;
+    connections: number;
+    duration: number;
+    /** A fresh body per request (built as it is sent). */
+    body?: () => string;
+    /** Or bodies made beforehand, sent in turn (no JSON work per request in the client). */
+    bodies?: string[];
+    key?: string;
+  },
 ): Promise<RunResult> {
+  // Bodies are handed out in turn as requests are sent (one shared cursor): the client's work per
+  // request is the same for every server driven with the same bodies.
+  let next = 0;
+  const bodies = options.bodies;
+  const make = bodies ? () => bodies[next++ % bodies.length]! : options.body;
+  const requests = make
+    ? [
+        {
+          method: 'POST' as const,
+          setupRequest: (req: autocannon.Request) => {
+            req.body = make();
+            return req;
+          },
+        },
+      ]
+    : null;
   const result = await autocannon({
     url: options.url,
     method: 'POST',
@@ -100,16 +125,7 @@ export async function drive(
       'content-type': 'application/json',
       ...(options.key ? { authorization: `Bearer ${options.key}` } : {}),
     },
-    ...(options.body
-      ? {
-          requests: [
-            {
-              method: 'POST',
-              setupRequest: (req: autocannon.Request) => ({ ...req, body: options.body!() }),
-            },
-          ],
-        }
-      : { body: '{}' }),
+    ...(requests ? { requests } : { body: '{}' }),
   });
   return {
     name,
