@@ -5,6 +5,7 @@ import { getCustomerRow } from '../customers/repo.ts';
 import { loadLiveGrants, loadLiveOverrides } from '../overrides/repo.ts';
 import { readSettings } from '../settings/service.ts';
 import { loadCustomerSubscriptions } from '../subscriptions/repo.ts';
+import { internFeatures, internPlanVersion, internPlanVersions } from './intern.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -19,14 +20,17 @@ export async function loadCustomerSnapshot(
   customerId: string,
   now: Date,
 ): Promise<CustomerSnapshot> {
-  const [customer, features, settings] = await Promise.all([
+  const [customer, loadedFeatures, settings] = await Promise.all([
     getCustomerRow(db, environment, customerId),
     loadFeatures(db, environment),
     readSettings(db, environment),
   ]);
-  const fallbackPlan = settings.fallback_plan
+  // Shared with every other snapshot that loaded the same content (see intern.ts).
+  const features = internFeatures(loadedFeatures);
+  const loadedFallback = settings.fallback_plan
     ? await latestPlanVersion(db, environment, settings.fallback_plan, features)
     : null;
+  const fallbackPlan = loadedFallback ? internPlanVersion(loadedFallback) : null;
   const policy = { pastDueGraceMs: settings.past_due_grace_days * DAY_MS, fallbackPlan };
   if (!customer) {
     return {
@@ -56,7 +60,9 @@ export async function loadCustomerSnapshot(
     version: customer.version,
     features,
     subscriptions,
-    planVersions: await loadReferencedPlanVersions(db, environment, subscriptions, features),
+    planVersions: internPlanVersions(
+      await loadReferencedPlanVersions(db, environment, subscriptions, features),
+    ),
     overrides,
     grants,
     policy,
