@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Feature, PlanVersion } from '../../src/domain/types.ts';
 import { internFeatures, internPlanVersion } from '../../src/modules/entitlements/intern.ts';
+import { metered } from '../domain/builders.ts';
 
 const feature = (key: string, name = key): Feature => ({
   key,
@@ -17,18 +18,7 @@ const plan = (version: number, limit: number): PlanVersion => ({
   version,
   addon: false,
   trial: null,
-  entitlements: [
-    {
-      type: 'metered',
-      feature: 'api',
-      limit,
-      reset: 'month',
-      overage: 'deny',
-      notifyAtPercent: [],
-      perSeat: false,
-      condition: null,
-    },
-  ],
+  entitlements: [metered('api', limit)],
 });
 
 describe('interning snapshot content', () => {
