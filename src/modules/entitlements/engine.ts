@@ -85,11 +85,12 @@ export class DecisionEngine {
 
   /** A first resolution with zero usage tells which metered features (and periods) apply. */
   private learn(snapshot: CustomerSnapshot, now: Date, only: string | undefined): Memo {
-    const queries: UsageQuery[] = [];
+    let queries: UsageQuery[] = NO_QUERIES;
     const first = resolveEntitlements(
       snapshot,
       now,
       (feature, period) => {
+        if (queries === NO_QUERIES) queries = [];
         queries.push({ feature, period });
         return { used: 0 };
       },
@@ -107,6 +108,9 @@ export class DecisionEngine {
     };
   }
 }
+
+/** Shared by every memo that reads no usage (most of them): one array less per customer and feature. */
+const NO_QUERIES: UsageQuery[] = [];
 
 interface Memo {
   from: number;

@@ -13,32 +13,26 @@ export interface CheckInput {
 
 /**
  * Answers that depend on nothing but the resolution (no usage, no quantity, no condition to
- * evaluate against the context), per resolution object and feature. A memoised resolution is
- * reused until the snapshot's next time boundary and dropped with the snapshot, so these go with it.
+ * evaluate against the context), per resolution object. A check's resolution is of one feature
+ * (`resolve(..., only)`), memoised until the snapshot's next time boundary and dropped with the
+ * snapshot, so its answer goes with it.
  */
-const fixedAnswers = new WeakMap<ResolvedEntitlements, Map<string, CheckResult>>();
+const fixedAnswers = new WeakMap<ResolvedEntitlements, CheckResult>();
 
 /** `POST /v1/check`: never a 404; an unknown customer or feature is an answer with a reason. */
 export async function checkEntitlement(ctx: Ctx, input: CheckInput): Promise<CheckResult> {
   requireScope(ctx, 'check');
   const now = ctx.deps.clock.now();
   const resolved = await ctx.deps.decisions.resolve(ctx.environment, input.customer_id, now, input.feature);
-  let fixed = fixedAnswers.get(resolved);
-  const known = fixed?.get(input.feature);
-  if (known !== undefined) {
+  const known = fixedAnswers.get(resolved);
+  if (known !== undefined && known.feature === input.feature) {
     ctx.deps.metrics.countDecision(known.reason);
     return known;
   }
   const decision = decide(resolved, input.feature, input.quantity ?? 1, input.context ?? {});
   ctx.deps.metrics.countDecision(decision.reason);
   const answer = checkResult(input, decision, resolved.version);
-  if (isFixed(resolved, input.feature)) {
-    if (fixed === undefined) {
-      fixed = new Map();
-      fixedAnswers.set(resolved, fixed);
-    }
-    fixed.set(input.feature, Object.freeze(answer));
-  }
+  if (isFixed(resolved, input.feature)) fixedAnswers.set(resolved, Object.freeze(answer));
   return answer;
 }
 
