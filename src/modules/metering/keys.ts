@@ -1,8 +1,10 @@
 /**
  * Redis key layout. Every key of one customer carries the hash tag `{environment:customer}`, so a
  * customer's counters, credit, holds and idempotency answers share one Redis Cluster slot and one
- * Lua script can touch them all. The not-yet-flushed event stream a script appends to must live
- * in that slot too, so there is one stream per slot, named with a short tag that hashes to it.
+ * Lua script can touch them all. On a cluster the not-yet-flushed event stream a script appends to
+ * must live in that slot too, so there is one stream per slot, named with a short tag that hashes
+ * to it; on a standalone Redis every event goes to the stream of slot 0 (see `slotOf` in
+ * redis-store.ts).
  * (Customer ids cannot contain braces, and the prefix cannot either, so the tag is unambiguous.)
  */
 import type { StoredPeriod } from './store.ts';

@@ -1,6 +1,6 @@
 /**
- * The Lua twins of consume.ts, run atomically by Redis (EVALSHA). Every key a script touches is
- * one customer's (same hash tag), the stream included (see keys.ts). Numbers travel as strings
+ * The Lua twins of consume.ts, run atomically by Redis (EVALSHA). Each event touches one
+ * customer's keys (same hash tag) and a stream; a call touches one slot on a cluster (see keys.ts). Numbers travel as strings
  * (integers as they are, others with '%.17g', so they stay exact); an answer is stored as one pipe-joined string:
  *   accepted | used (holds included) | limit ('' = none) | remaining ('' = none) | resets_at ms
  *   ('' = none) | period start ms | overage | credit

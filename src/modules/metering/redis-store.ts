@@ -1,7 +1,8 @@
 /**
- * The Redis store: one EVALSHA per event (pipelined for batches) does the check-and-consume, the
- * idempotency answer and the append to the slot's stream atomically; the flusher moves the stream
- * into the Postgres ledger. Reads for decisions are one read-only script call per customer.
+ * The Redis store: a Lua script does each event's check-and-consume, idempotency answer and append
+ * to the stream atomically, the events of one event-loop turn in one call (CONSUME_MANY); the
+ * flusher moves the stream into the Postgres ledger. Reads for decisions share read-only script
+ * calls the same way. With a cluster client every call stays within one slot.
  */
 import type { Redis } from 'ioredis';
 import type { CustomerSnapshot } from '../../domain/types.ts';
