@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { inject } from 'vitest';
@@ -10,6 +11,7 @@ import { type Database, openEmbedded } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { migrateToLatest } from '../../src/platform/migrate.ts';
 import { type Runtime, startRuntime } from '../../src/runtime.ts';
+import { createHttpServer } from '../../src/server.ts';
 
 export const services = {
   postgres: inject('postgresAdminUrl') !== null,
@@ -181,3 +183,13 @@ export function frozenClock(at = '2026-01-15T12:00:00.000Z'): ManualClock {
 }
 
 export { systemClock };
+
+/** The runtime behind the real node:http server (fast paths included), on a loopback port. */
+export async function serveOverHttp(runtime: Runtime): Promise<{ base: string; close(): Promise<void> }> {
+  const server = createHttpServer(runtime);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}

@@ -1,16 +1,13 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCheck } from '../../src/modules/entitlements/check-fast-path.ts';
-import { createHttpServer } from '../../src/server.ts';
-import { createTestApp, type TestApp } from '../helpers/harness.ts';
+import { createTestApp, serveOverHttp, type TestApp } from '../helpers/harness.ts';
 
 /**
  * The node:http fast path for POST /v1/check must answer exactly as the Hono route does, and hand
  * everything it does not take (bad input, unknown keys, idempotency) to the app.
  */
 let app: TestApp;
-let server: Server;
+let http: Awaited<ReturnType<typeof serveOverHttp>>;
 let base: string;
 
 beforeAll(async () => {
@@ -28,12 +25,11 @@ beforeAll(async () => {
   });
   await app.json('PUT', '/v1/customers/acme', { attributes: { region: 'eu' } });
   await app.json('POST', '/v1/customers/acme/subscriptions', { plan: 'pro' });
-  server = createHttpServer(app.runtime);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  http = await serveOverHttp(app.runtime);
+  base = http.base;
 });
 afterAll(async () => {
-  await new Promise((r) => server?.close(r));
+  await http?.close();
   await app?.close();
 });
 

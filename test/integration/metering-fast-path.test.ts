@@ -1,29 +1,25 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseUsageEvent } from '../../src/modules/metering/parse-event.ts';
 import { UsageEventBody } from '../../src/modules/metering/schema.ts';
-import { createHttpServer } from '../../src/server.ts';
-import { createTestApp, services, type TestApp } from '../helpers/harness.ts';
+import { createTestApp, serveOverHttp, services, type TestApp } from '../helpers/harness.ts';
 import type { Scenario } from '../helpers/scenario.ts';
 import { ledgerSum, meteredCustomer, uniqueKey, usedNow } from './metering-fixtures.ts';
 
 /** The node:http fast path for usage answers as the Hono routes do and hands over what it does not take. */
 describe.skipIf(!services.redis)('usage fast path', () => {
   let app: TestApp;
-  let server: Server;
+  let http: Awaited<ReturnType<typeof serveOverHttp>>;
   let base: string;
   let s: Scenario;
   beforeAll(async () => {
     app = await createTestApp({ redis: true, config: { apiKeyCacheSeconds: 5 } });
     s = await meteredCustomer(app, { limit: 10 });
-    server = createHttpServer(app.runtime);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    http = await serveOverHttp(app.runtime);
+    base = http.base;
   });
   afterAll(async () => {
-    await new Promise((r) => server?.close(r));
+    await http?.close();
     await app?.close();
   });
   const post = async (path: string, body: unknown) => {

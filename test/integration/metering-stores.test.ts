@@ -23,28 +23,35 @@ describeUsageStoreContract('postgres', async () => {
   return { store: new PostgresUsageStore(database.db, clock), db: database.db, clock, close: drop };
 });
 
+/** A fresh database and key prefix on the real Redis; `store()` opens a store over them. */
+async function redisFixture() {
+  const { database, drop } = await createTestDatabase();
+  const clock = new ManualClock(start);
+  const redis = new Redis(inject('redisUrl')!, { enableAutoPipelining: true });
+  const prefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
+  await loadScripts(redis);
+  return {
+    database,
+    clock,
+    redis,
+    store: (options: Partial<RedisStoreOptions> = {}) =>
+      new RedisUsageStore(redis, database.db, prefix, clock, createLogger('silent'), {
+        ...DEFAULT_REDIS_OPTIONS,
+        ...options,
+      }),
+    async close() {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+      await drop();
+    },
+  };
+}
+
 function redisStore(options: Partial<RedisStoreOptions> = {}) {
   return async () => {
-    const { database, drop } = await createTestDatabase();
-    const clock = new ManualClock(start);
-    const redis = new Redis(inject('redisUrl')!, { enableAutoPipelining: true });
-    const prefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
-    await loadScripts(redis);
-    const store = new RedisUsageStore(redis, database.db, prefix, clock, createLogger('silent'), {
-      ...DEFAULT_REDIS_OPTIONS,
-      ...options,
-    });
-    return {
-      store,
-      db: database.db,
-      clock,
-      async close() {
-        const keys = await redis.keys(`${prefix}*`);
-        if (keys.length) await redis.del(...keys);
-        redis.disconnect();
-        await drop();
-      },
-    };
+    const f = await redisFixture();
+    return { store: f.store(options), db: f.database.db, clock: f.clock, close: f.close };
   };
 }
 
@@ -55,15 +62,9 @@ describeUsageStoreContract('redis, one call per slot', redisStore({ groupBySlot:
 
 describe.skipIf(!services.redis)('unique members past the exact cap (Redis)', () => {
   it('switches to a HyperLogLog, still counts repeats once, and rebuilds the same way', async () => {
-    const { database, drop } = await createTestDatabase();
-    const clock = new ManualClock(start);
-    const redis = new Redis(inject('redisUrl')!, { enableAutoPipelining: true });
-    const prefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
-    await loadScripts(redis);
-    const store = new RedisUsageStore(redis, database.db, prefix, clock, createLogger('silent'), {
-      ...DEFAULT_REDIS_OPTIONS,
-      exactMembers: 3,
-    });
+    const f = await redisFixture();
+    const { clock, redis } = f;
+    const store = f.store({ exactMembers: 3 });
     try {
       const c = customer();
       const t = terms({ aggregation: 'unique', limit: null });
@@ -89,24 +90,17 @@ describe.skipIf(!services.redis)('unique members past the exact cap (Redis)', ()
       expect(await redis.scard(store.keys.members(base, 'calls', period))).toBe(3);
       expect(await redis.pfcount(store.keys.sketch(base, 'calls', period))).toBe(4);
     } finally {
-      const keys = await redis.keys(`${prefix}*`);
-      if (keys.length) await redis.del(...keys);
-      redis.disconnect();
-      await drop();
+      await f.close();
     }
   });
 });
 
 describe.skipIf(!services.redis)('a flusher in another process (Redis)', () => {
   it('finds the streams written to through their marks, without reading every stream', async () => {
-    const { database, drop } = await createTestDatabase();
-    const clock = new ManualClock(start);
-    const redis = new Redis(inject('redisUrl')!, { enableAutoPipelining: true });
-    const prefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
-    await loadScripts(redis);
-    const logger = createLogger('silent');
-    const api = new RedisUsageStore(redis, database.db, prefix, clock, logger);
-    const worker = new RedisUsageStore(redis, database.db, prefix, clock, logger);
+    const f = await redisFixture();
+    const { clock, redis, database } = f;
+    const api = f.store();
+    const worker = f.store();
     try {
       const customers = Array.from({ length: 20 }, () => customer());
       await api.record(
@@ -131,10 +125,7 @@ describe.skipIf(!services.redis)('a flusher in another process (Redis)', () => {
         .executeTakeFirstOrThrow();
       expect(Number(rows.n)).toBe(25);
     } finally {
-      const keys = await redis.keys(`${prefix}*`);
-      if (keys.length) await redis.del(...keys);
-      redis.disconnect();
-      await drop();
+      await f.close();
     }
   });
 });

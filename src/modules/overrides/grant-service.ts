@@ -1,8 +1,8 @@
-import { type Ctx, reader, requireScope, withTransaction } from '../../platform/context.ts';
+import { type Ctx, requireScope, withTransaction } from '../../platform/context.ts';
 import { NotFound } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
-import { decodeCursor, page } from '../../platform/pagination.ts';
-import { listCustomerRows, lockHeldRow, lockLiveCustomer, requireLiveCustomer } from './repo.ts';
+import { listHeld } from './list-held.ts';
+import { lockHeldRow, lockLiveCustomer } from './repo.ts';
 import { toGrantResource } from './resources.ts';
 import type { CreateGrantInput, GrantResource } from './schema.ts';
 import { invalid, liveFeature, validateWindow } from './validation.ts';
@@ -50,29 +50,12 @@ export async function createGrant(
   });
 }
 
-export async function listGrants(
+export function listGrants(
   ctx: Ctx,
   customerId: string,
   query: { limit: number; cursor?: string | undefined },
 ) {
-  requireScope(ctx, 'admin');
-  await requireLiveCustomer(reader(ctx), ctx.environment, customerId);
-  const after = decodeCursor<{ id: string }>(query.cursor, { id: 'string' });
-  const rows = await listCustomerRows(
-    reader(ctx),
-    'credit_grants',
-    ctx.environment,
-    customerId,
-    after?.id,
-    query.limit + 1,
-  );
-  const now = ctx.deps.clock.now();
-  return page(
-    rows,
-    query.limit,
-    (r) => toGrantResource(r, now),
-    (r) => ({ id: r.id }),
-  );
+  return listHeld(ctx, 'credit_grants', customerId, query, toGrantResource);
 }
 
 /** Voids a grant now: its remaining credit stops counting; what it already paid for stays paid. */

@@ -1,8 +1,8 @@
-import { type Ctx, reader, requireScope, withTransaction } from '../../platform/context.ts';
+import { type Ctx, requireScope, withTransaction } from '../../platform/context.ts';
 import { NotFound } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
-import { decodeCursor, page } from '../../platform/pagination.ts';
-import { listCustomerRows, lockHeldRow, lockLiveCustomer, requireLiveCustomer } from './repo.ts';
+import { listHeld } from './list-held.ts';
+import { lockHeldRow, lockLiveCustomer } from './repo.ts';
 import { toOverrideResource } from './resources.ts';
 import type { CreateOverrideInput, OverrideResource } from './schema.ts';
 import { effectFor, liveFeature, validateCondition, validateWindow } from './validation.ts';
@@ -52,29 +52,12 @@ export async function createOverride(
   });
 }
 
-export async function listOverrides(
+export function listOverrides(
   ctx: Ctx,
   customerId: string,
   query: { limit: number; cursor?: string | undefined },
 ) {
-  requireScope(ctx, 'admin');
-  await requireLiveCustomer(reader(ctx), ctx.environment, customerId);
-  const after = decodeCursor<{ id: string }>(query.cursor, { id: 'string' });
-  const rows = await listCustomerRows(
-    reader(ctx),
-    'overrides',
-    ctx.environment,
-    customerId,
-    after?.id,
-    query.limit + 1,
-  );
-  const now = ctx.deps.clock.now();
-  return page(
-    rows,
-    query.limit,
-    (r) => toOverrideResource(r, now),
-    (r) => ({ id: r.id }),
-  );
+  return listHeld(ctx, 'overrides', customerId, query, toOverrideResource);
 }
 
 /** Ends an override now; the row stays as history with `ended_at` set. */

@@ -71,7 +71,7 @@ export async function loadLiveGrants(
   return rows.map(toGrant);
 }
 
-type HeldTable = 'overrides' | 'credit_grants';
+export type HeldTable = 'overrides' | 'credit_grants';
 
 /** One page of a customer's overrides or grants, oldest first (ids sort by creation). */
 export async function listCustomerRows<T extends HeldTable>(
