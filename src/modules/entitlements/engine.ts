@@ -66,9 +66,6 @@ export class DecisionEngine {
     let memo = this.memo.get(snapshot)?.get(memoKey);
     // Reused only forwards in time: a clock moved back (tests) resolves afresh.
     if (memo && !(t >= memo.from && t < memo.until)) memo = undefined;
-    // The memoised resolution is handed out as is (its identity keys the service's decision memo);
-    // its `evaluatedAt` is when it was first resolved, and callers report their own `now`.
-    if (memo?.resolved) return memo.resolved;
     if (!memo) {
       memo = this.learn(snapshot, now, only);
       let perSnapshot = this.memo.get(snapshot);
@@ -77,8 +74,11 @@ export class DecisionEngine {
         this.memo.set(snapshot, perSnapshot);
       }
       perSnapshot.set(memoKey, memo);
-      if (memo.resolved) return memo.resolved;
     }
+    // Without usage the memoised resolution is the answer, handed out as is (its identity keys the
+    // service's decision memo; its `evaluatedAt` is when it was first resolved, and callers report
+    // their own `now`).
+    if (memo.queries.length === 0) return memo.base;
     const readings = await this.usage.read(environment, snapshot, memo.queries);
     return withUsage(memo.base, snapshot, now, (feature) => readings.get(feature) ?? { used: 0 });
   }
@@ -99,13 +99,7 @@ export class DecisionEngine {
     let until = nextChangeAfter(snapshot, now)?.getTime() ?? Number.POSITIVE_INFINITY;
     // A usage period that ends changes the queries.
     for (const q of queries) until = Math.min(until, q.period.end.getTime());
-    return {
-      from: now.getTime(),
-      until,
-      queries,
-      base: first,
-      ...(queries.length === 0 ? { resolved: first } : {}),
-    };
+    return { from: now.getTime(), until, queries, base: first };
   }
 }
 
@@ -116,8 +110,6 @@ interface Memo {
   from: number;
   until: number;
   queries: UsageQuery[];
-  /** The resolution with zero usage; a metered one takes its readings with `withUsage`. */
+  /** The resolution with zero usage: the answer itself when `queries` is empty, else completed with the readings by `withUsage`. */
   base: ResolvedEntitlements;
-  /** Present when no usage is involved: the answer itself. */
-  resolved?: ResolvedEntitlements;
 }

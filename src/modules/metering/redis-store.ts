@@ -65,7 +65,7 @@ interface ConsumeCall extends ScriptCall {
   slot: number;
 }
 
-/** The slot of a key with a hash tag (every usage key has one). */
+/** The slot of a key with a hash tag (every usage key has one): how reads are grouped per slot. */
 function slotOfKey(key: string): number {
   const open = key.indexOf('{');
   const close = key.indexOf('}', open + 1);
@@ -105,7 +105,7 @@ export class RedisUsageStore implements UsageStore {
     (calls) =>
       this.perSlot(
         calls,
-        (call) => call.keys[0]!,
+        (call) => call.slot,
         async (group) => {
           if (group.length === 1)
             return [await runScript(this.redis, SCRIPTS.consume, group[0]!.keys, group[0]!.args)];
@@ -130,7 +130,7 @@ export class RedisUsageStore implements UsageStore {
     (keysets) =>
       this.perSlot(
         keysets,
-        (keys) => keys[0]!,
+        (keys) => slotOfKey(keys[0]!),
         async (group) => {
           const reply = (await runScript(this.redis, SCRIPTS.read, group.flat(), [
             this.clock.now().getTime(),
@@ -159,13 +159,13 @@ export class RedisUsageStore implements UsageStore {
   /** Runs `items` in groups (one group, or one per Redis Cluster slot) and answers them in order. */
   private async perSlot<I, O>(
     items: I[],
-    keyOf: (item: I) => string,
+    slotOfItem: (item: I) => number,
     runGroup: (group: I[]) => Promise<O[]>,
   ): Promise<O[]> {
     if (!this.groupBySlot) return runGroup(items);
     const groups = new Map<number, number[]>();
     items.forEach((item, i) => {
-      const slot = slotOfKey(keyOf(item));
+      const slot = slotOfItem(item);
       const group = groups.get(slot);
       if (group) group.push(i);
       else groups.set(slot, [i]);
