@@ -27,26 +27,69 @@ export function generateSecret(environment: string): string {
 /**
  * Resolves API keys by the hash of their secret, caching answers in process for at most
  * `ttlSeconds` so a revoked key stops working within that time without a query per request.
+ * A key in use is looked up again in the background once its entry is past `REFRESH_AT` of its
+ * time, so under steady traffic the entry never lapses (no request waits on the database and none
+ * is handed from the fast path to the app for it); the entry's end stays the bound on how long a
+ * revoked key is honoured. Look-ups of one secret share one query.
  */
 export class ApiKeyResolver {
-  private readonly cache = new Map<string, { key: ResolvedKey | null; until: number }>();
+  private readonly cache = new Map<string, CachedKey>();
+  private readonly inFlight = new Map<string, Promise<ResolvedKey | null>>();
+  private generation = 0;
   constructor(
     private readonly db: Db,
     private readonly ttlSeconds: number,
     private readonly maxEntries = 10_000,
   ) {}
 
-  async resolve(secret: string): Promise<ResolvedKey | null> {
+  resolve(secret: string): Promise<ResolvedKey | null> {
     // Cached by the secret itself (it arrives in every request anyway), so a hit costs no hashing.
-    const now = Date.now();
+    const known = this.peek(secret);
+    return known !== undefined ? Promise.resolve(known) : this.lookUp(secret);
+  }
+
+  /**
+   * The cached answer for a secret without any IO: the key, null for a known-bad secret, or
+   * undefined when the cache cannot say (then `resolve` must ask the database).
+   */
+  peek(secret: string): ResolvedKey | null | undefined {
     const hit = this.cache.get(secret);
-    if (hit && hit.until > now) return hit.key;
+    if (hit === undefined) return undefined;
+    const now = Date.now();
+    if (hit.until <= now) return undefined;
+    if (hit.refreshAt <= now && hit.key !== null && !this.inFlight.has(secret))
+      this.lookUp(secret).catch(() => {
+        // A failed refresh leaves the entry to lapse at its end; the next request asks again.
+      });
+    return hit.key;
+  }
+
+  forget(): void {
+    this.cache.clear();
+    // A query already under way read the keys before whatever made us forget: it must not put
+    // its answer back.
+    this.generation += 1;
+    this.inFlight.clear();
+  }
+
+  private lookUp(secret: string): Promise<ResolvedKey | null> {
+    const running = this.inFlight.get(secret);
+    if (running) return running;
+    const query = this.query(secret).finally(() => {
+      if (this.inFlight.get(secret) === query) this.inFlight.delete(secret);
+    });
+    this.inFlight.set(secret, query);
+    return query;
+  }
+
+  private async query(secret: string): Promise<ResolvedKey | null> {
     if (!KEY_PATTERN.test(secret)) return null;
-    const hash = hashSecret(secret);
+    const started = Date.now();
+    const generation = this.generation;
     const row = await this.db
       .selectFrom('api_keys')
       .select(['id', 'name', 'environment', 'scopes'])
-      .where('secret_hash', '=', hash)
+      .where('secret_hash', '=', hashSecret(secret))
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
     const key: ResolvedKey | null = row
@@ -58,27 +101,23 @@ export class ApiKeyResolver {
           actor: { type: 'api_key', id: row.id, name: row.name },
         }
       : null;
-    if (this.cache.size >= this.maxEntries) this.cache.clear();
-    // Unknown keys are remembered briefly too, so a flood of bad keys does not become a flood of queries.
-    this.cache.set(secret, {
-      key,
-      until: now + (key ? this.ttlSeconds : Math.min(1, this.ttlSeconds)) * 1000,
-    });
+    if (generation !== this.generation) return key;
+    if (this.cache.size >= this.maxEntries && !this.cache.has(secret)) this.cache.clear();
+    // Unknown keys are remembered briefly too, so a flood of bad keys does not become a flood of
+    // queries. The entry's time counts from when the query started: what it read is that old.
+    const ms = (key ? this.ttlSeconds : Math.min(1, this.ttlSeconds)) * 1000;
+    this.cache.set(secret, { key, until: started + ms, refreshAt: started + ms * REFRESH_AT });
     return key;
   }
+}
 
-  /**
-   * The cached answer for a secret without any IO: the key, null for a known-bad secret, or
-   * undefined when the cache cannot say (then `resolve` must ask the database).
-   */
-  peek(secret: string): ResolvedKey | null | undefined {
-    const hit = this.cache.get(secret);
-    return hit && hit.until > Date.now() ? hit.key : undefined;
-  }
+/** The share of an entry's time after which a key in use is looked up again in the background. */
+const REFRESH_AT = 0.6;
 
-  forget(): void {
-    this.cache.clear();
-  }
+interface CachedKey {
+  key: ResolvedKey | null;
+  until: number;
+  refreshAt: number;
 }
 
 export function authenticate(resolver: ApiKeyResolver): MiddlewareHandler<AppEnv> {
