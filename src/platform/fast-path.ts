@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Counter, Histogram } from 'prom-client';
+import type { Histogram } from 'prom-client';
 import type { ApiKeyResolver, ResolvedKey } from './auth.ts';
 import type { AppDeps, Ctx, Scope } from './context.ts';
 import { requestIdFactory } from './ids.ts';
+import type { Tally } from './metrics.ts';
 
 /**
  * A JSON POST route answered straight on node:http, for the request shapes product backends send
@@ -20,10 +21,10 @@ export interface FastRoute<T> {
 interface Entry {
   // biome-ignore lint/suspicious/noExplicitAny: routes differ in their input type; each is typed where it is defined
   route: FastRoute<any>;
-  ok: Counter.Internal;
+  ok: Tally;
   duration: Histogram.Internal<string>;
-  served: Counter.Internal;
-  handedOver: Counter.Internal;
+  served: Tally;
+  handedOver: Tally;
 }
 
 export type Fallback = (req: IncomingMessage, res: ServerResponse, body?: Buffer) => void;
@@ -47,10 +48,14 @@ export function createFastPath(
       route.path,
       {
         route,
-        ok: deps.metrics.httpRequests.labels({ method: 'POST', route: route.path, status: '200' }),
+        ok: deps.metrics.tally(deps.metrics.httpRequests, {
+          method: 'POST',
+          route: route.path,
+          status: '200',
+        }),
         duration: deps.metrics.httpDuration.labels({ method: 'POST', route: route.path }),
-        served: deps.metrics.fastPath.labels({ route: route.path, outcome: 'served' }),
-        handedOver: deps.metrics.fastPath.labels({ route: route.path, outcome: 'handed_over' }),
+        served: deps.metrics.tally(deps.metrics.fastPath, { route: route.path, outcome: 'served' }),
+        handedOver: deps.metrics.tally(deps.metrics.fastPath, { route: route.path, outcome: 'handed_over' }),
       },
     ]),
   );

@@ -1,13 +1,26 @@
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 
+/**
+ * A count kept as a plain number and added to its Prometheus counter when the registry is read:
+ * prom-client's `inc` hashes the labels and allocates on every call, which the hot routes (checks,
+ * usage) would otherwise pay per request.
+ */
+export class Tally {
+  pending = 0;
+  constructor(readonly labels: Readonly<Record<string, string>>) {}
+  inc(): void {
+    this.pending += 1;
+  }
+}
+
 /** Prometheus metrics of one process; each app instance owns its registry so tests do not collide. */
 export class Metrics {
   readonly registry = new Registry();
-  readonly httpRequests = new Counter({
+  private readonly tallies = new Map<Counter<string>, Map<string, Tally>>();
+  readonly httpRequests = this.tallied({
     name: 'tessera_http_requests_total',
     help: 'HTTP requests by route and status',
     labelNames: ['method', 'route', 'status'] as const,
-    registers: [this.registry],
   });
   readonly httpDuration = new Histogram({
     name: 'tessera_http_request_duration_seconds',
@@ -16,11 +29,10 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
-  readonly decisions = new Counter({
+  readonly decisions = this.tallied({
     name: 'tessera_decisions_total',
     help: 'Entitlement decisions by outcome reason',
     labelNames: ['reason'] as const,
-    registers: [this.registry],
   });
   readonly outboxDispatched = new Counter({
     name: 'tessera_outbox_dispatched_total',
@@ -29,26 +41,63 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly fastPath = new Counter({
+  readonly fastPath = this.tallied({
     name: 'tessera_fast_path_total',
     help: 'Hot-route requests answered on the node:http fast path, or handed to the full app',
     labelNames: ['route', 'outcome'] as const,
-    registers: [this.registry],
   });
 
-  private readonly decisionChildren = new Map<string, { inc(): void }>();
+  private readonly decisionTallies = new Map<string, Tally>();
 
-  /** Counts a decision; the labelled child is kept so the hot path does no label hashing. */
+  /** Counts a decision (a map look-up and an addition; see `Tally`). */
   countDecision(reason: string): void {
-    let child = this.decisionChildren.get(reason);
-    if (!child) {
-      child = this.decisions.labels({ reason });
-      this.decisionChildren.set(reason, child);
+    let tally = this.decisionTallies.get(reason);
+    if (!tally) {
+      tally = this.tally(this.decisions, { reason });
+      this.decisionTallies.set(reason, tally);
     }
-    child.inc();
+    tally.inc();
+  }
+
+  /**
+   * The tally of one label set of a counter made by `tallied`; the same object for the same
+   * labels. Keep it: looking it up costs a key per call.
+   */
+  tally<L extends string>(counter: Counter<L>, labels: Readonly<Record<L, string>>): Tally {
+    const byLabels = this.tallies.get(counter as Counter<string>);
+    if (!byLabels) throw new Error(`${String(counter)} is not a tallied counter`);
+    const key = JSON.stringify(Object.entries(labels).sort());
+    let tally = byLabels.get(key);
+    if (!tally) {
+      tally = new Tally(labels);
+      byLabels.set(key, tally);
+    }
+    return tally;
   }
 
   constructor(defaults = false) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** A counter that also takes tallies, added to it whenever the registry is read. */
+  private tallied<L extends string>(config: {
+    name: string;
+    help: string;
+    labelNames: readonly L[];
+  }): Counter<L> {
+    const byLabels = new Map<string, Tally>();
+    const counter: Counter<L> = new Counter<L>({
+      ...config,
+      registers: [this.registry],
+      collect() {
+        for (const tally of byLabels.values()) {
+          if (tally.pending === 0) continue;
+          counter.inc(tally.labels as Partial<Record<L, string>>, tally.pending);
+          tally.pending = 0;
+        }
+      },
+    });
+    this.tallies.set(counter as Counter<string>, byLabels);
+    return counter;
   }
 }
