@@ -79,8 +79,10 @@ export class InvalidationBus {
 
   private apply(message: Message): void {
     if (message.all) this.cache.invalidateEnvironment(message.environment);
+    // With a version (the durable path), a cached snapshot that already holds the change is kept:
+    // the commit's own invalidation dropped the older one and it has been reloaded since.
     for (const customerId of message.customers ?? [])
-      this.cache.invalidateCustomer(message.environment, customerId);
+      this.cache.invalidateCustomer(message.environment, customerId, message.version);
   }
 
   private receive(raw: string): void {
