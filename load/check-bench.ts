@@ -100,8 +100,7 @@ export async function runCheckBench(s: BenchSettings): Promise<string> {
     : [];
   try {
     // The scale-out topology: the API node only serves (RUN_WORKERS=false) and a `tessera worker`
-    // runs the outbox, scheduler and flusher. Inside the API process those jobs made its
-    // young-generation GC pauses several times longer under load (docs/benchmarks.md).
+    // runs the outbox, scheduler and flusher, so the figures are of the API alone.
     const { server, databaseUrl, seedSeconds } = await seededDatabase(
       s.pgAdminUrl,
       'tessera_bench',
