@@ -65,7 +65,7 @@ export class Metrics {
    */
   tally<L extends string>(counter: Counter<L>, labels: Readonly<Record<L, string>>): Tally {
     const byLabels = this.tallies.get(counter as Counter<string>);
-    if (!byLabels) throw new Error(`${String(counter)} is not a tallied counter`);
+    if (!byLabels) throw new Error('this counter takes no tallies (make it with `tallied`)');
     const key = JSON.stringify(Object.entries(labels).sort());
     let tally = byLabels.get(key);
     if (!tally) {
