@@ -19,8 +19,10 @@ import pg from 'pg';
 export interface Placement {
   /** CPU list (taskset syntax) of the load generator. */
   client: string;
-  /** CPU list of the system under test. */
+  /** CPU list of the servers under test. */
   server: string;
+  /** CPU list of Redis and PostgreSQL: the servers' (default) or the client's (BENCH_PIN_SERVICES=client). */
+  services: string;
   /** Every CPU, to give processes back when the run ends. */
   all: string;
 }
@@ -31,12 +33,15 @@ export function placement(): Placement | null {
   const cores = os.cpus().length;
   if (cores < 2 || spawnSync('taskset', ['-V']).status !== 0) return null;
   const last = cores - 1;
-  return { client: String(last), server: last === 1 ? '0' : `0-${last - 1}`, all: `0-${last}` };
+  const client = String(last);
+  const server = last === 1 ? '0' : `0-${last - 1}`;
+  const services = process.env.BENCH_PIN_SERVICES === 'client' ? client : server;
+  return { client, server, services, all: `0-${last}` };
 }
 
 export function describePlacement(p: Placement | null): string {
   return p
-    ? `load generator pinned to CPU ${p.client}; servers, Redis and PostgreSQL to CPU ${p.server} (BENCH_PIN=off to let the kernel place them)`
+    ? `load generator pinned to CPU ${p.client}, the servers to CPU ${p.server}, Redis and PostgreSQL to CPU ${p.services} (BENCH_PIN=off to let the kernel place them)`
     : 'no CPU pinning (BENCH_PIN=off, or one core, or no taskset)';
 }
 
@@ -83,7 +88,7 @@ export class ServerSide {
 
   pin(): void {
     if (!this.placement) return;
-    this.place(this.placement.server);
+    this.place(this.placement.services);
     pinProcess(process.pid, this.placement.client);
   }
 
