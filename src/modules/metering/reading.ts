@@ -3,6 +3,8 @@ import type { CustomerSnapshot } from '../../domain/types.ts';
 import { type CounterState, type GrantUsage, heldBeyondLimit } from './consume.ts';
 import { usageTermsOf } from './terms.ts';
 
+const NO_BALANCES: Readonly<Record<string, number>> = Object.freeze({});
+
 /**
  * What the decision engine sees of a counter: live holds count as used, and the credit they claim
  * past the limit is drawn (virtually, in burn-down order) from the balances, so `remaining` and
@@ -15,6 +17,9 @@ export function readingOf(
   usage: GrantUsage,
   now: Date,
 ): UsageReading {
+  // No grants and no holds (most checks): nothing to draw, no balances.
+  if (snapshot.grants.length === 0 && state.held <= 0)
+    return { used: state.used + state.held, creditUsed: state.creditUsed, grantBalances: NO_BALANCES };
   const grants = snapshot.grants.filter((g) => g.feature === feature);
   const balances: Record<string, number> = {};
   const aggregation = snapshot.features.get(feature)?.aggregation ?? 'sum';
