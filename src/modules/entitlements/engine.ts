@@ -60,7 +60,9 @@ export class DecisionEngine {
     now: Date,
     only?: string,
   ): Promise<ResolvedEntitlements> {
-    const snapshot = await this.snapshot(environment, customerId, now);
+    // A warm snapshot is taken without an await (a check does this every time).
+    const snapshot =
+      this.cache.get(environment, customerId) ?? (await this.snapshot(environment, customerId, now));
     const memoKey = only ?? '*';
     const t = now.getTime();
     let memo = this.memo.get(snapshot)?.get(memoKey);
