@@ -71,6 +71,15 @@ function urlOf(adminUrl: string, name: string): string {
  */
 const SERVER_NODE_FLAGS = ['--max-semi-space-size=32'];
 
+/** A TypeScript entry point under tsx with the servers' Node flags, on the server CPUs when pinned. */
+function spawnServer(args: string[], env: Record<string, string>, pin: Placement | null): ChildProcess {
+  const [command, commandArgs] = serverCommand(pin, [...SERVER_NODE_FLAGS, '--import', 'tsx', ...args]);
+  return spawn(command, commandArgs, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+}
+
 /** Starts a server process and resolves with its port once it answers /healthz. */
 export async function startProcess(
   args: string[],
@@ -78,11 +87,7 @@ export async function startProcess(
   port: number,
   pin: Placement | null = null,
 ): Promise<ChildProcess> {
-  const [command, commandArgs] = serverCommand(pin, [...SERVER_NODE_FLAGS, '--import', 'tsx', ...args]);
-  const child = spawn(command, commandArgs, {
-    env: { ...process.env, ...env, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawnServer(args, { ...env, PORT: String(port) }, pin);
   child.stdout?.on('data', () => {});
   const started = Date.now();
   for (;;) {
@@ -103,11 +108,7 @@ export async function startWorker(
   env: Record<string, string>,
   pin: Placement | null = null,
 ): Promise<ChildProcess> {
-  const [command, args] = serverCommand(pin, ['--import', 'tsx', 'src/main.ts', 'worker']);
-  const child = spawn(command, args, {
-    env: { ...process.env, ...env, LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawnServer(['src/main.ts', 'worker'], { ...env, LOG_LEVEL: 'info' }, pin);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the worker did not start')), 60_000);
     child.stdout?.on('data', (chunk: Buffer) => {

@@ -62,7 +62,7 @@ export function serverCommand(p: Placement | null, args: string[]): [string, str
  * process on the client CPU; `unpin` gives them, and this process, every CPU back.
  */
 export class ServerSide {
-  private readonly pids = new Set<number>();
+  private redis = 0;
   private postmaster = 0;
 
   private constructor(private readonly placement: Placement | null) {}
@@ -70,8 +70,7 @@ export class ServerSide {
   static async find(p: Placement | null, redis: Redis, pgAdminUrl: string): Promise<ServerSide> {
     const side = new ServerSide(p);
     if (!p) return side;
-    const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
-    if (redisPid > 0) side.pids.add(redisPid);
+    side.redis = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]) || 0;
     const client = new pg.Client({ connectionString: pgAdminUrl });
     await client.connect();
     try {
@@ -99,7 +98,7 @@ export class ServerSide {
   }
 
   private place(cpus: string): void {
-    for (const pid of this.pids) pinProcess(pid, cpus);
+    if (this.redis > 0) pinProcess(this.redis, cpus);
     if (this.postmaster > 0)
       for (const pid of [this.postmaster, ...childrenOf(this.postmaster)]) pinProcess(pid, cpus);
   }
