@@ -39,6 +39,10 @@ const EnvSchema = z.object({
   SNAPSHOT_CACHE_SIZE: z.coerce.number().int().min(0).default(50_000),
   /** Upper bound on how long a snapshot is trusted without an invalidation (a safety net, not the mechanism). */
   SNAPSHOT_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).default(300),
+  /** Metered counters whose readings stay cached per process (Redis tracking keeps them true); 0 turns the cache off. */
+  COUNTER_CACHE_SIZE: z.coerce.number().int().min(0).default(100_000),
+  /** Upper bound on how long a cached counter reading is trusted without an invalidation (a safety net). */
+  COUNTER_CACHE_SECONDS: z.coerce.number().int().min(1).default(30),
   OUTBOX_POLL_MS: z.coerce.number().int().min(10).default(200),
   /** Run the outbox dispatcher and scheduler in the serve process (set false when a separate worker runs them). */
   RUN_WORKERS: z
@@ -64,6 +68,8 @@ export type Config = {
   apiKeyCacheSeconds: number;
   snapshotCacheSize: number;
   snapshotCacheTtlSeconds: number;
+  counterCacheSize: number;
+  counterCacheSeconds: number;
   outboxPollMs: number;
   runWorkers: boolean;
   stripeApiBase: string | undefined;
@@ -96,6 +102,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiKeyCacheSeconds: e.API_KEY_CACHE_SECONDS,
     snapshotCacheSize: e.SNAPSHOT_CACHE_SIZE,
     snapshotCacheTtlSeconds: e.SNAPSHOT_CACHE_TTL_SECONDS,
+    counterCacheSize: e.COUNTER_CACHE_SIZE,
+    counterCacheSeconds: e.COUNTER_CACHE_SECONDS,
     outboxPollMs: e.OUTBOX_POLL_MS,
     runWorkers: e.RUN_WORKERS,
     stripeApiBase: e.STRIPE_API_BASE,

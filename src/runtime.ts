@@ -98,6 +98,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
       await scheduler.stop();
       await dispatcher.stop();
       await invalidation.stop();
+      metering.stop();
       if (redis) redis.disconnect();
       if (!options.database) await database.close();
     },

@@ -5,7 +5,7 @@
  */
 import { decodeAnswer } from './answer.ts';
 import { grantArgs } from './redis-args.ts';
-import { runScript, SCRIPTS } from './redis-scripts.ts';
+import { SCRIPTS } from './redis-scripts.ts';
 import type { RedisUsageStore } from './redis-store.ts';
 import {
   dueReservations,
@@ -38,8 +38,7 @@ export class RedisReservations {
     const { keys } = this.store;
     const base = keys.customer(environment, request.customerId);
     const { terms } = request;
-    const raw = await runScript(
-      this.store.redis,
+    const raw = await this.store.write(
       SCRIPTS.hold,
       [
         keys.counter(base, request.feature, terms.period),
@@ -105,8 +104,7 @@ export class RedisReservations {
       terms: { ...terms, period },
     };
     const raw = String(
-      await runScript(
-        this.store.redis,
+      await this.store.write(
         SCRIPTS.commit,
         [
           keys.counter(base, reservation.feature, period),
@@ -188,8 +186,7 @@ export class RedisReservations {
     const { keys } = this.store;
     const base = keys.customer(environment, reservation.customerId);
     const raw = String(
-      await runScript(
-        this.store.redis,
+      await this.store.write(
         SCRIPTS.release,
         [
           keys.counter(base, reservation.feature, reservation.period),

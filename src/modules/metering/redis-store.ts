@@ -11,12 +11,13 @@ import type { Db } from '../../platform/db.ts';
 import type { Logger } from '../../platform/logger.ts';
 import type { UsageQuery } from '../entitlements/engine.ts';
 import { decodeAnswer } from './answer.ts';
+import { CounterCache, type CounterCacheOptions, type CounterReply } from './counter-cache.ts';
 import { ensureGroup, LedgerFlusher } from './flusher.ts';
 import { slotOf, UsageKeys } from './keys.ts';
 import { readingOf } from './reading.ts';
 import { packTerms, storedPeriod, streamHead } from './redis-args.ts';
 import { RedisReservations } from './redis-reservations.ts';
-import { runScript, SCRIPTS, type ScriptCall, TickBatcher } from './redis-scripts.ts';
+import { type LuaScript, runScript, SCRIPTS, type ScriptCall, TickBatcher } from './redis-scripts.ts';
 import type {
   CommitAnswer,
   FlushOptions,
@@ -58,7 +59,7 @@ const MAX_EVENTS_PER_CALL = 100;
 const MAX_READS_PER_CALL = 200;
 
 /** One feature's counter as READ returns it: used, held, credit used, per-grant credit pairs. */
-type ReadReply = [string, string, string, string[]];
+type ReadReply = CounterReply;
 
 /** One event's consume call, with the slot whose stream it appends to. */
 interface ConsumeCall extends ScriptCall {
@@ -83,6 +84,8 @@ export class RedisUsageStore implements UsageStore {
   private readonly registered = new Map<number, number>();
   private readonly slots = new Map<string, number>();
   private readonly packed = new WeakMap<UsageTerms, string>();
+  /** Cached counter readings for decisions (see counter-cache.ts); null until `startCounterCache`. */
+  counters: CounterCache | null = null;
 
   constructor(
     readonly redis: Redis,
@@ -118,10 +121,18 @@ export class RedisUsageStore implements UsageStore {
             args,
           )) as unknown[];
         },
-      ).then((answers) => {
-        this.markWritten(calls.map((call) => call.slot));
-        return answers;
-      }),
+      ).then(
+        (answers) => {
+          this.wrote(calls);
+          this.markWritten(calls.map((call) => call.slot));
+          return answers;
+        },
+        (err: unknown) => {
+          // A script that failed part-way may have counted some events.
+          this.wrote(calls);
+          throw err;
+        },
+      ),
     MAX_EVENTS_PER_CALL,
   );
 
@@ -132,9 +143,16 @@ export class RedisUsageStore implements UsageStore {
         keysets,
         (keys) => slotOfKey(keys[0]!),
         async (group) => {
-          const reply = (await runScript(this.redis, SCRIPTS.read, group.flat(), [
-            this.clock.now().getTime(),
-          ])) as ReadReply[];
+          const keys = group.flat();
+          const tracked = this.counters?.begin(keys) ?? null;
+          let reply: ReadReply[] | null = null;
+          try {
+            reply = (await runScript(tracked?.connection ?? this.redis, SCRIPTS.read, keys, [
+              this.clock.now().getTime(),
+            ])) as ReadReply[];
+          } finally {
+            if (tracked) this.counters?.settle(tracked, reply);
+          }
           let next = 0;
           return group.map((keys) => {
             const part = reply.slice(next, next + keys.length / 3);
@@ -145,6 +163,40 @@ export class RedisUsageStore implements UsageStore {
       ),
     MAX_READS_PER_CALL,
   );
+
+  /**
+   * Caches counter readings for decisions, kept true by Redis's invalidations (standalone Redis
+   * only: on a cluster every read goes to Redis).
+   */
+  async startCounterCache(options: CounterCacheOptions): Promise<void> {
+    if (this.groupBySlot || options.maxEntries === 0 || this.counters) return;
+    this.counters = new CounterCache(this.redis, this.logger, options);
+    await this.counters.start();
+  }
+
+  stopCounterCache(): void {
+    this.counters?.stop();
+    this.counters = null;
+  }
+
+  /** Runs a script that changes counters; the cached readings of its keys are dropped after it. */
+  async write(
+    lua: LuaScript,
+    keys: readonly string[],
+    args: ReadonlyArray<string | number>,
+  ): Promise<unknown> {
+    try {
+      return await runScript(this.redis, lua, keys, args);
+    } finally {
+      this.counters?.written(keys);
+    }
+  }
+
+  /** This process's writes drop the cached readings they change (read-your-writes on this node). */
+  private wrote(calls: ConsumeCall[]): void {
+    const counters = this.counters;
+    if (counters) for (const call of calls) counters.written(call.keys);
+  }
 
   /**
    * Tells flushers in other processes which streams have new entries (a hint: they also read every
@@ -225,19 +277,31 @@ export class RedisUsageStore implements UsageStore {
   }
 
   async read(environment: string, snapshot: CustomerSnapshot, queries: UsageQuery[]) {
-    if (queries.length === 0) return new Map<string, ReturnType<typeof readingOf>>();
-    const base = this.keys.customer(environment, snapshot.customerId);
-    const periods = queries.map((q) => storedPeriod(q.period));
-    const keys = queries.flatMap((q, i) => [
-      this.keys.counter(base, q.feature, periods[i]!),
-      this.keys.credit(base, q.feature),
-      this.keys.holds(base, q.feature, periods[i]!),
-    ]);
-    const now = this.clock.now();
-    const reply = await this.reader.call(keys);
     const readings = new Map<string, ReturnType<typeof readingOf>>();
+    if (queries.length === 0) return readings;
+    const base = this.keys.customer(environment, snapshot.customerId);
+    const now = this.clock.now();
+    const counters = this.counters;
+    const replies: Array<ReadReply | undefined> = new Array(queries.length);
+    const missing: number[] = [];
+    const keys: string[] = [];
+    for (let i = 0; i < queries.length; i++) {
+      const q = queries[i]!;
+      const period = storedPeriod(q.period);
+      const counter = this.keys.counter(base, q.feature, period);
+      const cached = counters?.get(counter);
+      if (cached) replies[i] = cached;
+      else {
+        missing.push(i);
+        keys.push(counter, this.keys.credit(base, q.feature), this.keys.holds(base, q.feature, period));
+      }
+    }
+    if (missing.length > 0) {
+      const read = await this.reader.call(keys);
+      for (let j = 0; j < missing.length; j++) replies[missing[j]!] = read[j];
+    }
     queries.forEach((q, i) => {
-      const [used, held, credit, pairs] = reply[i]!;
+      const [used, held, credit, pairs] = replies[i]!;
       const usage: Record<string, number> = {};
       for (let j = 0; j + 1 < pairs.length; j += 2) usage[pairs[j]!] = Number(pairs[j + 1]);
       const state = { used: Number(used), held: Number(held), overage: 0, creditUsed: Number(credit) };

@@ -1,0 +1,262 @@
+/**
+ * Counter readings for decisions, cached per process and kept true by Redis itself: the reads go
+ * over a connection with server-assisted client-side caching on (`CLIENT TRACKING ... REDIRECT`),
+ * so Redis remembers which keys this process read and, the moment any client (a usage event, a
+ * hold, a rebuild, a flush, an expiry) changes one of them, sends its name on the
+ * `__redis__:invalidate` channel to this process's subscriber connection, which drops the entry.
+ * A counter that changes rarely against how often it is checked (seats, storage, a monthly quota
+ * checked on page loads) is then answered with no round trip.
+ *
+ * What keeps a stale reading out:
+ * - A read races the invalidations of its own keys (they come on another connection): a key
+ *   invalidated while a read of it is in flight is not cached from that read.
+ * - Writes made by this process drop their entries as soon as their reply arrives, so a check on
+ *   the node that recorded usage sees it at once (read-your-writes), whatever the subscriber's
+ *   timing; other nodes see it when Redis's invalidation reaches them, sent in the same turn of
+ *   Redis's event loop as the writer's reply.
+ * - Either connection closing clears the cache and stops caching until both are fresh again and
+ *   tracking is on (Redis forgets tracking with the connection; it cannot tell a RESP2 client
+ *   that its redirect went away, so the two are recreated together).
+ * - A reading with live holds is not cached (holds lapse with time, without a write).
+ * - Entries are also dropped after `maxAgeMs`, a bound if all else failed, and the oldest go first
+ *   past `maxEntries`.
+ * Standalone Redis only: on a cluster each node tracks its own keys (not wired here).
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from '../../platform/logger.ts';
+
+/** One feature's counter as the READ script returns it: used, live held, credit used, grant pairs. */
+export type CounterReply = [string, string, string, string[]];
+
+interface Entry {
+  reply: CounterReply;
+  /** The credit and holds keys the reading also came from. */
+  credit: string;
+  holds: string;
+  at: number;
+}
+
+export interface CounterCacheOptions {
+  maxEntries: number;
+  maxAgeMs: number;
+  /** Wait before setting up again after a connection closed or set-up failed. */
+  retryMs?: number;
+}
+
+const CHANNEL = '__redis__:invalidate';
+
+/** What `begin` hands back: the connection to read on, and the epoch the reply must still be in. */
+export interface TrackedRead {
+  connection: Redis;
+  epoch: number;
+  keys: string[];
+}
+
+export class CounterCache {
+  private readonly entries = new Map<string, Entry>();
+  /** Credit and holds keys -> the counter key of the entry they belong to. */
+  private readonly owners = new Map<string, string>();
+  /** Keys being read right now (count of reads), and those of them invalidated meanwhile. */
+  private readonly inflight = new Map<string, number>();
+  private readonly dirty = new Set<string>();
+  private epoch = 0;
+  private reader: Redis | null = null;
+  private subscriber: Redis | null = null;
+  private active = false;
+  private stopped = false;
+  private retry: NodeJS.Timeout | null = null;
+  hits = 0;
+  misses = 0;
+  /** Keys Redis said changed (a FLUSHDB counts one). */
+  invalidations = 0;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly logger: Logger,
+    private readonly options: CounterCacheOptions,
+  ) {}
+
+  /** True while readings are being cached (both connections up and tracking on). */
+  get tracking(): boolean {
+    return this.active;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Sets up the two connections; if Redis refuses, keeps trying in the background. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.arm();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    this.teardown();
+  }
+
+  private async arm(): Promise<void> {
+    this.teardown();
+    const epoch = this.epoch;
+    // Fresh connections that do not reconnect on their own: a reconnected one would have lost
+    // its tracking (or its redirect target) without telling us.
+    const options = {
+      retryStrategy: () => null,
+      enableOfflineQueue: true,
+      autoResubscribe: false,
+      connectionName: 'tessera:counter-cache',
+    };
+    // RESP2 for the subscriber: Redis sends a RESP3 redirect target an `invalidate` push, which the
+    // client library does not surface, and a RESP2 one a message on the channel, which it does.
+    const subscriber = this.redis.duplicate({ ...options, protocol: 2 });
+    const reader = this.redis.duplicate({ ...options, enableAutoPipelining: true });
+    this.subscriber = subscriber;
+    this.reader = reader;
+    for (const connection of [subscriber, reader]) {
+      connection.on('error', () => {});
+      connection.on('close', () => this.lost(epoch));
+    }
+    subscriber.on('messageBuffer', (_channel: Buffer, payload: unknown) => this.invalidated(payload));
+    try {
+      // The id must be asked before subscribing: a subscribed RESP2 connection runs no CLIENT.
+      const id = await subscriber.client('ID');
+      await subscriber.subscribe(CHANNEL);
+      await reader.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id));
+      if (epoch !== this.epoch || this.stopped) return;
+      this.active = true;
+    } catch (err) {
+      if (epoch !== this.epoch || this.stopped) return;
+      this.logger.warn({ err }, 'counter cache: could not turn Redis tracking on; reading without it');
+      this.lost(epoch);
+    }
+  }
+
+  /** A connection of set-up `epoch` closed: forget everything and set up again after a pause. */
+  private lost(epoch: number): void {
+    if (epoch !== this.epoch) return;
+    this.teardown();
+    if (this.stopped || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      void this.arm();
+    }, this.options.retryMs ?? 1_000);
+    this.retry.unref();
+  }
+
+  private teardown(): void {
+    this.epoch += 1;
+    this.active = false;
+    this.entries.clear();
+    this.owners.clear();
+    // Reads in flight stay counted in `inflight` and settle against an older epoch: not cached.
+    const { reader, subscriber } = this;
+    this.reader = null;
+    this.subscriber = null;
+    reader?.disconnect();
+    subscriber?.disconnect();
+  }
+
+  /** A cached reading of the counter, or undefined (then read it through `begin`/`settle`). */
+  get(counter: string): CounterReply | undefined {
+    const entry = this.entries.get(counter);
+    if (entry === undefined) {
+      this.misses += 1;
+      return undefined;
+    }
+    if (Date.now() - entry.at > this.options.maxAgeMs) {
+      this.drop(counter);
+      this.misses += 1;
+      return undefined;
+    }
+    this.hits += 1;
+    return entry.reply;
+  }
+
+  /**
+   * Starts a tracked read of `keys` (counter, credit, holds per feature); null when the cache is
+   * not tracking (read on the shared connection then, and cache nothing).
+   */
+  begin(keys: string[]): TrackedRead | null {
+    if (!this.active || this.reader === null) return null;
+    for (const key of keys) this.inflight.set(key, (this.inflight.get(key) ?? 0) + 1);
+    return { connection: this.reader, epoch: this.epoch, keys };
+  }
+
+  /** Ends a tracked read; with `replies` (one per counter, in order), caches what is still true. */
+  settle(read: TrackedRead, replies: CounterReply[] | null): void {
+    const { keys } = read;
+    if (replies !== null && read.epoch === this.epoch && this.active) {
+      const now = Date.now();
+      for (let i = 0; i + 2 < keys.length; i += 3) {
+        const counter = keys[i]!;
+        const credit = keys[i + 1]!;
+        const holds = keys[i + 2]!;
+        const reply = replies[i / 3];
+        if (reply === undefined || reply[1] !== '0') continue;
+        if (this.dirty.has(counter) || this.dirty.has(credit) || this.dirty.has(holds)) continue;
+        this.store(counter, credit, holds, reply, now);
+      }
+    }
+    for (const key of keys) {
+      const left = (this.inflight.get(key) ?? 1) - 1;
+      if (left > 0) this.inflight.set(key, left);
+      else {
+        this.inflight.delete(key);
+        this.dirty.delete(key);
+      }
+    }
+  }
+
+  /** This process changed these keys (its write's reply arrived): drop what they fed. */
+  written(keys: readonly string[]): void {
+    if (this.entries.size === 0 && this.inflight.size === 0) return;
+    for (const key of keys) this.invalidate(key);
+  }
+
+  private store(counter: string, credit: string, holds: string, reply: CounterReply, now: number): void {
+    this.drop(counter);
+    // One entry per credit key: at a period boundary the old period's entry gives way.
+    const previous = this.owners.get(credit);
+    if (previous !== undefined) this.drop(previous);
+    if (this.entries.size >= this.options.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.drop(oldest.value);
+    }
+    this.entries.set(counter, { reply, credit, holds, at: now });
+    this.owners.set(credit, counter);
+    this.owners.set(holds, counter);
+  }
+
+  private drop(counter: string): void {
+    const entry = this.entries.get(counter);
+    if (entry === undefined) return;
+    this.entries.delete(counter);
+    if (this.owners.get(entry.credit) === counter) this.owners.delete(entry.credit);
+    if (this.owners.get(entry.holds) === counter) this.owners.delete(entry.holds);
+  }
+
+  private invalidate(key: string): void {
+    if (this.inflight.has(key)) this.dirty.add(key);
+    if (this.entries.has(key)) this.drop(key);
+    else {
+      const owner = this.owners.get(key);
+      if (owner !== undefined) this.drop(owner);
+    }
+  }
+
+  /** An invalidation message: one key, a list of keys, or null (FLUSHDB / FLUSHALL: everything). */
+  private invalidated(payload: unknown): void {
+    this.invalidations += 1;
+    if (payload === null || payload === undefined) {
+      this.entries.clear();
+      this.owners.clear();
+      for (const key of this.inflight.keys()) this.dirty.add(key);
+      return;
+    }
+    const keys = Array.isArray(payload) ? payload : [payload];
+    for (const key of keys) this.invalidate(String(key));
+  }
+}

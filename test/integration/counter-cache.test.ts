@@ -1,0 +1,287 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { CounterCache, type CounterReply } from '../../src/modules/metering/counter-cache.ts';
+import { loadScripts, runScript, SCRIPTS } from '../../src/modules/metering/redis-scripts.ts';
+import { RedisUsageStore } from '../../src/modules/metering/redis-store.ts';
+import { createLogger } from '../../src/platform/logger.ts';
+import { createTestApp, createTestDatabase, services, type TestApp } from '../helpers/harness.ts';
+import type { Scenario } from '../helpers/scenario.ts';
+import { meteredCustomer, uniqueKey } from './metering-fixtures.ts';
+
+/** Polls until `done()` holds, or fails after `ms`. */
+async function until(ms: number, done: () => boolean | Promise<boolean>, what: string): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (await done()) return Date.now() - started;
+    if (Date.now() - started > ms) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/**
+ * Two API nodes on one Postgres and one Redis. Node A caches counter readings for its checks;
+ * usage recorded anywhere must show in A's next answers (Redis's tracking invalidations), and
+ * what A records itself at once.
+ */
+describe.skipIf(!services.redis)('cached counter readings across nodes', () => {
+  let shared: Awaited<ReturnType<typeof createTestDatabase>>;
+  let nodeA: TestApp;
+  let nodeB: TestApp;
+  let s: Scenario;
+  beforeAll(async () => {
+    shared = await createTestDatabase();
+    const redisPrefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
+    nodeA = await createTestApp({ database: shared.database, redis: true, config: { redisPrefix } });
+    nodeB = await createTestApp({ database: shared.database, redis: true, config: { redisPrefix } });
+    s = await meteredCustomer(nodeA, { limit: 100 });
+  });
+  afterAll(async () => {
+    await nodeA?.close();
+    await nodeB?.close();
+    await shared?.drop();
+  });
+
+  const cacheOf = (node: TestApp) => {
+    const store = node.runtime.metering.store;
+    if (!(store instanceof RedisUsageStore) || !store.counters) throw new Error('no counter cache');
+    return store.counters;
+  };
+
+  async function check(node: TestApp, quantity = 1) {
+    const res = await node.json<{ allowed: boolean; used: number; remaining: number }>('POST', '/v1/check', {
+      customer_id: s.customerId,
+      feature: s.key('calls'),
+      quantity,
+    });
+    expect(res.status).toBe(200);
+    return res.body;
+  }
+
+  async function use(node: TestApp, value: number) {
+    const res = await node.json<{ accepted: boolean; used: number }>('POST', '/v1/usage', {
+      customer_id: s.customerId,
+      feature: s.key('calls'),
+      value,
+      idempotency_key: uniqueKey(),
+    });
+    expect(res.status).toBe(200);
+    return res.body;
+  }
+
+  it('answers a repeated check from the cache, and sees usage recorded on another node', async () => {
+    const cache = cacheOf(nodeA);
+    await until(2000, () => cache.tracking, 'tracking on');
+    expect((await check(nodeA)).used).toBe(0);
+    const hits = cache.hits;
+    expect((await check(nodeA)).used).toBe(0);
+    expect(cache.hits).toBe(hits + 1);
+
+    expect((await use(nodeB, 5)).used).toBe(5);
+    const took = await until(1000, async () => (await check(nodeA)).used === 5, 'node A sees 5');
+    expect(took).toBeLessThan(1000);
+    // Cached again after the miss that read 5.
+    const before = cache.hits;
+    expect((await check(nodeA)).used).toBe(5);
+    expect(cache.hits).toBe(before + 1);
+  });
+
+  it('sees its own usage at once (no waiting for the invalidation)', async () => {
+    const start = (await check(nodeA)).used;
+    await check(nodeA);
+    expect((await use(nodeA, 3)).used).toBe(start + 3);
+    expect((await check(nodeA)).used).toBe(start + 3);
+    const entitlements = await nodeA.json<{ entitlements: Array<{ feature: string; used?: number }> }>(
+      'GET',
+      `/v1/customers/${s.customerId}/entitlements`,
+    );
+    expect(entitlements.body.entitlements.find((e) => e.feature === s.key('calls'))?.used).toBe(start + 3);
+  });
+
+  it('does not cache a reading with live holds, and sees a hold made on another node', async () => {
+    const cache = cacheOf(nodeA);
+    const start = (await check(nodeA)).used;
+    const hold = await nodeB.json<{ id: string }>('POST', '/v1/reservations', {
+      customer_id: s.customerId,
+      feature: s.key('calls'),
+      amount: 10,
+      ttl_seconds: 60,
+    });
+    expect(hold.status).toBe(201);
+    await until(1000, async () => (await check(nodeA)).used === start + 10, 'node A sees the hold');
+    const hits = cache.hits;
+    expect((await check(nodeA)).used).toBe(start + 10);
+    expect((await check(nodeA)).used).toBe(start + 10);
+    expect(cache.hits).toBe(hits);
+    expect((await nodeB.json('POST', `/v1/reservations/${hold.body.id}/release`, {})).status).toBe(200);
+    await until(1000, async () => (await check(nodeA)).used === start, 'node A sees the release');
+  });
+
+  it('answers a deny limit from current usage under concurrent events on both nodes', async () => {
+    const start = (await check(nodeA)).used;
+    const room = 100 - start;
+    const results = await Promise.all(
+      Array.from({ length: room + 20 }, (_, i) => use(i % 2 ? nodeA : nodeB, 1)),
+    );
+    expect(results.filter((r) => r.accepted)).toHaveLength(room);
+    await until(1000, async () => !(await check(nodeA)).allowed, 'node A refuses');
+    expect((await check(nodeA)).used).toBe(100);
+    expect((await check(nodeB)).used).toBe(100);
+  });
+});
+
+/** The cache against the real Redis, without an app: races, lost connections, flushes, bounds. */
+describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
+  const url = inject('redisUrl')!;
+  let redis: Redis;
+  let other: Redis;
+  const prefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
+  const logger = createLogger('silent');
+  const open: CounterCache[] = [];
+
+  beforeAll(async () => {
+    redis = new Redis(url, { enableAutoPipelining: true });
+    other = new Redis(url);
+    await loadScripts(redis);
+  });
+  afterAll(async () => {
+    for (const cache of open) cache.stop();
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+    other.disconnect();
+  });
+
+  async function started(options: Partial<ConstructorParameters<typeof CounterCache>[2]> = {}) {
+    const cache = new CounterCache(redis, logger, {
+      maxEntries: 1000,
+      maxAgeMs: 60_000,
+      retryMs: 20,
+      ...options,
+    });
+    open.push(cache);
+    await cache.start();
+    await until(2000, () => cache.tracking, 'tracking on');
+    return cache;
+  }
+
+  function keysOf(name: string): string[] {
+    const base = `${prefix}u:{test:${name}}:`;
+    return [`${base}c:calls:0`, `${base}g:calls`, `${base}z:calls:0`];
+  }
+
+  /** A tracked read through the cache, as the store does it. */
+  async function read(cache: CounterCache, keys: string[]): Promise<CounterReply[]> {
+    const tracked = cache.begin(keys);
+    expect(tracked).not.toBeNull();
+    const reply = (await runScript(tracked!.connection, SCRIPTS.read, keys, [Date.now()])) as CounterReply[];
+    cache.settle(tracked!, reply);
+    return reply;
+  }
+
+  it('caches a reading and drops it when another client changes the counter', async () => {
+    const cache = await started();
+    const keys = keysOf(randomBytes(4).toString('hex'));
+    await other.hset(keys[0]!, 'u', '4');
+    expect((await read(cache, keys))[0]![0]).toBe('4');
+    expect(cache.get(keys[0]!)?.[0]).toBe('4');
+    await other.hincrby(keys[0]!, 'u', 1);
+    await until(1000, () => cache.get(keys[0]!) === undefined, 'entry dropped');
+    expect((await read(cache, keys))[0]![0]).toBe('5');
+    // The credit key feeds the reading too.
+    await other.hset(keys[1]!, 'grant_1', '2');
+    await until(1000, () => cache.get(keys[0]!) === undefined, 'entry dropped on credit change');
+  });
+
+  it('does not cache a read whose key was invalidated while it was in flight', async () => {
+    const cache = await started();
+    const keys = keysOf(randomBytes(4).toString('hex'));
+    await other.hset(keys[0]!, 'u', '1');
+    const tracked = cache.begin(keys)!;
+    const stale = (await runScript(tracked.connection, SCRIPTS.read, keys, [Date.now()])) as CounterReply[];
+    const seen = cache.invalidations;
+    await other.hset(keys[0]!, 'u', '2');
+    await until(1000, () => cache.invalidations > seen, 'invalidation received');
+    cache.settle(tracked, stale);
+    expect(cache.get(keys[0]!)).toBeUndefined();
+    // A read after it is cached as usual.
+    await read(cache, keys);
+    expect(cache.get(keys[0]!)?.[0]).toBe('2');
+  });
+
+  it('drops what this process wrote as soon as it says so', async () => {
+    const cache = await started();
+    const keys = keysOf(randomBytes(4).toString('hex'));
+    await read(cache, keys);
+    expect(cache.get(keys[0]!)).toBeDefined();
+    cache.written([keys[2]!]);
+    expect(cache.get(keys[0]!)).toBeUndefined();
+  });
+
+  it('clears itself when a connection is killed, and tracks again on fresh connections', async () => {
+    const cache = await started();
+    const keys = keysOf(randomBytes(4).toString('hex'));
+    await read(cache, keys);
+    expect(cache.size).toBe(1);
+    const ids = String(await other.client('LIST'))
+      .split('\n')
+      .filter((line) => line.includes('name=tessera:counter-cache'))
+      .map((line) => /id=(\d+)/.exec(line)![1]!);
+    expect(ids.length).toBeGreaterThanOrEqual(2);
+    for (const id of ids) await other.client('KILL', 'ID', id).catch(() => 0);
+    await until(1000, () => !cache.tracking || cache.size === 0, 'cache cleared');
+    expect(cache.size).toBe(0);
+    // A change made while it was down is read afresh, and tracked again afterwards.
+    await other.hset(keys[0]!, 'u', '9');
+    await until(3000, () => cache.tracking, 'tracking on again');
+    expect((await read(cache, keys))[0]![0]).toBe('9');
+    expect(cache.get(keys[0]!)?.[0]).toBe('9');
+    await other.hset(keys[0]!, 'u', '10');
+    await until(1000, () => cache.get(keys[0]!) === undefined, 'entry dropped after re-arming');
+  });
+
+  it('forgets everything on FLUSHDB (in a database of its own)', async () => {
+    const db = new URL(url);
+    db.pathname = '/13';
+    const own = new Redis(db.toString(), { enableAutoPipelining: true });
+    try {
+      await loadScripts(own);
+      const cache = new CounterCache(own, logger, { maxEntries: 10, maxAgeMs: 60_000 });
+      open.push(cache);
+      await cache.start();
+      await until(2000, () => cache.tracking, 'tracking on');
+      const tracked = cache.begin(keysOf('flush'))!;
+      const reply = (await runScript(tracked.connection, SCRIPTS.read, tracked.keys, [
+        Date.now(),
+      ])) as CounterReply[];
+      cache.settle(tracked, reply);
+      expect(cache.size).toBe(1);
+      await own.flushdb();
+      await until(1000, () => cache.size === 0, 'cache emptied');
+    } finally {
+      own.disconnect();
+    }
+  });
+
+  it('bounds entries by age and by number', async () => {
+    const aged = await started({ maxAgeMs: 30 });
+    const keys = keysOf(randomBytes(4).toString('hex'));
+    await read(aged, keys);
+    expect(aged.get(keys[0]!)).toBeDefined();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(aged.get(keys[0]!)).toBeUndefined();
+
+    const small = await started({ maxEntries: 2 });
+    const sets = [1, 2, 3].map(() => keysOf(randomBytes(4).toString('hex')));
+    for (const k of sets) await read(small, k);
+    expect(small.size).toBe(2);
+    expect(small.get(sets[0]![0]!)).toBeUndefined();
+    expect(small.get(sets[2]![0]!)).toBeDefined();
+  });
+
+  it('reads without caching while Redis tracking is off', async () => {
+    const cache = new CounterCache(redis, logger, { maxEntries: 10, maxAgeMs: 60_000 });
+    expect(cache.begin(keysOf('off'))).toBeNull();
+    expect(cache.tracking).toBe(false);
+  });
+});
