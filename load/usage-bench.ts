@@ -20,7 +20,9 @@ import { type BenchSettings, seedCatalog, seedCustomers } from './check-bench.ts
 import {
   ADMIN_KEY,
   api,
+  drainWith,
   drive,
+  outboxDrained,
   type RunResult,
   seededDatabase,
   startProcess,
@@ -165,8 +167,10 @@ export async function runUsageBench(s: BenchSettings): Promise<string> {
       await seedCatalog(port);
       await seedCustomers(port, s.customers);
     },
+    drainWith(env),
   );
   const worker = inline ? null : await startWorker({ ...env, DATABASE_URL: databaseUrl });
+  await outboxDrained(databaseUrl);
   const bare = await startProcess(['load/bare-server.ts'], {}, barePort);
   const db = new Kysely<DB>({
     dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: databaseUrl, max: 4 }) }),
