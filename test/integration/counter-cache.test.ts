@@ -4,10 +4,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CounterCache, type CounterReply } from '../../src/modules/metering/counter-cache.ts';
 import { loadScripts, runScript, SCRIPTS } from '../../src/modules/metering/redis-scripts.ts';
 import { RedisUsageStore } from '../../src/modules/metering/redis-store.ts';
+import { ManualClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createTestApp, createTestDatabase, services, type TestApp } from '../helpers/harness.ts';
 import type { Scenario } from '../helpers/scenario.ts';
-import { meteredCustomer, uniqueKey } from './metering-fixtures.ts';
+import { customer, event, meteredCustomer, period, snapshot, uniqueKey } from './metering-fixtures.ts';
 
 /** Polls until `done()` holds, or fails after `ms`. */
 async function until(ms: number, done: () => boolean | Promise<boolean>, what: string): Promise<number> {
@@ -115,6 +116,20 @@ describe.skipIf(!services.redis)('cached counter readings across nodes', () => {
     expect(cache.hits).toBe(hits);
     expect((await nodeB.json('POST', `/v1/reservations/${hold.body.id}/release`, {})).status).toBe(200);
     await until(1000, async () => (await check(nodeA)).used === start, 'node A sees the release');
+  });
+
+  it('answers every check while its tracking connections are killed under it', async () => {
+    const expected = (await check(nodeA)).used;
+    const redis = nodeA.runtime.deps.redis!;
+    const ids = String(await redis.client('LIST'))
+      .split('\n')
+      .filter((line) => line.includes('name=tessera:counter-cache'))
+      .map((line) => /id=(\d+)/.exec(line)![1]!);
+    const checks = Array.from({ length: 60 }, () => check(nodeA));
+    await Promise.all(ids.map((id) => redis.client('KILL', 'ID', id).catch(() => 0)));
+    checks.push(...Array.from({ length: 60 }, () => check(nodeA)));
+    for (const answer of await Promise.all(checks)) expect(answer.used).toBe(expected);
+    await until(3000, () => cacheOf(nodeA).tracking && cacheOf(nodeB).tracking, 'tracking on again');
   });
 
   it('answers a deny limit from current usage under concurrent events on both nodes', async () => {
@@ -277,6 +292,33 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
     expect(small.size).toBe(2);
     expect(small.get(sets[0]![0]!)).toBeUndefined();
     expect(small.get(sets[2]![0]!)).toBeDefined();
+  });
+
+  it('falls back to the shared connection when the tracking one dies under a read', async () => {
+    const { database, drop } = await createTestDatabase();
+    const clock = new ManualClock('2026-01-15T12:00:00Z');
+    const store = new RedisUsageStore(redis, database.db, prefix, clock, logger);
+    try {
+      await store.startCounterCache({ maxEntries: 100, maxAgeMs: 60_000, retryMs: 20 });
+      const cache = store.counters!;
+      await until(2000, () => cache.tracking, 'tracking on');
+      const id = customer();
+      const [answer] = await store.record('test', [event(id, { value: 7 })], clock.now());
+      expect(answer?.accepted).toBe(true);
+      const queries = [{ feature: 'calls', period }];
+      const reading = store.read('test', snapshot(id, 'sum'), queries);
+      // The batcher sends the read in setImmediate; the tracking connection dies right after.
+      await new Promise((r) => setImmediate(r));
+      cache.connection!.disconnect();
+      expect((await reading).get('calls')?.used).toBe(7);
+      expect(cache.size).toBe(0);
+      await until(3000, () => cache.tracking, 'tracking on again');
+      expect((await store.read('test', snapshot(id, 'sum'), queries)).get('calls')?.used).toBe(7);
+      expect(cache.size).toBe(1);
+    } finally {
+      store.stopCounterCache();
+      await drop();
+    }
   });
 
   it('reads without caching while Redis tracking is off', async () => {

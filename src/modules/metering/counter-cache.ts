@@ -81,6 +81,11 @@ export class CounterCache {
     return this.active;
   }
 
+  /** The tracked reads' connection while tracking (null otherwise). */
+  get connection(): Redis | null {
+    return this.active ? this.reader : null;
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -144,15 +144,20 @@ export class RedisUsageStore implements UsageStore {
         (keys) => slotOfKey(keys[0]!),
         async (group) => {
           const keys = group.flat();
+          const now = [this.clock.now().getTime()];
           const tracked = this.counters?.begin(keys) ?? null;
           let reply: ReadReply[] | null = null;
-          try {
-            reply = (await runScript(tracked?.connection ?? this.redis, SCRIPTS.read, keys, [
-              this.clock.now().getTime(),
-            ])) as ReadReply[];
-          } finally {
-            if (tracked) this.counters?.settle(tracked, reply);
+          if (tracked) {
+            try {
+              reply = (await runScript(tracked.connection, SCRIPTS.read, keys, now)) as ReadReply[];
+            } catch {
+              // The tracking connection went away mid-read: read on the shared one (not cached).
+              reply = null;
+            } finally {
+              this.counters?.settle(tracked, reply);
+            }
           }
+          reply ??= (await runScript(this.redis, SCRIPTS.read, keys, now)) as ReadReply[];
           let next = 0;
           return group.map((keys) => {
             const part = reply.slice(next, next + keys.length / 3);
