@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -12,7 +13,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-e2e-'));
 const ADMIN = 'sk_test_e2eAdminKey0123456789ab';
-const PORT = 38000 + Math.floor(Math.random() * 1000);
+/**
+ * A port nothing listens on now: the kernel picks it (a fixed random range could be some other
+ * connection's ephemeral port, since the tests open many).
+ */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((r) => probe.close(() => r()));
+  return port;
+}
+const PORT = await freePort();
 const base = `http://127.0.0.1:${PORT}`;
 const env = {
   ...process.env,
