@@ -3,13 +3,15 @@ import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client
 /**
  * A count kept as a plain number and added to its Prometheus counter when the registry is read:
  * prom-client's `inc` hashes the labels and allocates on every call, which the hot routes (checks,
- * usage) would otherwise pay per request.
+ * usage) would otherwise pay per request. `count` is the running total (readable by its owner).
  */
 export class Tally {
-  pending = 0;
+  count = 0;
+  /** How much of `count` its counter has been given. */
+  added = 0;
   constructor(readonly labels: Readonly<Record<string, string>>) {}
   inc(): void {
-    this.pending += 1;
+    this.count += 1;
   }
 }
 
@@ -45,6 +47,12 @@ export class Metrics {
     name: 'tessera_fast_path_total',
     help: 'Hot-route requests answered on the node:http fast path, or handed to the full app',
     labelNames: ['route', 'outcome'] as const,
+  });
+
+  readonly counterCacheReads = this.tallied({
+    name: 'tessera_counter_cache_reads_total',
+    help: 'Counter readings for decisions answered from the per-process cache (hit) or by Redis (miss)',
+    labelNames: ['outcome'] as const,
   });
 
   private readonly decisionTallies = new Map<string, Tally>();
@@ -91,9 +99,9 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         for (const tally of byLabels.values()) {
-          if (tally.pending === 0) continue;
-          counter.inc(tally.labels as Partial<Record<L, string>>, tally.pending);
-          tally.pending = 0;
+          if (tally.count === tally.added) continue;
+          counter.inc(tally.labels as Partial<Record<L, string>>, tally.count - tally.added);
+          tally.added = tally.count;
         }
       },
     });

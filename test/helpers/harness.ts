@@ -178,6 +178,24 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   };
 }
 
+/** Two API nodes on one Postgres database and one Redis key prefix (a scaled-out install). */
+export async function createTestNodes(): Promise<{ nodeA: TestApp; nodeB: TestApp; close(): Promise<void> }> {
+  const shared = await createTestDatabase();
+  const redisPrefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
+  const node = () => createTestApp({ database: shared.database, redis: true, config: { redisPrefix } });
+  const nodeA = await node();
+  const nodeB = await node();
+  return {
+    nodeA,
+    nodeB,
+    async close() {
+      await nodeA.close();
+      await nodeB.close();
+      await shared.drop();
+    },
+  };
+}
+
 export function frozenClock(at = '2026-01-15T12:00:00.000Z'): ManualClock {
   return new ManualClock(at);
 }

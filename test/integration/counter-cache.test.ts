@@ -6,7 +6,7 @@ import { loadScripts, runScript, SCRIPTS } from '../../src/modules/metering/redi
 import { RedisUsageStore } from '../../src/modules/metering/redis-store.ts';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
-import { createTestApp, createTestDatabase, services, type TestApp } from '../helpers/harness.ts';
+import { createTestDatabase, createTestNodes, services, type TestApp } from '../helpers/harness.ts';
 import type { Scenario } from '../helpers/scenario.ts';
 import { customer, event, meteredCustomer, period, snapshot, uniqueKey } from './metering-fixtures.ts';
 
@@ -26,21 +26,17 @@ async function until(ms: number, done: () => boolean | Promise<boolean>, what: s
  * what A records itself at once.
  */
 describe.skipIf(!services.redis)('cached counter readings across nodes', () => {
-  let shared: Awaited<ReturnType<typeof createTestDatabase>>;
+  let nodes: Awaited<ReturnType<typeof createTestNodes>>;
   let nodeA: TestApp;
   let nodeB: TestApp;
   let s: Scenario;
   beforeAll(async () => {
-    shared = await createTestDatabase();
-    const redisPrefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
-    nodeA = await createTestApp({ database: shared.database, redis: true, config: { redisPrefix } });
-    nodeB = await createTestApp({ database: shared.database, redis: true, config: { redisPrefix } });
+    nodes = await createTestNodes();
+    ({ nodeA, nodeB } = nodes);
     s = await meteredCustomer(nodeA, { limit: 100 });
   });
   afterAll(async () => {
-    await nodeA?.close();
-    await nodeB?.close();
-    await shared?.drop();
+    await nodes?.close();
   });
 
   const cacheOf = (node: TestApp) => {

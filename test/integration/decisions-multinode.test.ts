@@ -1,25 +1,20 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, createTestDatabase, services, type TestApp } from '../helpers/harness.ts';
+import { createTestNodes, services, type TestApp } from '../helpers/harness.ts';
 
 /**
  * Two API nodes on one Postgres and one Redis: a change made through one is reflected by
  * `POST /v1/check` on the other within a second, although the other answers from its cache.
  */
 describe.skipIf(!services.redis)('cache invalidation across nodes', () => {
-  let shared: Awaited<ReturnType<typeof createTestDatabase>>;
+  let nodes: Awaited<ReturnType<typeof createTestNodes>>;
   let nodeA: TestApp;
   let nodeB: TestApp;
   beforeAll(async () => {
-    shared = await createTestDatabase();
-    const redisPrefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
-    nodeA = await createTestApp({ database: shared.database, redis: true, config: { redisPrefix } });
-    nodeB = await createTestApp({ database: shared.database, redis: true, config: { redisPrefix } });
+    nodes = await createTestNodes();
+    ({ nodeA, nodeB } = nodes);
   });
   afterAll(async () => {
-    await nodeA?.close();
-    await nodeB?.close();
-    await shared?.drop();
+    await nodes?.close();
   });
 
   async function checkOn(node: TestApp, feature: string) {

@@ -24,6 +24,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../platform/logger.ts';
+import { Tally } from '../../platform/metrics.ts';
 
 /** One feature's counter as the READ script returns it: used, live held, credit used, grant pairs. */
 export type CounterReply = [string, string, string, string[]];
@@ -41,6 +42,8 @@ export interface CounterCacheOptions {
   maxAgeMs: number;
   /** Wait before setting up again after a connection closed or set-up failed. */
   retryMs?: number;
+  /** Where hits and misses are counted (the process's metrics); counted on their own otherwise. */
+  reads?: { hit: Tally; miss: Tally };
 }
 
 const CHANNEL = '__redis__:invalidate';
@@ -65,8 +68,7 @@ export class CounterCache {
   private active = false;
   private stopped = false;
   private retry: NodeJS.Timeout | null = null;
-  hits = 0;
-  misses = 0;
+  private readonly reads: { hit: Tally; miss: Tally };
   /** Keys Redis said changed (a FLUSHDB counts one). */
   invalidations = 0;
 
@@ -74,7 +76,20 @@ export class CounterCache {
     private readonly redis: Redis,
     private readonly logger: Logger,
     private readonly options: CounterCacheOptions,
-  ) {}
+  ) {
+    this.reads = options.reads ?? {
+      hit: new Tally({ outcome: 'hit' }),
+      miss: new Tally({ outcome: 'miss' }),
+    };
+  }
+
+  get hits(): number {
+    return this.reads.hit.count;
+  }
+
+  get misses(): number {
+    return this.reads.miss.count;
+  }
 
   /** True while readings are being cached (both connections up and tracking on). */
   get tracking(): boolean {
@@ -168,15 +183,15 @@ export class CounterCache {
   get(counter: string): CounterReply | undefined {
     const entry = this.entries.get(counter);
     if (entry === undefined) {
-      this.misses += 1;
+      this.reads.miss.inc();
       return undefined;
     }
     if (Date.now() - entry.at > this.options.maxAgeMs) {
       this.drop(counter);
-      this.misses += 1;
+      this.reads.miss.inc();
       return undefined;
     }
-    this.hits += 1;
+    this.reads.hit.inc();
     return entry.reply;
   }
 

@@ -2,7 +2,6 @@
  * The metering slice as the runtime sees it: the store (Redis when configured, else Postgres),
  * its start-up check against the ledger, and the verbs the workers and the CLI call.
  */
-import { Counter } from 'prom-client';
 import type { AppDeps } from '../../platform/context.ts';
 import { PostgresUsageStore } from './postgres-store.ts';
 import { ensureCountersMatchLedger, type RebuildReport, rebuildFromLedger } from './rebuild.ts';
@@ -23,40 +22,19 @@ export class Metering {
   async start(): Promise<void> {
     if (!(this.store instanceof RedisUsageStore)) return;
     await loadScripts(this.store.redis);
-    const { counterCacheSize, counterCacheSeconds } = this.deps.config;
+    const { config, metrics } = this.deps;
+    const reads = (outcome: string) => metrics.tally(metrics.counterCacheReads, { outcome });
     await this.store.startCounterCache({
-      maxEntries: counterCacheSize,
-      maxAgeMs: counterCacheSeconds * 1000,
+      maxEntries: config.counterCacheSize,
+      maxAgeMs: config.counterCacheSeconds * 1000,
+      reads: { hit: reads('hit'), miss: reads('miss') },
     });
-    this.exposeCounterCache(this.store);
     const report = await ensureCountersMatchLedger(this.store, this.deps.clock.now());
     if (report && (report.counters > 0 || report.holds > 0))
       this.deps.logger.warn(
         report,
         'Redis did not hold the usage ledger’s marker: counters rebuilt from the ledger',
       );
-  }
-
-  /** `tessera_counter_cache_reads_total{outcome="hit"|"miss"}`, read off the cache when scraped. */
-  private exposeCounterCache(store: RedisUsageStore): void {
-    const seen = { hit: 0, miss: 0 };
-    const counter: Counter<'outcome'> = new Counter({
-      name: 'tessera_counter_cache_reads_total',
-      help: 'Counter readings for decisions answered from the per-process cache (hit) or by Redis (miss)',
-      labelNames: ['outcome'] as const,
-      registers: [this.deps.metrics.registry],
-      collect() {
-        const cache = store.counters;
-        if (!cache) return;
-        for (const [outcome, now] of [
-          ['hit', cache.hits],
-          ['miss', cache.misses],
-        ] as const) {
-          if (now > seen[outcome]) counter.inc({ outcome }, now - seen[outcome]);
-          seen[outcome] = now;
-        }
-      },
-    });
   }
 
   stop(): void {

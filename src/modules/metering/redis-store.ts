@@ -121,18 +121,13 @@ export class RedisUsageStore implements UsageStore {
             args,
           )) as unknown[];
         },
-      ).then(
-        (answers) => {
-          this.wrote(calls);
+      )
+        // Also after a failure: a script that failed part-way may have counted some events.
+        .finally(() => this.wrote(calls))
+        .then((answers) => {
           this.markWritten(calls.map((call) => call.slot));
           return answers;
-        },
-        (err: unknown) => {
-          // A script that failed part-way may have counted some events.
-          this.wrote(calls);
-          throw err;
-        },
-      ),
+        }),
     MAX_EVENTS_PER_CALL,
   );
 
