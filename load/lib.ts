@@ -226,8 +226,6 @@ export async function drive(
     /** Or bodies made beforehand, sent in turn (no JSON work per request in the client). */
     bodies?: string[];
     key?: string;
-    /** Requests per second over all connections (a latency run); unset: as fast as answered. */
-    rate?: number;
   },
 ): Promise<RunResult> {
   // Bodies are handed out in turn as requests are sent (one shared cursor): the client's work per
@@ -256,7 +254,6 @@ export async function drive(
       ...(options.key ? { authorization: `Bearer ${options.key}` } : {}),
     },
     ...(requests ? { requests } : { body: '{}' }),
-    ...(options.rate ? { overallRate: options.rate } : {}),
   });
   return {
     name,
