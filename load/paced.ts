@@ -45,7 +45,8 @@ export async function paced(name: string, options: PacedOptions): Promise<RunRes
   let sent = 0;
   const backlog: number[] = [];
   const idle: Connection[] = [];
-  const started = performance.now();
+  // Set once every connection is open: connecting is not part of any request's latency.
+  let started = 0;
   const dueAt = (i: number) => started + (i * 1000) / options.rate;
 
   let finish!: () => void;
@@ -62,10 +63,7 @@ export async function paced(name: string, options: PacedOptions): Promise<RunRes
       this.socket = net.connect(port, url.hostname, ready);
       this.socket.setNoDelay(true);
       this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-      this.socket.on('error', () => {
-        if (this.current >= 0) settle(this.current, 0, true);
-        this.current = -1;
-      });
+      this.socket.on('error', () => this.fail());
     }
 
     send(i: number): void {
@@ -77,6 +75,12 @@ export async function paced(name: string, options: PacedOptions): Promise<RunRes
       this.socket.destroy();
     }
 
+    /** The request in flight, if any, is an error; the connection takes no more. */
+    private fail(): void {
+      if (this.current >= 0) settle(this.current, 0, true);
+      this.current = -1;
+    }
+
     private onData(chunk: Buffer): void {
       this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
       const end = this.buffer.indexOf('\r\n\r\n');
@@ -85,8 +89,7 @@ export async function paced(name: string, options: PacedOptions): Promise<RunRes
       const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(headers)?.[1] ?? Number.NaN);
       if (!Number.isFinite(length)) {
         // Every server measured here answers with a length; anything else is an error.
-        settle(this.current, 0, true);
-        this.current = -1;
+        this.fail();
         this.socket.destroy();
         return;
       }
@@ -125,6 +128,7 @@ export async function paced(name: string, options: PacedOptions): Promise<RunRes
     ),
   );
   idle.push(...connections);
+  started = performance.now();
 
   // The schedule is looked at on every turn of the event loop (a timer would release requests in
   // bunches of a millisecond's worth): the generator keeps its core busy, which is why it runs
