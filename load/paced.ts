@@ -3,7 +3,9 @@
  * the run) and go out on a fixed set of keep-alive connections; a request due while every
  * connection is busy waits for the next free one. Latency is measured from the instant a request
  * was due, not from when it could be sent, so a stall counts for every request it held up
- * (no coordinated omission).
+ * (no coordinated omission). Free connections are used in turn (oldest free first), so none sits
+ * idle long enough for the server's keep-alive timeout to close it; one the server closes anyway
+ * is replaced, and a request it was carrying counts as an error.
  *
  * Why not autocannon's `overallRate`: autocannon lets each connection send its quota for the
  * second as fast as it is answered and then pauses it until the next one-second tick, so the load
@@ -11,7 +13,7 @@
  * "fixed rate" are those of a saturated server.
  */
 import net from 'node:net';
-import type { RunResult } from './lib.ts';
+import { percentiles, type RunResult } from './lib.ts';
 
 export interface PacedOptions {
   url: string;
@@ -44,7 +46,10 @@ export async function paced(name: string, options: PacedOptions): Promise<RunRes
   let non2xx = 0;
   let sent = 0;
   const backlog: number[] = [];
+  // Free connections, oldest first.
   const idle: Connection[] = [];
+  const connections = new Set<Connection>();
+  let stopped = false;
   // Set once every connection is open: connecting is not part of any request's latency.
   let started = 0;
   const dueAt = (i: number) => started + (i * 1000) / options.rate;
@@ -58,12 +63,18 @@ export async function paced(name: string, options: PacedOptions): Promise<RunRes
     private readonly socket: net.Socket;
     private buffer: Buffer = Buffer.alloc(0);
     private current = -1;
+    private open = false;
 
     constructor(ready: () => void) {
-      this.socket = net.connect(port, url.hostname, ready);
+      connections.add(this);
+      this.socket = net.connect(port, url.hostname, () => {
+        this.open = true;
+        ready();
+      });
       this.socket.setNoDelay(true);
       this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
       this.socket.on('error', () => this.fail());
+      this.socket.on('close', () => this.closed());
     }
 
     send(i: number): void {
@@ -79,6 +90,19 @@ export async function paced(name: string, options: PacedOptions): Promise<RunRes
     private fail(): void {
       if (this.current >= 0) settle(this.current, 0, true);
       this.current = -1;
+    }
+
+    /**
+     * Closed (by either side, or on an error): a new connection takes its place in the run, unless
+     * this one never opened (the server is not there: the run's deadline ends it).
+     */
+    private closed(): void {
+      this.fail();
+      connections.delete(this);
+      const free = idle.indexOf(this);
+      if (free >= 0) idle.splice(free, 1);
+      if (stopped || !this.open) return;
+      const replacement = new Connection(() => next(replacement));
     }
 
     private onData(chunk: Buffer): void {
@@ -116,28 +140,25 @@ export async function paced(name: string, options: PacedOptions): Promise<RunRes
     else idle.push(connection);
   }
 
-  const connections: Connection[] = [];
-  await Promise.all(
+  const opened = await Promise.all(
     Array.from(
       { length: options.connections },
       () =>
-        new Promise<void>((resolve) => {
-          const c = new Connection(resolve);
-          connections.push(c);
+        new Promise<Connection>((resolve) => {
+          const c: Connection = new Connection(() => resolve(c));
         }),
     ),
   );
-  idle.push(...connections);
+  idle.push(...opened);
   started = performance.now();
 
   // The schedule is looked at on every turn of the event loop (a timer would release requests in
   // bunches of a millisecond's worth): the generator keeps its core busy, which is why it runs
   // pinned to a core of its own.
-  let stopped = false;
   const tick = () => {
     const now = performance.now();
     while (sent < total && dueAt(sent) <= now) {
-      const connection = idle.pop();
+      const connection = idle.shift();
       if (connection) connection.send(sent);
       else backlog.push(sent);
       sent += 1;
@@ -158,15 +179,10 @@ export async function paced(name: string, options: PacedOptions): Promise<RunRes
   stopped = true;
   for (const c of connections) c.close();
 
-  const measured = latencies.subarray(0, answered).sort();
-  const at = (q: number) => measured[Math.min(measured.length - 1, Math.floor(q * measured.length))] ?? 0;
-  const round = (ms: number) => Math.round(ms * 100) / 100;
   return {
     name,
     requestsPerSecond: answered / options.duration,
-    p50: round(at(0.5)),
-    p99: round(at(0.99)),
-    max: round(measured[measured.length - 1] ?? 0),
+    ...percentiles(latencies.subarray(0, answered)),
     errors,
     non2xx,
     total: answered,

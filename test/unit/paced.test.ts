@@ -10,7 +10,7 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function listen(handler: (stall: boolean) => number): Promise<string> {
+async function listen(handler: (stall: boolean) => number, keepAliveMs?: number): Promise<string> {
   let n = 0;
   server = createServer((req, res) => {
     req.resume();
@@ -19,6 +19,7 @@ async function listen(handler: (stall: boolean) => number): Promise<string> {
       setTimeout(() => res.writeHead(200, { 'content-length': 2 }).end('{}'), delay);
     });
   });
+  if (keepAliveMs !== undefined) server.keepAliveTimeout = keepAliveMs;
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
   return `http://127.0.0.1:${(server!.address() as AddressInfo).port}/x`;
 }
@@ -44,5 +45,20 @@ describe('paced load generator', () => {
     expect(r.max).toBeGreaterThanOrEqual(290);
     // Requests queued behind the stall waited too: well over 1% of them were slow.
     expect(r.p99).toBeGreaterThan(100);
+  });
+
+  it('uses its connections in turn and replaces one the server closes', async () => {
+    // The server closes a connection idle for 50 ms (node adds a second to that); each of the 4 is
+    // used every 2 s.
+    let opened = 0;
+    const url = await listen(() => 0, 50);
+    server!.on('connection', () => {
+      opened += 1;
+    });
+    const r = await paced('t', { url, connections: 4, duration: 3, rate: 2, bodies: ['{}'] });
+    expect(r.total).toBe(6);
+    expect(r.errors + r.non2xx).toBe(0);
+    // In turn: the connections sat idle past the timeout and were replaced.
+    expect(opened).toBeGreaterThan(5);
   });
 });
