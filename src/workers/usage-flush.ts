@@ -1,22 +1,61 @@
 /**
- * Background work of the metering slice. With Redis: a BullMQ queue whose job schedulers run the
- * flusher (stream -> ledger) every 250 ms and the reservation sweeper every 2 s; any number of
- * worker processes may share the queue, each job runs once. Without Redis: the sweeper runs on a
- * timer in process (the Postgres store writes its ledger rows itself).
+ * Background work of the metering slice. With Redis: a BullMQ queue whose job scheduler starts a
+ * metering job every 5 s; the job flushes (stream -> ledger) every 250 ms and runs the reservation
+ * sweeper every 2 s until its time is up, then the next job takes over. Any number of worker
+ * processes may share the queue: each job runs once, on one of them. One job per 5 s instead of one
+ * per flush keeps an idle worker nearly idle (a BullMQ job costs several Redis round trips and
+ * scripts), while events still reach the ledger within about 250 ms. Without Redis: the sweeper
+ * runs on a timer in process (the Postgres store writes its ledger rows itself).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import type { Metering } from '../modules/metering/metering.ts';
 import type { Logger } from '../platform/logger.ts';
 
-const FLUSH_EVERY_MS = 250;
-const SWEEP_EVERY_MS = 2_000;
-/** A flush job hands the worker back after this long even if events keep coming. */
+export const FLUSH_EVERY_MS = 250;
+export const SWEEP_EVERY_MS = 2_000;
+/** How long one metering job runs before it hands over to the next (the scheduler's period). */
+export const JOB_MS = 5_000;
+/** A flush hands the loop back after this long even if events keep coming. */
 const FLUSH_BUDGET_MS = 5_000;
 
 export interface UsageWorkers {
   stop(): Promise<void>;
+}
+
+/**
+ * One metering job: flush every `FLUSH_EVERY_MS` and sweep every `SWEEP_EVERY_MS` for `JOB_MS`
+ * (or until `signal` aborts, at shutdown). A failed round is logged and the next one tries again
+ * (what was not flushed stays in the streams). Returns how many stream entries reached the ledger.
+ */
+export async function runMeteringJob(
+  metering: Pick<Metering, 'flush' | 'sweep'>,
+  signal: AbortSignal,
+  logger: Logger,
+  timing = { jobMs: JOB_MS, flushEveryMs: FLUSH_EVERY_MS, sweepEveryMs: SWEEP_EVERY_MS },
+): Promise<number> {
+  const started = Date.now();
+  let flushed = 0;
+  let lastSweep = Number.NEGATIVE_INFINITY;
+  for (;;) {
+    try {
+      flushed += await metering.flush({ budgetMs: FLUSH_BUDGET_MS, full: false });
+    } catch (err) {
+      logger.error({ err }, 'usage flush failed');
+    }
+    if (Date.now() - lastSweep >= timing.sweepEveryMs) {
+      lastSweep = Date.now();
+      await metering.sweep().catch((err: unknown) => logger.error({ err }, 'reservation sweep failed'));
+    }
+    if (signal.aborted || Date.now() - started + timing.flushEveryMs >= timing.jobMs) return flushed;
+    try {
+      await sleep(timing.flushEveryMs, undefined, { signal });
+    } catch {
+      return flushed; // aborted: shutting down
+    }
+  }
 }
 
 export async function startUsageWorkers(
@@ -35,12 +74,15 @@ export async function startUsageWorkers(
   const prefix = `${config.redisPrefix}bull`;
   const queue = new Queue('usage', { connection, prefix });
   const template = { opts: { removeOnComplete: true, removeOnFail: 100 } };
-  await queue.upsertJobScheduler('usage-flush', { every: FLUSH_EVERY_MS }, { name: 'flush', ...template });
-  await queue.upsertJobScheduler('usage-sweep', { every: SWEEP_EVERY_MS }, { name: 'sweep', ...template });
+  await queue.upsertJobScheduler('usage-flush', { every: JOB_MS }, { name: 'flush', ...template });
+  // Earlier versions scheduled the sweep as a job of its own; the flush job runs it now.
+  await queue.removeJobScheduler('usage-sweep');
+  const stopping = new AbortController();
   const worker = new Worker(
     'usage',
     async (job) => {
-      if (job.name === 'flush') return metering.flush({ budgetMs: FLUSH_BUDGET_MS, full: false });
+      if (job.name === 'flush') return runMeteringJob(metering, stopping.signal, logger);
+      // A job an earlier version scheduled before it was upgraded.
       if (job.name === 'sweep') return metering.sweep();
       return null;
     },
@@ -50,6 +92,7 @@ export async function startUsageWorkers(
   worker.on('error', (err) => logger.error({ err }, 'usage worker error'));
   return {
     async stop() {
+      stopping.abort();
       await worker.close();
       await queue.close();
       connection.disconnect();
