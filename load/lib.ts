@@ -87,10 +87,10 @@ function urlOf(adminUrl: string, name: string): string {
 }
 
 /**
- * Node flags of every server a benchmark starts, Tessera's and the bare route's alike: the young
- * generation `npm start` uses (package.json), so the figures are of the server as shipped.
+ * Node flags of every server a benchmark starts, Tessera's and the bare route's alike: the ones
+ * `npm start` uses (package.json), so the figures are of the server as shipped.
  */
-const SERVER_NODE_FLAGS = ['--max-semi-space-size=32'];
+const SERVER_NODE_FLAGS = ['--max-semi-space-size=32', '--no-allocation-site-pretenuring'];
 
 /** A TypeScript entry point under tsx with the servers' Node flags, on the server CPUs when pinned. */
 function spawnServer(args: string[], env: Record<string, string>, pin: Placement | null): ChildProcess {
