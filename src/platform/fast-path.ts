@@ -30,10 +30,16 @@ interface Entry {
 export type Fallback = (req: IncomingMessage, res: ServerResponse, body?: Buffer) => void;
 
 /**
- * Takes a request only when its shape is the common one: a key already in the cache with the
- * route's scope, a JSON body of known length, no Idempotency-Key or X-Request-Id. Everything else,
- * and every error, goes to the full app, so error answers have one source. Returns false when the
- * request is not taken (the caller then hands it to the app untouched).
+ * Takes a request only when its shape is the common one: a bearer key, a JSON body of known
+ * length, no Idempotency-Key or X-Request-Id. Everything else, and every error, goes to the full
+ * app, so error answers have one source. Returns false when the request is not taken (the caller
+ * then hands it to the app untouched).
+ *
+ * A key the cache knows is used at once. A key it cannot vouch for (its entry lapsed after a quiet
+ * spell, or this process has not seen it yet) is looked up once for every request that brought it
+ * meanwhile, and those requests are then answered here as usual. Only a key that turns out not to
+ * be valid for the route goes to the app, which answers 401 or 403. Handing every request of a
+ * burst to the app while the key is looked up would put the whole burst on the slow path.
  */
 export function createFastPath(
   deps: AppDeps,
@@ -72,17 +78,38 @@ export function createFastPath(
     if (!(length > 0 && length <= route.maxBody)) return false;
     const auth = h.authorization;
     if (auth === undefined || !auth.startsWith('Bearer ')) return false;
-    const key = resolver.peek(auth.slice(7));
-    if (!key || !(key.scopes.has(route.scope) || key.scopes.has('admin'))) return false;
+    const secret = auth.slice(7);
+    const key = resolver.peek(secret);
+    if (key === null || (key !== undefined && !allows(key, route.scope))) return false;
 
     const started = performance.now();
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () =>
-      answer(entry, key, req, res, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), started),
-    );
+    if (key !== undefined) {
+      req.on('end', () => answer(entry, key, req, res, joined(chunks), started));
+      return true;
+    }
+    const lookUp = resolver.resolve(secret);
+    req.on('end', () => {
+      const body = joined(chunks);
+      lookUp.then(
+        (found) =>
+          found !== null && allows(found, route.scope)
+            ? answer(entry, found, req, res, body, started)
+            : handOver(entry, req, res, body),
+        () => handOver(entry, req, res, body),
+      );
+    });
     return true;
   };
+
+  function allows(key: ResolvedKey, scope: Scope): boolean {
+    return key.scopes.has(scope) || key.scopes.has('admin');
+  }
+
+  function joined(chunks: Buffer[]): Buffer {
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  }
 
   // Declared functions, not closures made per request: this is the path every check takes.
   function answer(

@@ -92,6 +92,33 @@ describe('POST /v1/check over node:http', () => {
     expect((await served()) - before).toBe(5);
   });
 
+  it('answers a burst with a key the cache cannot vouch for on the fast path, after one look-up', async () => {
+    // A key this process has not seen: the same case as one whose entry lapsed after a quiet spell.
+    const fresh = await app.json<{ id: string; secret: string }>('POST', '/v1/api-keys', {
+      name: 'burst',
+      scopes: ['check'],
+    });
+    const outcome = async (which: string) =>
+      (await app.runtime.deps.metrics.fastPath.get()).values.find(
+        (v) => v.labels.outcome === which && v.labels.route === '/v1/check',
+      )?.value ?? 0;
+    const [served, handed] = [await outcome('served'), await outcome('handed_over')];
+    const body = JSON.stringify({ customer_id: 'acme', feature: 'sso' });
+    const burst = await Promise.all(
+      Array.from({ length: 20 }, () => overHttp(body, { authorization: `Bearer ${fresh.body.secret}` })),
+    );
+    expect(burst.map((r) => [r.status, r.body.allowed])).toEqual(Array(20).fill([200, true]));
+    expect((await outcome('served')) - served).toBe(20);
+    expect((await outcome('handed_over')) - handed).toBe(0);
+
+    // Revoked (the cache forgets it on this node at once): the app answers, with 401.
+    expect((await app.json('DELETE', `/v1/api-keys/${fresh.body.id}`)).status).toBeLessThan(300);
+    app.runtime.resolver.forget();
+    const revoked = await overHttp(body, { authorization: `Bearer ${fresh.body.secret}` });
+    expect(revoked.status).toBe(401);
+    expect((await outcome('handed_over')) - handed).toBe(1);
+  });
+
   it('hands malformed JSON, idempotent requests, request ids and bad keys to the app', async () => {
     expect((await overHttp('{"customer_id":')).body).toMatchObject({ code: 'malformed_json' });
     const idem = await overHttp(JSON.stringify({ customer_id: 'acme', feature: 'sso' }), {
