@@ -37,4 +37,34 @@ describe('TickBatcher', () => {
     fail = false;
     expect(await batcher.call(3)).toBe(3);
   });
+
+  it('with maxInFlight, calls made while a run is under way leave together when it returns', async () => {
+    const runs: number[][] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const batcher = new TickBatcher<number, number>(
+      async (inputs) => {
+        runs.push(inputs);
+        if (runs.length === 1) await gate;
+        return inputs.map((n) => -n);
+      },
+      3,
+      1,
+    );
+    const first = batcher.call(1);
+    await new Promise((r) => setImmediate(r));
+    // Three more turns' worth of calls while the first run waits: none starts a run of its own.
+    const later: Promise<number>[] = [];
+    for (const n of [2, 3, 4, 5]) {
+      later.push(batcher.call(n));
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(runs).toEqual([[1]]);
+    release();
+    expect(await Promise.all([first, ...later])).toEqual([-1, -2, -3, -4, -5]);
+    // Then at most `max` a run, one run at a time.
+    expect(runs).toEqual([[1], [2, 3, 4], [5]]);
+  });
 });

@@ -60,14 +60,20 @@ export interface ScriptCall {
  * the client's and Redis's per-command cost each. The run happens in setImmediate, after every
  * socket read of the turn, or as soon as `max` calls are waiting (bounding how long one script
  * call holds Redis). `run` answers the inputs in order; if it fails, every call of that run fails.
+ *
+ * With `maxInFlight`, at most that many runs are under way at once: calls made meanwhile wait for
+ * one to finish and then leave together (up to `max` a run). A burst of calls then costs a round
+ * trip per reply instead of one per turn of the event loop.
  */
 export class TickBatcher<I, O> {
   private pending: Array<{ input: I; resolve: (output: O) => void; reject: (err: unknown) => void }> = [];
   private scheduled = false;
+  private inFlight = 0;
 
   constructor(
     private readonly run: (inputs: I[]) => Promise<O[]>,
     private readonly max: number,
+    private readonly maxInFlight = Number.POSITIVE_INFINITY,
   ) {}
 
   call(input: I): Promise<O> {
@@ -85,18 +91,25 @@ export class TickBatcher<I, O> {
   }
 
   private flush(): void {
-    if (this.pending.length === 0) return;
-    const calls = this.pending;
-    this.pending = [];
-    this.run(calls.map((c) => c.input)).then(
-      (outputs) => {
-        calls.forEach((c, i) => {
-          c.resolve(outputs[i]!);
+    while (this.pending.length > 0 && this.inFlight < this.maxInFlight) {
+      const calls = this.pending.length > this.max ? this.pending.splice(0, this.max) : this.pending;
+      if (calls === this.pending) this.pending = [];
+      this.inFlight += 1;
+      this.run(calls.map((c) => c.input))
+        .then(
+          (outputs) => {
+            calls.forEach((c, i) => {
+              c.resolve(outputs[i]!);
+            });
+          },
+          (err: unknown) => {
+            for (const c of calls) c.reject(err);
+          },
+        )
+        .finally(() => {
+          this.inFlight -= 1;
+          this.flush();
         });
-      },
-      (err: unknown) => {
-        for (const c of calls) c.reject(err);
-      },
-    );
+    }
   }
 }

@@ -57,6 +57,12 @@ export const SHARED_STREAM_SLOT = 0;
 /** One script call holds Redis for its whole run: these bound it (about a millisecond or two). */
 const MAX_EVENTS_PER_CALL = 100;
 const MAX_READS_PER_CALL = 200;
+/**
+ * One READ under way at a time: counter reads asked for meanwhile leave together when it returns.
+ * After a quiet spell, when many cached readings have lapsed at once, that is one round trip per
+ * reply instead of one per turn of the event loop (each costing Redis and this process a wake-up).
+ */
+const READS_IN_FLIGHT = 1;
 
 /** One feature's counter as READ returns it: used, held, credit used, per-grant credit pairs. */
 type ReadReply = CounterReply;
@@ -131,7 +137,7 @@ export class RedisUsageStore implements UsageStore {
     MAX_EVENTS_PER_CALL,
   );
 
-  /** Counter reads for decisions made in the same turn share one READ call (per slot). */
+  /** Counter reads for decisions made together share one READ call (per slot); see READS_IN_FLIGHT. */
   private readonly reader = new TickBatcher<string[], ReadReply[]>(
     (keysets) =>
       this.perSlot(
@@ -162,6 +168,7 @@ export class RedisUsageStore implements UsageStore {
         },
       ),
     MAX_READS_PER_CALL,
+    READS_IN_FLIGHT,
   );
 
   /**
