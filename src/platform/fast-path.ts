@@ -89,15 +89,15 @@ export function createFastPath(
       req.on('end', () => answer(entry, key, req, res, joined(chunks), started));
       return true;
     }
-    const lookUp = resolver.resolve(secret);
+    // Settled at once: a failed look-up must not be an unhandled rejection while the body is read.
+    // The app then tries again and answers the failure.
+    const lookUp = resolver.resolve(secret).catch(() => null);
     req.on('end', () => {
       const body = joined(chunks);
-      lookUp.then(
-        (found) =>
-          found !== null && allows(found, route.scope)
-            ? answer(entry, found, req, res, body, started)
-            : handOver(entry, req, res, body),
-        () => handOver(entry, req, res, body),
+      void lookUp.then((found) =>
+        found !== null && allows(found, route.scope)
+          ? answer(entry, found, req, res, body, started)
+          : handOver(entry, req, res, body),
       );
     });
     return true;

@@ -1,5 +1,9 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCheck } from '../../src/modules/entitlements/check-fast-path.ts';
+import { checkFastRoute, parseCheck } from '../../src/modules/entitlements/check-fast-path.ts';
+import type { ApiKeyResolver } from '../../src/platform/auth.ts';
+import { createFastPath } from '../../src/platform/fast-path.ts';
 import { createTestApp, serveOverHttp, type TestApp } from '../helpers/harness.ts';
 
 /**
@@ -117,6 +121,41 @@ describe('POST /v1/check over node:http', () => {
     const revoked = await overHttp(body, { authorization: `Bearer ${fresh.body.secret}` });
     expect(revoked.status).toBe(401);
     expect((await outcome('handed_over')) - handed).toBe(1);
+  });
+
+  it('hands the request to the app when the key cannot be looked up, without an unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    // The key store fails at once, before the body has even arrived.
+    const failing = {
+      peek: () => undefined,
+      resolve: () => Promise.reject(new Error('database unavailable')),
+    } as unknown as ApiKeyResolver;
+    const handedOver: string[] = [];
+    const fast = createFastPath(app.runtime.deps, failing, [checkFastRoute], (_req, res, body) => {
+      handedOver.push(body?.toString() ?? '');
+      res.writeHead(503, { 'content-type': 'application/problem+json' }).end('{}');
+    });
+    const server = createServer((req, res) => {
+      if (!fast(req, res)) res.writeHead(500).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const body = JSON.stringify({ customer_id: 'acme', feature: 'sso' });
+      const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/check`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${app.checkKey}`, 'content-type': 'application/json' },
+        body,
+      });
+      expect(res.status).toBe(503);
+      expect(handedOver).toEqual([body]);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('hands malformed JSON, idempotent requests, request ids and bad keys to the app', async () => {
