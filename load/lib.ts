@@ -88,9 +88,15 @@ function urlOf(adminUrl: string, name: string): string {
 
 /**
  * Node flags of every server a benchmark starts, Tessera's and the bare route's alike: the ones
- * `npm start` uses (package.json), so the figures are of the server as shipped.
+ * `npm start` uses (package.json), so the figures are of the server as shipped. BENCH_NODE_EXTRA
+ * adds more (space-separated), for experiments.
  */
-const SERVER_NODE_FLAGS = ['--max-semi-space-size=32', '--no-allocation-site-pretenuring'];
+const SERVER_NODE_FLAGS = [
+  '--max-semi-space-size=32',
+  '--no-allocation-site-pretenuring',
+  '--no-memory-reducer',
+  ...(process.env.BENCH_NODE_EXTRA ?? '').split(' ').filter(Boolean),
+];
 
 /** A TypeScript entry point under tsx with the servers' Node flags, on the server CPUs when pinned. */
 function spawnServer(args: string[], env: Record<string, string>, pin: Placement | null): ChildProcess {
