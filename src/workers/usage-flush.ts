@@ -14,10 +14,10 @@ import type { Config } from '../config.ts';
 import type { Metering } from '../modules/metering/metering.ts';
 import type { Logger } from '../platform/logger.ts';
 
-export const FLUSH_EVERY_MS = 250;
-export const SWEEP_EVERY_MS = 2_000;
+const FLUSH_EVERY_MS = 250;
+const SWEEP_EVERY_MS = 2_000;
 /** How long one metering job runs before it hands over to the next (the scheduler's period). */
-export const JOB_MS = 5_000;
+const JOB_MS = 5_000;
 /** A flush hands the loop back after this long even if events keep coming. */
 const FLUSH_BUDGET_MS = 5_000;
 

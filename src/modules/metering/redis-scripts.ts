@@ -66,7 +66,11 @@ export interface ScriptCall {
  * trip per reply instead of one per turn of the event loop.
  */
 export class TickBatcher<I, O> {
-  private pending: Array<{ input: I; resolve: (output: O) => void; reject: (err: unknown) => void }> = [];
+  private readonly pending: Array<{
+    input: I;
+    resolve: (output: O) => void;
+    reject: (err: unknown) => void;
+  }> = [];
   private scheduled = false;
   private inFlight = 0;
 
@@ -92,8 +96,7 @@ export class TickBatcher<I, O> {
 
   private flush(): void {
     while (this.pending.length > 0 && this.inFlight < this.maxInFlight) {
-      const calls = this.pending.length > this.max ? this.pending.splice(0, this.max) : this.pending;
-      if (calls === this.pending) this.pending = [];
+      const calls = this.pending.splice(0, this.max);
       this.inFlight += 1;
       this.run(calls.map((c) => c.input))
         .then(
