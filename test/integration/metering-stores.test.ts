@@ -9,11 +9,12 @@ import {
   type RedisStoreOptions,
   RedisUsageStore,
 } from '../../src/modules/metering/redis-store.ts';
+import { compareWithLedger } from '../../src/modules/metering/verify.ts';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createTestDatabase, services } from '../helpers/harness.ts';
 import { describeUsageStoreContract } from './metering-contract.ts';
-import { customer, event, terms } from './metering-fixtures.ts';
+import { customer, event, period, terms } from './metering-fixtures.ts';
 
 const start = '2026-01-15T12:00:00Z';
 
@@ -124,6 +125,73 @@ describe.skipIf(!services.redis)('a flusher in another process (Redis)', () => {
         .select((eb) => eb.fn.countAll<string>().as('n'))
         .executeTakeFirstOrThrow();
       expect(Number(rows.n)).toBe(25);
+    } finally {
+      await f.close();
+    }
+  });
+});
+
+describe.skipIf(!services.redis)('stream entries of a script call (Redis)', () => {
+  const ledgerRows = async (db: Awaited<ReturnType<typeof redisFixture>>['database']['db']) =>
+    Number(
+      (
+        await db
+          .selectFrom('usage_events' as never)
+          .select((eb) => eb.fn.countAll<string>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+
+  it('appends the events counted by one call as one entry, in order, and flushes each once', async () => {
+    const f = await redisFixture();
+    const { clock, redis, database } = f;
+    const store = f.store();
+    try {
+      const customers = Array.from({ length: 5 }, () => customer());
+      const events = Array.from({ length: 50 }, (_, i) => event(customers[i % 5]!));
+      const answers = await store.record('test', events, clock.now());
+      expect(answers.every((a) => a.accepted)).toBe(true);
+      const stream = store.keys.streamOfSlot(0);
+      const entries = (await redis.xrange(stream, '-', '+')) as Array<[string, string[]]>;
+      expect(entries).toHaveLength(1);
+      const fields = entries[0]![1];
+      expect(fields.filter((_, i) => i % 2 === 0)).toEqual(Array(50).fill('e'));
+      const keys = fields.filter((_, i) => i % 2 === 1).map((r) => JSON.parse(r.split('\n')[0]!)[3]);
+      expect(keys).toEqual(events.map((e) => e.idempotencyKey));
+      expect(await store.flush()).toBe(50);
+      expect(await store.flush()).toBe(0);
+      expect(await ledgerRows(database.db)).toBe(50);
+      expect(await redis.xlen(stream)).toBe(0);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('answers an event that fails inside the call with its own error and still records the rest', async () => {
+    const f = await redisFixture();
+    const { clock, redis, database } = f;
+    const store = f.store();
+    try {
+      const [a, bad, c] = [customer(), customer(), customer()];
+      // A counter key of the wrong type: that event's script step fails (WRONGTYPE).
+      const badCounter = store.keys.counter(store.keys.customer('test', bad), 'calls', period);
+      await redis.set(badCounter, 'not a hash');
+      const events = [event(a), event(bad), event(c)];
+      const calls = events.map((e) => store.record('test', [e], clock.now()));
+      const settled = await Promise.allSettled(calls);
+      expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/WRONGTYPE/);
+      await redis.del(badCounter);
+      expect(await store.flush()).toBe(2);
+      expect(await ledgerRows(database.db)).toBe(2);
+      // Sent again (the client's retry): the two counted events replay their answers, count nothing.
+      const again = await store.record('test', [events[0]!, events[2]!], clock.now());
+      expect(again.map((x) => x.used)).toEqual([1, 1]);
+      expect(await store.flush()).toBe(0);
+      expect((await compareWithLedger(store, clock.now(), 'test')).mismatches).toEqual([]);
+      expect(await redis.hget(store.keys.counter(store.keys.customer('test', a), 'calls', period), 'u')).toBe(
+        '1',
+      );
     } finally {
       await f.close();
     }

@@ -33,9 +33,19 @@ type StreamEntry = [id: string, fields: string[]];
 type StreamReply = Array<[stream: string, entries: StreamEntry[]]>;
 
 const STREAMS_PER_READ = 200;
-/** Entries taken from each stream in one read: about 20,000 in all, between 200 and 5,000 a stream. */
-function entriesPerStream(streams: number): number {
-  return Math.min(5_000, Math.max(200, Math.floor(20_000 / streams)));
+/** Events one read aims at, over all its streams (an entry holds one event, or a script call's). */
+const EVENTS_PER_READ = 20_000;
+/** Entries taken from one stream in one read, at most: even entries of 100 events stay in memory. */
+const MAX_ENTRIES_PER_STREAM = 1_000;
+/** Entries one XAUTOCLAIM takes over. */
+const CLAIM_COUNT = 100;
+/**
+ * Entries taken from each stream in one read: about EVENTS_PER_READ events in all, given how many
+ * events the entries read last held on average.
+ */
+export function entriesPerStream(streams: number, eventsPerEntry: number): number {
+  const per = Math.floor(EVENTS_PER_READ / (streams * Math.max(1, eventsPerEntry)));
+  return Math.min(MAX_ENTRIES_PER_STREAM, Math.max(1, per));
 }
 /** How often a scheduled flush reads every known slot, not only those marked as written to. */
 const FULL_SWEEP_MS = 5_000;
@@ -49,6 +59,8 @@ export class LedgerFlusher {
   readonly dirty = new Set<number>();
   private lastFull = 0;
   private lastClaim = Date.now();
+  /** Events per entry in the last read that found any (script calls hold up to 100 each). */
+  private eventsPerEntry = 100;
 
   constructor(
     private readonly redis: Redis,
@@ -99,7 +111,7 @@ export class LedgerFlusher {
     let moved = 0;
     for (let i = 0; i < slots.length; i += STREAMS_PER_READ) {
       const chunk = new Map(slots.slice(i, i + STREAMS_PER_READ).map((s) => [this.keys.streamOfSlot(s), s]));
-      const count = entriesPerStream(chunk.size);
+      const count = entriesPerStream(chunk.size, this.eventsPerEntry);
       const reply = await this.read([...chunk.keys()], count);
       // One ledger transaction for everything read, however many streams it came from.
       moved += await this.settle(reply);
@@ -133,7 +145,7 @@ export class LedgerFlusher {
       let cursor = '0-0';
       do {
         const reply = (await this.redis
-          .call('XAUTOCLAIM', stream, FLUSH_GROUP, this.consumer, minIdleMs, cursor, 'COUNT', 1000)
+          .call('XAUTOCLAIM', stream, FLUSH_GROUP, this.consumer, minIdleMs, cursor, 'COUNT', CLAIM_COUNT)
           .catch(() => null)) as [string, StreamEntry[]] | null;
         if (!reply) break;
         cursor = reply[0];
@@ -160,19 +172,23 @@ export class LedgerFlusher {
   private async settle(reply: StreamReply): Promise<number> {
     const rows: LedgerRow[] = [];
     const written: Array<[stream: string, ids: string[]]> = [];
+    let entryCount = 0;
     for (const [stream, entries] of reply) {
       const ids: string[] = [];
       for (const [id, fields] of entries) {
         try {
-          rows.push(toLedgerRow(fields));
+          // Every event of the entry, or none: an entry is acknowledged whole.
+          rows.push(...toLedgerRows(fields));
           ids.push(id);
         } catch (err) {
           this.logger.error({ err, stream, id }, 'unreadable usage stream entry left pending');
         }
       }
+      entryCount += ids.length;
       if (ids.length > 0) written.push([stream, ids]);
     }
     if (rows.length === 0) return 0;
+    this.eventsPerEntry = rows.length / entryCount;
     await appendToLedger(this.db, rows);
     const pipeline = this.redis.pipeline();
     for (const [stream, ids] of written) {
@@ -202,9 +218,22 @@ export async function ensureGroup(redis: Redis, stream: string): Promise<void> {
   }
 }
 
-/** An entry is one field: head JSON, answer, counted, overage, draws, crossed thresholds, used (lines). */
-function toLedgerRow(fields: string[]): LedgerRow {
-  const [head, rawAnswer, counted, overage, drawList, crossed, usedAfter] = (fields[1] ?? '').split('\n');
+/**
+ * An entry holds one `e` field per event (CONSUME_MANY writes a call's events as one entry), each
+ * the lines: head JSON, answer, counted, overage, draws, crossed thresholds, used.
+ */
+export function toLedgerRows(fields: string[]): LedgerRow[] {
+  const rows: LedgerRow[] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] !== 'e') throw new Error(`unexpected field ${fields[i]} in a usage stream entry`);
+    rows.push(toLedgerRow(fields[i + 1]!));
+  }
+  if (rows.length === 0) throw new Error('usage stream entry without events');
+  return rows;
+}
+
+function toLedgerRow(record: string): LedgerRow {
+  const [head, rawAnswer, counted, overage, drawList, crossed, usedAfter] = record.split('\n');
   const f = { h: head, a: rawAnswer, n: counted, o: overage, d: drawList, x: crossed, u: usedAfter };
   const [
     environment,

@@ -270,7 +270,11 @@ export class RedisUsageStore implements UsageStore {
       return { keys, args, slot };
     });
     const replies = await Promise.all(calls.map((call) => this.consumer.call(call)));
-    return replies.map((raw) => decodeAnswer(String(raw)));
+    return replies.map((raw) => {
+      // One event that failed inside CONSUME_MANY (the others of the call were still counted).
+      if (raw instanceof Error) throw raw;
+      return decodeAnswer(String(raw));
+    });
   }
 
   /** The consume script's terms argument (see lua.ts), built once per terms object. */
