@@ -55,16 +55,42 @@ describe('TickBatcher', () => {
     );
     const first = batcher.call(1);
     await new Promise((r) => setImmediate(r));
-    // Three more turns' worth of calls while the first run waits: none starts a run of its own.
+    // Two more turns' worth of calls while the first run waits: neither starts a run of its own.
     const later: Promise<number>[] = [];
-    for (const n of [2, 3, 4, 5]) {
+    for (const n of [2, 3]) {
       later.push(batcher.call(n));
       await new Promise((r) => setImmediate(r));
     }
     expect(runs).toEqual([[1]]);
     release();
-    expect(await Promise.all([first, ...later])).toEqual([-1, -2, -3, -4, -5]);
-    // Then at most `max` a run, one run at a time.
-    expect(runs).toEqual([[1], [2, 3, 4], [5]]);
+    expect(await Promise.all([first, ...later])).toEqual([-1, -2, -3]);
+    // Then together, at most `max` a run.
+    expect(runs).toEqual([[1], [2, 3]]);
+  });
+
+  it('with maxInFlight, a full run leaves at once, however many runs are under way', async () => {
+    const runs: number[][] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const batcher = new TickBatcher<number, number>(
+      async (inputs) => {
+        runs.push(inputs);
+        await gate;
+        return inputs;
+      },
+      2,
+      1,
+    );
+    const first = batcher.call(1);
+    await new Promise((r) => setImmediate(r));
+    // Five calls in one turn: two full runs leave now; the fifth waits for a run to return.
+    const later = [2, 3, 4, 5, 6].map((n) => batcher.call(n));
+    await new Promise((r) => setImmediate(r));
+    expect(runs).toEqual([[1], [2, 3], [4, 5]]);
+    release();
+    expect(await Promise.all([first, ...later])).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(runs).toEqual([[1], [2, 3], [4, 5], [6]]);
   });
 });

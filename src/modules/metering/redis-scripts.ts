@@ -61,9 +61,11 @@ export interface ScriptCall {
  * socket read of the turn, or as soon as `max` calls are waiting (bounding how long one script
  * call holds Redis). `run` answers the inputs in order; if it fails, every call of that run fails.
  *
- * With `maxInFlight`, at most that many runs are under way at once: calls made meanwhile wait for
- * one to finish and then leave together (up to `max` a run). A burst of calls then costs a round
- * trip per reply instead of one per turn of the event loop.
+ * With `maxInFlight`, at most that many runs of fewer than `max` calls are under way at once:
+ * calls made meanwhile wait for one to finish and then leave together (up to `max` a run). A
+ * trickle of calls then costs a round trip per reply instead of one per turn of the event loop.
+ * A full run leaves at once whatever is under way: it has nothing to wait for, and holding it back
+ * would only leave Redis idle (a batch of 100 events is one full run).
  */
 export class TickBatcher<I, O> {
   private readonly pending: Array<{
@@ -95,7 +97,7 @@ export class TickBatcher<I, O> {
   }
 
   private flush(): void {
-    while (this.pending.length > 0 && this.inFlight < this.maxInFlight) {
+    while (this.pending.length >= this.max || (this.pending.length > 0 && this.inFlight < this.maxInFlight)) {
       const calls = this.pending.splice(0, this.max);
       this.inFlight += 1;
       this.run(calls.map((c) => c.input))
