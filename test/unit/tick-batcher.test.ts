@@ -1,6 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { TickBatcher } from '../../src/modules/metering/redis-scripts.ts';
 
+/** A batcher of `max` calls a run, one partial run in flight, whose runs wait for `release`. */
+function gated(max: number, holdFirstOnly: boolean) {
+  const runs: number[][] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const batcher = new TickBatcher<number, number>(
+    async (inputs) => {
+      runs.push(inputs);
+      if (!holdFirstOnly || runs.length === 1) await gate;
+      return inputs;
+    },
+    max,
+    1,
+  );
+  return { runs, batcher, release };
+}
+
+const nextTurn = () => new Promise((r) => setImmediate(r));
+
 describe('TickBatcher', () => {
   it('runs the calls made in one turn together, in order, and each caller gets its answer', async () => {
     const runs: number[][] = [];
@@ -39,55 +60,29 @@ describe('TickBatcher', () => {
   });
 
   it('with maxInFlight, calls made while a run is under way leave together when it returns', async () => {
-    const runs: number[][] = [];
-    let release!: () => void;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const batcher = new TickBatcher<number, number>(
-      async (inputs) => {
-        runs.push(inputs);
-        if (runs.length === 1) await gate;
-        return inputs.map((n) => -n);
-      },
-      3,
-      1,
-    );
+    const { runs, batcher, release } = gated(3, true);
     const first = batcher.call(1);
-    await new Promise((r) => setImmediate(r));
+    await nextTurn();
     // Two more turns' worth of calls while the first run waits: neither starts a run of its own.
     const later: Promise<number>[] = [];
     for (const n of [2, 3]) {
       later.push(batcher.call(n));
-      await new Promise((r) => setImmediate(r));
+      await nextTurn();
     }
     expect(runs).toEqual([[1]]);
     release();
-    expect(await Promise.all([first, ...later])).toEqual([-1, -2, -3]);
+    expect(await Promise.all([first, ...later])).toEqual([1, 2, 3]);
     // Then together, at most `max` a run.
     expect(runs).toEqual([[1], [2, 3]]);
   });
 
   it('with maxInFlight, a full run leaves at once, however many runs are under way', async () => {
-    const runs: number[][] = [];
-    let release!: () => void;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const batcher = new TickBatcher<number, number>(
-      async (inputs) => {
-        runs.push(inputs);
-        await gate;
-        return inputs;
-      },
-      2,
-      1,
-    );
+    const { runs, batcher, release } = gated(2, false);
     const first = batcher.call(1);
-    await new Promise((r) => setImmediate(r));
+    await nextTurn();
     // Five calls in one turn: two full runs leave now; the fifth waits for a run to return.
     const later = [2, 3, 4, 5, 6].map((n) => batcher.call(n));
-    await new Promise((r) => setImmediate(r));
+    await nextTurn();
     expect(runs).toEqual([[1], [2, 3], [4, 5]]);
     release();
     expect(await Promise.all([first, ...later])).toEqual([1, 2, 3, 4, 5, 6]);
