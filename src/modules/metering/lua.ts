@@ -117,7 +117,9 @@ for e = 1, tonumber(ARGV[1]) do
   for j = 1, tonumber(ARGV[a]) do K[j] = KEYS[k + j] end
   k = k + #K
   local ok, res = pcall(consume_one, K, { ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5] })
-  if ok then out[e] = res else out[e] = redis.error_reply(tostring(res)) end
+  if ok then out[e] = res
+  elseif type(res) == 'table' and res.err then out[e] = res
+  else out[e] = redis.error_reply(tostring(res)) end
   a = a + 6
 end
 for _, stream in ipairs(streams) do redis.call('XADD', stream, '*', unpack(entries[stream])) end
