@@ -35,7 +35,7 @@ type StreamReply = Array<[stream: string, entries: StreamEntry[]]>;
 const STREAMS_PER_READ = 200;
 /** Events one read aims at, over all its streams (an entry holds one event, or a script call's). */
 const EVENTS_PER_READ = 20_000;
-/** Entries taken from one stream in one read, at most: even entries of 100 events stay in memory. */
+/** Entries taken from one stream in one read, at most: a bound on memory even when each holds 100 events. */
 const MAX_ENTRIES_PER_STREAM = 1_000;
 /** Entries one XAUTOCLAIM takes over. */
 const CLAIM_COUNT = 100;
