@@ -37,8 +37,12 @@ describe.skipIf(!services.redis)('the usage worker', () => {
       expect(schedulers.map((s) => [s.key, s.every])).toEqual([['usage-flush', 5_000]]);
 
       const s = await meteredCustomer(app, { limit: 100 });
-      // Let the first job start, so these events arrive while it is running.
-      await new Promise((r) => setTimeout(r, 300));
+      // Wait for the first job to be running, so these events arrive while it is (a fixed wait
+      // was too short on a loaded machine).
+      const waiting = Date.now();
+      while ((await queue.getActiveCount()) === 0 && Date.now() - waiting < 10_000)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(await queue.getActiveCount()).toBe(1);
       for (let i = 0; i < 5; i++) expect((await use(s)).status).toBe(200);
       const sent = Date.now();
       let ledger = await ledgerSum(s);
