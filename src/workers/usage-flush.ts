@@ -28,7 +28,7 @@ export interface UsageWorkers {
 /**
  * One metering job: flush every `FLUSH_EVERY_MS` and sweep every `SWEEP_EVERY_MS` for `JOB_MS`
  * (or until `signal` aborts, at shutdown). A failed round is logged and the next one tries again
- * (what was not flushed stays in the streams). Returns how many stream entries reached the ledger.
+ * (what was not flushed stays in the streams). Returns how many events reached the ledger.
  */
 export async function runMeteringJob(
   metering: Pick<Metering, 'flush' | 'sweep'>,

@@ -72,7 +72,7 @@ export class LedgerFlusher {
   /**
    * Flushes until the streams are empty (the default) or, with `full: false` (the scheduled
    * flush), takes what is marked now and goes on only while reads come back full, so a steady
-   * trickle is written in the larger batches of the next run. Returns how many entries reached
+   * trickle is written in the larger batches of the next run. Returns how many events reached
    * the ledger.
    */
   async flush(options: FlushOptions = {}): Promise<number> {
@@ -94,7 +94,7 @@ export class LedgerFlusher {
     }
   }
 
-  /** One read over the dirty (or all) slots; returns how many entries it moved. */
+  /** One read over the dirty (or all) slots; returns how many events it moved. */
   async sweep(full: boolean): Promise<number> {
     let slots: number[];
     if (full) {
@@ -168,7 +168,10 @@ export class LedgerFlusher {
     }
   }
 
-  /** Writes the entries to the ledger, then (after the commit) acknowledges and deletes them. */
+  /**
+   * Writes the entries' events to the ledger, then (after the commit) acknowledges and deletes the
+   * entries. Returns how many events it wrote.
+   */
   private async settle(reply: StreamReply): Promise<number> {
     const rows: LedgerRow[] = [];
     const written: Array<[stream: string, ids: string[]]> = [];
