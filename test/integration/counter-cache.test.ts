@@ -83,6 +83,52 @@ describe.skipIf(!services.redis)('cached counter readings across nodes', () => {
     expect(cache.hits).toBe(before + 1);
   });
 
+  it('reuses a metered answer while the counter reads the same, for a quantity of 1 only', async () => {
+    const t = await meteredCustomer(nodeA, { limit: 10 });
+    const feature = t.key('calls');
+    const ask = async (node: TestApp, quantity?: number) => {
+      const res = await node.json<{ allowed: boolean; reason: string; used: number; remaining: number }>(
+        'POST',
+        '/v1/check',
+        { customer_id: t.customerId, feature, ...(quantity === undefined ? {} : { quantity }) },
+      );
+      expect(res.status).toBe(200);
+      return res.body;
+    };
+    const record = async (node: TestApp, value: number) => {
+      const res = await node.json('POST', '/v1/usage', {
+        customer_id: t.customerId,
+        feature,
+        value,
+        idempotency_key: uniqueKey(),
+      });
+      expect(res.status).toBe(200);
+    };
+    await until(2000, () => cacheOf(nodeA).tracking, 'tracking on');
+    const engine = nodeA.runtime.deps.decisions;
+    const resolve = () => engine.resolve('test', t.customerId, new Date(), feature);
+    await ask(nodeA);
+    // The counter is cached and unchanged: the very same resolution, hence the same kept answer.
+    const first = await resolve();
+    expect(await resolve()).toBe(first);
+    expect(await ask(nodeA)).toMatchObject({ allowed: true, used: 0, remaining: 10 });
+    // Other quantities are decided afresh against the same reading, before and after the kept answer.
+    expect((await ask(nodeA, 10)).allowed).toBe(true);
+    expect(await ask(nodeA, 11)).toMatchObject({ allowed: false, reason: 'limit_exceeded' });
+    expect((await ask(nodeA, 1)).allowed).toBe(true);
+
+    await record(nodeA, 9);
+    expect(await resolve()).not.toBe(first);
+    expect(await ask(nodeA)).toMatchObject({ allowed: true, used: 9, remaining: 1 });
+    expect(await ask(nodeA, 2)).toMatchObject({ allowed: false, used: 9 });
+    expect(await ask(nodeA)).toMatchObject({ allowed: true, used: 9 });
+
+    // Usage on the other node reaches this node's kept answer through Redis's invalidation.
+    await record(nodeB, 1);
+    await until(1000, async () => (await ask(nodeA)).allowed === false, 'node A sees the limit reached');
+    expect(await ask(nodeA)).toMatchObject({ used: 10, remaining: 0, reason: 'limit_exceeded' });
+  });
+
   it('sees its own usage at once (no waiting for the invalidation)', async () => {
     const start = (await check(nodeA)).used;
     await check(nodeA);

@@ -82,7 +82,11 @@ export class DecisionEngine {
     // their own `now`).
     if (memo.queries.length === 0) return memo.base;
     const readings = await this.usage.read(environment, snapshot, memo.queries);
-    return withUsage(memo.base, snapshot, now, (feature) => readings.get(feature) ?? { used: 0 });
+    const last = memo.last;
+    if (last !== null && sameReadings(last.readings, memo.queries, readings)) return last.resolved;
+    const resolved = withUsage(memo.base, snapshot, now, (feature) => readings.get(feature) ?? ZERO);
+    memo.last = { readings, resolved };
+    return resolved;
   }
 
   /** A first resolution with zero usage tells which metered features (and periods) apply. */
@@ -101,8 +105,27 @@ export class DecisionEngine {
     let until = nextChangeAfter(snapshot, now)?.getTime() ?? Number.POSITIVE_INFINITY;
     // A usage period that ends changes the queries.
     for (const q of queries) until = Math.min(until, q.period.end.getTime());
-    return { from: now.getTime(), until, queries, base: first };
+    return { from: now.getTime(), until, queries, base: first, last: null };
   }
+}
+
+const ZERO: UsageReading = Object.freeze({ used: 0 });
+
+/**
+ * Whether a usage source handed out the very reading objects it did last time, for every query.
+ * A source may hand out the same object again when its counter has not changed (the Redis store
+ * does, from its counter cache); equal objects mean an equal resolution, so the last one is reused.
+ */
+function sameReadings(
+  before: Map<string, UsageReading>,
+  queries: UsageQuery[],
+  now: Map<string, UsageReading>,
+): boolean {
+  for (const q of queries) {
+    const reading = now.get(q.feature);
+    if (reading === undefined || reading !== before.get(q.feature)) return false;
+  }
+  return true;
 }
 
 /** Shared by every memo that reads no usage (most of them): one array less per customer and feature. */
@@ -114,4 +137,6 @@ interface Memo {
   queries: UsageQuery[];
   /** The resolution with zero usage: the answer itself when `queries` is empty, else completed with the readings by `withUsage`. */
   base: ResolvedEntitlements;
+  /** The last completion of `base` and the readings it was made from (the same objects again: the same answer). */
+  last: { readings: Map<string, UsageReading>; resolved: ResolvedEntitlements } | null;
 }

@@ -12,10 +12,12 @@ export interface CheckInput {
 }
 
 /**
- * Answers that depend on nothing but the resolution (no usage, no quantity, no condition to
- * evaluate against the context), per resolution object. A check's resolution is of one feature
+ * Answers that depend on nothing but the resolution and the quantity (no condition to evaluate
+ * against the context), per resolution object. A check's resolution is of one feature
  * (`resolve(..., only)`), memoised until the snapshot's next time boundary and dropped with the
- * snapshot, so its answer goes with it.
+ * snapshot, so its answer goes with it. A metered feature's resolution carries its usage: the
+ * engine hands out the same object again only while the counter reads the same, so the answer is
+ * kept for the default quantity of 1 alone, which is what most checks ask.
  */
 const fixedAnswers = new WeakMap<ResolvedEntitlements, CheckResult>();
 
@@ -25,22 +27,29 @@ export async function checkEntitlement(ctx: Ctx, input: CheckInput): Promise<Che
   const now = ctx.deps.clock.now();
   const resolved = await ctx.deps.decisions.resolve(ctx.environment, input.customer_id, now, input.feature);
   const known = fixedAnswers.get(resolved);
-  if (known !== undefined && known.feature === input.feature) {
+  if (known !== undefined && known.feature === input.feature && fitsKnown(known, input.quantity)) {
     ctx.deps.metrics.countDecision(known.reason);
     return known;
   }
-  const decision = decide(resolved, input.feature, input.quantity ?? 1, input.context ?? {});
+  const decision = decide(resolved, input.feature, input.quantity ?? 1, input.context ?? NO_CONTEXT);
   ctx.deps.metrics.countDecision(decision.reason);
   const answer = checkResult(input, decision, resolved.version);
-  if (isFixed(resolved, input.feature)) fixedAnswers.set(resolved, Object.freeze(answer));
+  if (isFixed(resolved, input.feature, input.quantity)) fixedAnswers.set(resolved, Object.freeze(answer));
   return answer;
 }
 
-/** Whether an answer for this feature can vary with usage, quantity or the check's context. */
-function isFixed(resolved: ResolvedEntitlements, feature: string): boolean {
+const NO_CONTEXT: ConditionContext = Object.freeze({});
+
+/** A kept metered answer is for a quantity of 1; the others hold for any quantity. */
+function fitsKnown(known: CheckResult, quantity: number | undefined): boolean {
+  return known.type !== 'metered' || quantity === undefined || quantity === 1;
+}
+
+/** Whether this answer can be kept for the resolution: it cannot vary with the check's context. */
+function isFixed(resolved: ResolvedEntitlements, feature: string, quantity: number | undefined): boolean {
   const entitlement = resolved.entitlements.get(feature);
   if (entitlement === undefined) return true;
-  if (entitlement.type === 'metered') return false;
+  if (entitlement.type === 'metered' && quantity !== undefined && quantity !== 1) return false;
   for (const layer of entitlement.layers) if (layer.condition !== null) return false;
   return true;
 }

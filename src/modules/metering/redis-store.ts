@@ -5,6 +5,7 @@
  * calls the same way. With a cluster client every call stays within one slot.
  */
 import type { Redis } from 'ioredis';
+import type { UsageReading } from '../../domain/resolved.ts';
 import type { CustomerSnapshot } from '../../domain/types.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { Db } from '../../platform/db.ts';
@@ -73,6 +74,15 @@ const CONSUMES_IN_FLIGHT = 1;
 
 /** One feature's counter as READ returns it: used, held, credit used, per-grant credit pairs. */
 type ReadReply = CounterReply;
+
+const NO_KEYS: string[] = [];
+
+interface QueryKeys {
+  base: string;
+  counter: string;
+  credit: string;
+  holds: string;
+}
 
 /** One event's consume call, with the slot whose stream it appends to. */
 interface ConsumeCall extends ScriptCall {
@@ -296,37 +306,81 @@ export class RedisUsageStore implements UsageStore {
   }
 
   async read(environment: string, snapshot: CustomerSnapshot, queries: UsageQuery[]) {
-    const readings = new Map<string, ReturnType<typeof readingOf>>();
+    const readings = new Map<string, UsageReading>();
     if (queries.length === 0) return readings;
     const base = this.keys.customer(environment, snapshot.customerId);
     const now = this.clock.now();
     const counters = this.counters;
     const replies: Array<ReadReply | undefined> = new Array(queries.length);
-    const missing: number[] = [];
-    const keys: string[] = [];
+    // Made only when a counter is not cached (most checks find theirs).
+    let missing: number[] | null = null;
+    let keys: string[] = NO_KEYS;
     for (let i = 0; i < queries.length; i++) {
       const q = queries[i]!;
-      const period = storedPeriod(q.period);
-      const counter = this.keys.counter(base, q.feature, period);
-      const cached = counters?.get(counter);
+      const k = this.queryKeys(base, q);
+      const cached = counters?.get(k.counter);
       if (cached) replies[i] = cached;
       else {
+        if (missing === null) {
+          missing = [];
+          keys = [];
+        }
         missing.push(i);
-        keys.push(counter, this.keys.credit(base, q.feature), this.keys.holds(base, q.feature, period));
+        keys.push(k.counter, k.credit, k.holds);
       }
     }
-    if (missing.length > 0) {
+    if (missing !== null) {
       const read = await this.reader.call(keys);
       for (let j = 0; j < missing.length; j++) replies[missing[j]!] = read[j];
     }
-    queries.forEach((q, i) => {
-      const [used, held, credit, pairs] = replies[i]!;
-      const usage: Record<string, number> = {};
-      for (let j = 0; j + 1 < pairs.length; j += 2) usage[pairs[j]!] = Number(pairs[j + 1]);
-      const state = { used: Number(used), held: Number(held), overage: 0, creditUsed: Number(credit) };
-      readings.set(q.feature, readingOf(snapshot, q.feature, state, usage, now));
-    });
+    for (let i = 0; i < queries.length; i++) {
+      const reply = replies[i]!;
+      readings.set(queries[i]!.feature, this.readingOf(snapshot, queries[i]!.feature, reply, now));
+    }
     return readings;
+  }
+
+  /**
+   * A query's keys, made once per query object: the decision engine asks with the same query
+   * objects until the customer's snapshot or the usage period changes, so a check builds no key.
+   */
+  private readonly keysOfQuery = new WeakMap<UsageQuery, QueryKeys>();
+
+  private queryKeys(base: string, q: UsageQuery): QueryKeys {
+    const known = this.keysOfQuery.get(q);
+    // Keyed by the query object; the customer is checked too, in case one query is asked for two.
+    if (known !== undefined && known.base === base) return known;
+    const period = storedPeriod(q.period);
+    const made = {
+      base,
+      counter: this.keys.counter(base, q.feature, period),
+      credit: this.keys.credit(base, q.feature),
+      holds: this.keys.holds(base, q.feature, period),
+    };
+    this.keysOfQuery.set(q, made);
+    return made;
+  }
+
+  /**
+   * With no credit grants and no live holds a reading depends on the counter's reply alone, so it
+   * is made once per reply: a reply the counter cache hands out again (the counter did not change)
+   * gives the very same reading, which lets the decision engine reuse what it made of it.
+   */
+  private readonly readingOfReply = new WeakMap<ReadReply, UsageReading>();
+
+  private readingOf(snapshot: CustomerSnapshot, feature: string, reply: ReadReply, now: Date): UsageReading {
+    const [used, held, credit, pairs] = reply;
+    const plain = snapshot.grants.length === 0 && Number(held) <= 0;
+    if (plain) {
+      const known = this.readingOfReply.get(reply);
+      if (known !== undefined) return known;
+    }
+    const usage: Record<string, number> = {};
+    for (let j = 0; j + 1 < pairs.length; j += 2) usage[pairs[j]!] = Number(pairs[j + 1]);
+    const state = { used: Number(used), held: Number(held), overage: 0, creditUsed: Number(credit) };
+    const reading = readingOf(snapshot, feature, state, usage, now);
+    if (plain) this.readingOfReply.set(reply, reading);
+    return reading;
   }
 
   hold(environment: string, request: HoldRequest, now: Date): Promise<HoldAnswer> {
