@@ -8,6 +8,8 @@ local function s(x)
   return string.format('%.17g', x)
 end
 local function num(v) if v then return tonumber(v) end return 0 end
+-- One empty table for the many lists that are empty (no grants, no credit drawn): never written.
+local NONE = {}
 local function expire_holds(counter, holds, held, now)
   if held <= 0 then return 0 end
   local gone = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
@@ -48,7 +50,7 @@ local function answer(accepted, used, held, limit, avail, resets, ps, over, cred
   return accepted .. '|' .. s(used + held) .. '|' .. lim .. '|' .. rem .. '|' .. resets .. '|' .. ps .. '|' .. s(over) .. '|' .. s(credit)
 end
 local function plan(used, held, limit, deny, add, ids, amounts, gused, reserved)
-  local credit, over, draws = 0, 0, {}
+  local credit, over, draws = 0, 0, NONE
   if limit and add > 0 then
     local room = math.max(0, limit - used - held)
     local beyond = math.max(0, add - room)
@@ -61,6 +63,7 @@ local function plan(used, held, limit, deny, add, ids, amounts, gused, reserved)
       if left <= 0 then break end
       local take = math.min(left, math.max(0, amounts[i] - gused[i]))
       if take > 0 then
+        if draws == NONE then draws = {} end
         draws[#draws + 1] = ids[i]
         draws[#draws + 1] = s(take)
         gused[i] = gused[i] + take
@@ -79,12 +82,23 @@ local function apply(counter, creditKey, add, over, credit, draws, expireAt)
   end
   if expireAt ~= '0' and expireAt ~= 0 then redis.call('PEXPIRE', counter, expireAt) end
 end
+-- Thresholds lists parsed once per script call (the events of a call share a few).
+local percents = {}
 local function crossed(before, after, limit, csv)
-  if not limit or limit <= 0 or csv == '' then return '' end
-  local out = {}
-  for p in string.gmatch(csv, '[^,]+') do
-    local at = limit * tonumber(p) / 100
-    if before < at and after >= at then out[#out + 1] = p end
+  if not limit or limit <= 0 or csv == '' or after <= before then return '' end
+  local list = percents[csv]
+  if not list then
+    list = {}
+    for p in string.gmatch(csv, '[^,]+') do list[#list + 1] = { p, tonumber(p) } end
+    percents[csv] = list
+  end
+  local out = NONE
+  for i = 1, #list do
+    local at = limit * list[i][2] / 100
+    if before < at and after >= at then
+      if out == NONE then out = {} end
+      out[#out + 1] = list[i][1]
+    end
   end
   return table.concat(out, ',')
 end

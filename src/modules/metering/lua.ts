@@ -18,16 +18,16 @@ import { COMMON } from './lua-common.ts';
  */
 const CONSUME_BODY = `
 local now, value = tonumber(ARGV[1]), tonumber(ARGV[2])
-local agg, lim, mode, keep, idemTtl, thresholds, resets, ps, cap, grantList =
-  string.match(ARGV[5], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+local agg, lim, mode, keep, idemTtl, thresholds, resets, ps, cap, grantList = terms_of(ARGV[5])
 local limit = tonumber(lim)
 local ttl = 0
 if resets ~= '' then ttl = math.max(86400000, tonumber(resets) + tonumber(keep) - now) end
 local c = redis.call('HMGET', KEYS[1], 'u', 'h')
 local used = num(c[1])
 local held = expire_holds(KEYS[1], KEYS[5], num(c[2]), now)
-local ids, amounts, gused = {}, {}, {}
+local ids, amounts, gused = NONE, NONE, NONE
 if grantList ~= '' then
+  ids, amounts, gused = {}, {}, {}
   for id, amount in string.gmatch(grantList, '([^,]+),([^,]+)') do
     ids[#ids + 1] = id
     amounts[#amounts + 1] = tonumber(amount)
@@ -80,7 +80,10 @@ append(KEYS[4], ARGV[4] .. '\\n' .. ans .. '\\n' .. s(add) .. '\\n' .. s(over) .
   table.concat(draws, ',') .. '\\n' .. crossed(used, after, limit, thresholds) .. '\\n' .. s(after))
 return ans
 `;
+const TERMS_PATTERN = "'^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$'";
+
 export const CONSUME = `${COMMON}
+local function terms_of(t) return string.match(t, ${TERMS_PATTERN}) end
 local function append(stream, record) redis.call('XADD', stream, '*', 'e', record) end
 ${CONSUME_BODY}`;
 
@@ -108,15 +111,24 @@ local function append(stream, record)
   fields[#fields + 1] = 'e'
   fields[#fields + 1] = record
 end
-local function consume_one(K, A)
-${CONSUME_BODY.replaceAll('KEYS[', 'K[').replaceAll('ARGV[', 'A[')}
+-- The events of a call mostly share a few terms strings (one per plan): each is parsed once.
+local parsed = {}
+local function terms_of(t)
+  local p = parsed[t]
+  if not p then
+    p = { string.match(t, ${TERMS_PATTERN}) }
+    parsed[t] = p
+  end
+  return unpack(p)
+end
+-- An event's keys and arguments are read in place: KEYS[k + 1]... and ARGV[a + 1]...
+local function consume_one(k, a)
+${CONSUME_BODY.replaceAll('KEYS[', 'KEYS[k + ').replaceAll('ARGV[', 'ARGV[a + ')}
 end
 local out, k, a = {}, 0, 2
 for e = 1, tonumber(ARGV[1]) do
-  local K = {}
-  for j = 1, tonumber(ARGV[a]) do K[j] = KEYS[k + j] end
-  k = k + #K
-  local ok, res = pcall(consume_one, K, { ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5] })
+  local ok, res = pcall(consume_one, k, a)
+  k = k + tonumber(ARGV[a])
   if ok then out[e] = res
   elseif type(res) == 'table' and res.err then out[e] = res
   else out[e] = redis.error_reply(tostring(res)) end
