@@ -42,14 +42,18 @@ const NO_CONTEXT: ConditionContext = Object.freeze({});
 
 /** A kept metered answer is for a quantity of 1; the others hold for any quantity. */
 function fitsKnown(known: CheckResult, quantity: number | undefined): boolean {
-  return known.type !== 'metered' || quantity === undefined || quantity === 1;
+  return known.type !== 'metered' || isOneUnit(quantity);
+}
+
+function isOneUnit(quantity: number | undefined): boolean {
+  return quantity === undefined || quantity === 1;
 }
 
 /** Whether this answer can be kept for the resolution: it cannot vary with the check's context. */
 function isFixed(resolved: ResolvedEntitlements, feature: string, quantity: number | undefined): boolean {
   const entitlement = resolved.entitlements.get(feature);
   if (entitlement === undefined) return true;
-  if (entitlement.type === 'metered' && quantity !== undefined && quantity !== 1) return false;
+  if (entitlement.type === 'metered' && !isOneUnit(quantity)) return false;
   for (const layer of entitlement.layers) if (layer.condition !== null) return false;
   return true;
 }

@@ -78,7 +78,8 @@ type ReadReply = CounterReply;
 const NO_KEYS: string[] = [];
 
 interface QueryKeys {
-  base: string;
+  environment: string;
+  customerId: string;
   counter: string;
   credit: string;
   holds: string;
@@ -308,7 +309,6 @@ export class RedisUsageStore implements UsageStore {
   async read(environment: string, snapshot: CustomerSnapshot, queries: UsageQuery[]) {
     const readings = new Map<string, UsageReading>();
     if (queries.length === 0) return readings;
-    const base = this.keys.customer(environment, snapshot.customerId);
     const now = this.clock.now();
     const counters = this.counters;
     const replies: Array<ReadReply | undefined> = new Array(queries.length);
@@ -317,7 +317,7 @@ export class RedisUsageStore implements UsageStore {
     let keys: string[] = NO_KEYS;
     for (let i = 0; i < queries.length; i++) {
       const q = queries[i]!;
-      const k = this.queryKeys(base, q);
+      const k = this.queryKeys(environment, snapshot.customerId, q);
       const cached = counters?.get(k.counter);
       if (cached) replies[i] = cached;
       else {
@@ -346,13 +346,16 @@ export class RedisUsageStore implements UsageStore {
    */
   private readonly keysOfQuery = new WeakMap<UsageQuery, QueryKeys>();
 
-  private queryKeys(base: string, q: UsageQuery): QueryKeys {
+  private queryKeys(environment: string, customerId: string, q: UsageQuery): QueryKeys {
     const known = this.keysOfQuery.get(q);
     // Keyed by the query object; the customer is checked too, in case one query is asked for two.
-    if (known !== undefined && known.base === base) return known;
+    if (known !== undefined && known.customerId === customerId && known.environment === environment)
+      return known;
+    const base = this.keys.customer(environment, customerId);
     const period = storedPeriod(q.period);
     const made = {
-      base,
+      environment,
+      customerId,
       counter: this.keys.counter(base, q.feature, period),
       credit: this.keys.credit(base, q.feature),
       holds: this.keys.holds(base, q.feature, period),
