@@ -197,7 +197,7 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
   const open: CounterCache[] = [];
 
   beforeAll(async () => {
-    redis = new Redis(url, { enableAutoPipelining: true });
+    redis = new Redis(url);
     other = new Redis(url);
     await loadScripts(redis);
   });
@@ -300,7 +300,7 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
   it('forgets everything on FLUSHDB (in a database of its own)', async () => {
     const db = new URL(url);
     db.pathname = '/13';
-    const own = new Redis(db.toString(), { enableAutoPipelining: true });
+    const own = new Redis(db.toString());
     try {
       await loadScripts(own);
       const cache = new CounterCache(own, logger, { maxEntries: 10, maxAgeMs: 60_000 });
@@ -328,12 +328,44 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(aged.get(keys[0]!)).toBeUndefined();
 
+    // Still not handed out once past its age, whatever is read meanwhile.
+    await other.hset(keys[0]!, 'u', '3');
+    expect(aged.get(keys[0]!)).toBeUndefined();
+
     const small = await started({ maxEntries: 2 });
     const sets = [1, 2, 3].map(() => keysOf(randomBytes(4).toString('hex')));
     for (const k of sets) await read(small, k);
     expect(small.size).toBe(2);
     expect(small.get(sets[0]![0]!)).toBeUndefined();
     expect(small.get(sets[2]![0]!)).toBeDefined();
+  });
+
+  it('hands out the same reply object when a reading past its age is read again unchanged', async () => {
+    const cache = await started({ maxAgeMs: 30 });
+    const keys = keysOf(randomBytes(4).toString('hex'));
+    await other.hset(keys[0]!, 'u', '7');
+    const [first] = await read(cache, keys);
+    expect(cache.get(keys[0]!)).toBe(first);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(cache.get(keys[0]!)).toBeUndefined();
+    // Read again, unchanged: the reply the read returns is the object handed out before.
+    const [again] = await read(cache, keys);
+    expect(again).toBe(first);
+    expect(cache.get(keys[0]!)).toBe(first);
+    // A reply that differs from the aged entry (a change no invalidation reported) replaces it.
+    await new Promise((r) => setTimeout(r, 50));
+    const tracked = cache.begin(keys)!;
+    const replies: CounterReply[] = [['7', '0', '0', ['grant_1', '1']]];
+    const changed = replies[0];
+    cache.settle(tracked, replies);
+    expect(replies[0]).toBe(changed);
+    expect(cache.get(keys[0]!)).toBe(changed);
+    // Changed for real: the invalidation drops it, and the next read caches the new reply.
+    await other.hset(keys[0]!, 'u', '8');
+    await until(1000, () => cache.get(keys[0]!) === undefined, 'entry dropped');
+    const [fresh] = await read(cache, keys);
+    expect(fresh).not.toBe(first);
+    expect(fresh![0]).toBe('8');
   });
 
   it('falls back to the shared connection when the tracking one dies under a read', async () => {
@@ -349,9 +381,10 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
       expect(answer?.accepted).toBe(true);
       const queries = [{ feature: 'calls', period }];
       const reading = store.read('test', snapshot(id, 'sum'), queries);
-      // The batcher sends the read in setImmediate; the tracking connection dies right after.
+      // The batcher sends the read in setImmediate; the tracking connection's socket is destroyed
+      // right after, before any reply can arrive.
       await new Promise((r) => setImmediate(r));
-      cache.connection!.disconnect();
+      cache.connection!.stream.destroy();
       expect((await reading).get('calls')?.used).toBe(7);
       expect(cache.size).toBe(0);
       await until(3000, () => cache.tracking, 'tracking on again');
