@@ -28,7 +28,7 @@ describeUsageStoreContract('postgres', async () => {
 async function redisFixture() {
   const { database, drop } = await createTestDatabase();
   const clock = new ManualClock(start);
-  const redis = new Redis(inject('redisUrl')!, { enableAutoPipelining: true });
+  const redis = new Redis(inject('redisUrl')!);
   const prefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
   await loadScripts(redis);
   return {
