@@ -22,6 +22,8 @@ export interface Database {
   kind: 'postgres' | 'embedded';
   /** The connection string the pool uses (for the embedded server: its loopback socket). */
   url: string;
+  /** The pool under `db`, for what Kysely cannot say (COPY). */
+  pool: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -70,6 +72,7 @@ function fromPool(pool: pg.Pool, kind: Database['kind'], url: string): Database 
     db,
     kind,
     url,
+    pool,
     async close() {
       await db.destroy();
     },

@@ -62,6 +62,7 @@ export async function createTestDatabase(): Promise<{
     db: db as Database['db'],
     kind: 'postgres',
     url,
+    pool,
     close: () => db.destroy(),
   };
   return {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
+import { LedgerCopier } from '../../src/modules/metering/ledger-copy.ts';
 import { PostgresUsageStore } from '../../src/modules/metering/postgres-store.ts';
 import { rebuildFromLedger } from '../../src/modules/metering/rebuild.ts';
 import { loadScripts } from '../../src/modules/metering/redis-scripts.ts';
@@ -35,11 +36,15 @@ async function redisFixture() {
     database,
     clock,
     redis,
-    store: (options: Partial<RedisStoreOptions> = {}) =>
-      new RedisUsageStore(redis, database.db, prefix, clock, createLogger('silent'), {
+    /** With `copy`, the flusher writes the ledger through COPY (as the runtime does on PostgreSQL). */
+    store: (options: Partial<RedisStoreOptions> & { copy?: boolean } = {}) => {
+      const { copy, ...rest } = options;
+      return new RedisUsageStore(redis, database.db, prefix, clock, createLogger('silent'), {
         ...DEFAULT_REDIS_OPTIONS,
-        ...options,
-      }),
+        ...(copy ? { copier: new LedgerCopier(database.pool) } : {}),
+        ...rest,
+      });
+    },
     async close() {
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length) await redis.del(...keys);
@@ -49,7 +54,7 @@ async function redisFixture() {
   };
 }
 
-function redisStore(options: Partial<RedisStoreOptions> = {}) {
+function redisStore(options: Partial<RedisStoreOptions> & { copy?: boolean } = {}) {
   return async () => {
     const f = await redisFixture();
     return { store: f.store(options), db: f.database.db, clock: f.clock, close: f.close };
@@ -57,6 +62,8 @@ function redisStore(options: Partial<RedisStoreOptions> = {}) {
 }
 
 describeUsageStoreContract('redis', redisStore(), services.redis);
+
+describeUsageStoreContract('redis, ledger through COPY', redisStore({ copy: true }), services.redis);
 
 // What a Redis Cluster client does: calls made together go out as one script call per slot.
 describeUsageStoreContract('redis, one call per slot', redisStore({ groupBySlot: true }), services.redis);

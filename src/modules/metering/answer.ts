@@ -58,7 +58,7 @@ export function encodeAnswer(a: UsageAnswer): string {
 const isoCache = new Map<number, string>();
 
 /** Period bounds repeat for every event of a period: format each once. */
-function iso(d: Date): string {
+export function isoOf(d: Date): string {
   const ms = d.getTime();
   let text = isoCache.get(ms);
   if (text === undefined) {
@@ -76,8 +76,8 @@ export function answerJson(a: UsageAnswer): AnswerJson {
     used: a.used,
     limit: a.limit,
     remaining: a.remaining,
-    resets_at: a.resetsAt === null ? null : iso(a.resetsAt),
-    period_start: iso(a.periodStart),
+    resets_at: a.resetsAt === null ? null : isoOf(a.resetsAt),
+    period_start: isoOf(a.periodStart),
     overage: a.overage,
     credit_used: a.creditUsed,
   };

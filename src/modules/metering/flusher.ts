@@ -15,6 +15,7 @@ import type { Logger } from '../../platform/logger.ts';
 import { answerJson, decodeAnswer } from './answer.ts';
 import { FLUSH_GROUP, type UsageKeys } from './keys.ts';
 import { appendToLedger, type LedgerRow } from './ledger.ts';
+import type { LedgerCopier } from './ledger-copy.ts';
 import type { FlushOptions } from './store.ts';
 
 type Head = [
@@ -67,6 +68,8 @@ export class LedgerFlusher {
     private readonly db: Db,
     private readonly keys: UsageKeys,
     private readonly logger: Logger,
+    /** COPY for the ledger rows (real PostgreSQL); null: inserts. */
+    private readonly copier: LedgerCopier | null = null,
   ) {}
 
   /**
@@ -192,7 +195,7 @@ export class LedgerFlusher {
     }
     if (rows.length === 0) return 0;
     this.eventsPerEntry = rows.length / entryCount;
-    await appendToLedger(this.db, rows);
+    await appendToLedger(this.db, rows, this.copier);
     const pipeline = this.redis.pipeline();
     for (const [stream, ids] of written) {
       pipeline.xack(stream, FLUSH_GROUP, ...ids);

@@ -3,18 +3,24 @@
  * its start-up check against the ledger, and the verbs the workers and the CLI call.
  */
 import type { AppDeps } from '../../platform/context.ts';
+import { LedgerCopier } from './ledger-copy.ts';
 import { PostgresUsageStore } from './postgres-store.ts';
 import { ensureCountersMatchLedger, type RebuildReport, rebuildFromLedger } from './rebuild.ts';
 import { loadScripts } from './redis-scripts.ts';
-import { RedisUsageStore } from './redis-store.ts';
+import { DEFAULT_REDIS_OPTIONS, RedisUsageStore } from './redis-store.ts';
 import type { FlushOptions, UsageStore } from './store.ts';
 
 export class Metering {
   readonly store: UsageStore;
 
   constructor(private readonly deps: AppDeps) {
+    const { database } = deps;
+    const copier = database.kind === 'postgres' ? new LedgerCopier(database.pool) : null;
     this.store = deps.redis
-      ? new RedisUsageStore(deps.redis, deps.db, deps.config.redisPrefix, deps.clock, deps.logger)
+      ? new RedisUsageStore(deps.redis, deps.db, deps.config.redisPrefix, deps.clock, deps.logger, {
+          ...DEFAULT_REDIS_OPTIONS,
+          copier,
+        })
       : new PostgresUsageStore(deps.db, deps.clock);
   }
 

@@ -15,6 +15,7 @@ import { decodeAnswer } from './answer.ts';
 import { CounterCache, type CounterCacheOptions, type CounterReply } from './counter-cache.ts';
 import { ensureGroup, LedgerFlusher } from './flusher.ts';
 import { slotOf, UsageKeys } from './keys.ts';
+import type { LedgerCopier } from './ledger-copy.ts';
 import { readingOf } from './reading.ts';
 import { packTerms, storedPeriod, streamHead } from './redis-args.ts';
 import { RedisReservations } from './redis-reservations.ts';
@@ -44,6 +45,8 @@ export interface RedisStoreOptions {
    * Defaults to whether the client is a cluster client (a script may touch one slot there).
    */
   groupBySlot?: boolean;
+  /** Writes the flusher's ledger rows with COPY (real PostgreSQL); without it, with inserts. */
+  copier?: LedgerCopier | null;
 }
 
 export const DEFAULT_REDIS_OPTIONS: RedisStoreOptions = {
@@ -120,7 +123,7 @@ export class RedisUsageStore implements UsageStore {
     readonly options: RedisStoreOptions = DEFAULT_REDIS_OPTIONS,
   ) {
     this.keys = new UsageKeys(prefix);
-    this.flusher = new LedgerFlusher(redis, db, this.keys, logger);
+    this.flusher = new LedgerFlusher(redis, db, this.keys, logger, options.copier ?? null);
     this.reservations = new RedisReservations(this);
     this.groupBySlot = options.groupBySlot ?? redis.isCluster;
   }

@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendToLedger, type LedgerRow } from '../../src/modules/metering/ledger.ts';
+import { LedgerCopier } from '../../src/modules/metering/ledger-copy.ts';
+import type { Database } from '../../src/platform/db.ts';
+import { createTestDatabase, services } from '../helpers/harness.ts';
+
+/** Text PostgreSQL can hold (no NUL), with the characters COPY's text format escapes made likely. */
+const anyText = fc
+  .string({
+    unit: fc.oneof(
+      fc.constantFrom('\\', '\t', '\n', '\r', '"', 'N', '{', ','),
+      fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 }),
+    ),
+  })
+  .map((s) => s.replaceAll('\u0000', ''));
+const amount = fc.oneof(
+  fc.nat(1_000_000),
+  fc.double({ min: 0, max: 1e9, noNaN: true, noDefaultInfinity: true }),
+);
+const instant = fc.date({
+  min: new Date('2000-01-01T00:00:00Z'),
+  max: new Date('2100-01-01T00:00:00Z'),
+  noInvalidDate: true,
+});
+
+const ledgerRow = (environment: string) =>
+  fc
+    .record({
+      customerId: anyText.filter((s) => s.length > 0),
+      feature: fc.constantFrom('calls', 'storage', 'seats'),
+      idempotencyKey: anyText.filter((s) => s.length > 0),
+      value: amount,
+      counted: amount,
+      member: fc.option(anyText, { nil: null }),
+      occurredAt: instant,
+      periodStart: instant,
+      periodEnd: fc.option(instant, { nil: null }),
+      overage: amount,
+      creditDraws: fc.dictionary(fc.constantFrom('gr_1', 'gr_2', 'gr_"3'), fc.integer({ min: 1, max: 500 })),
+      answer: fc.record({
+        accepted: fc.boolean(),
+        used: amount,
+        limit: fc.option(amount, { nil: null }),
+        remaining: fc.option(amount, { nil: null }),
+        resets_at: fc.option(
+          instant.map((d) => d.toISOString()),
+          { nil: null },
+        ),
+        period_start: instant.map((d) => d.toISOString()),
+        overage: amount,
+        credit_used: amount,
+      }),
+      reservationId: fc.option(anyText, { nil: null }),
+    })
+    .map((r): LedgerRow => ({ ...r, environment, crossings: [] }));
+
+describe.skipIf(!services.postgres)('ledger rows through COPY', () => {
+  let database: Database;
+  let drop: () => Promise<void>;
+  let copier: LedgerCopier;
+  beforeAll(async () => {
+    ({ database, drop } = await createTestDatabase());
+    copier = new LedgerCopier(database.pool);
+  });
+  afterAll(() => drop());
+
+  /** Every column as PostgreSQL holds it, in text (numeric exactly), in the order the rows were given. */
+  async function stored(environment: string, keys: string[]) {
+    const { rows } = await sql<Record<string, string | null>>`
+      SELECT customer_id, feature, idempotency_key, value::text, counted::text, member,
+        occurred_at::text, period_start::text, period_end::text, overage::text, credit::text,
+        credit_draws::text, answer::text, reservation_id
+      FROM usage_events WHERE environment = ${environment}`.execute(database.db);
+    const byKey = new Map(rows.map((r) => [`${r.customer_id}\u0001${r.idempotency_key}`, r]));
+    return keys.map((k) => byKey.get(k));
+  }
+
+  it('writes exactly what the insert writes, whatever the text and numbers', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(ledgerRow(''), {
+          minLength: 1,
+          maxLength: 20,
+          selector: (r) => `${r.customerId}\u0001${r.idempotencyKey}`,
+        }),
+        async (rows) => {
+          const run = randomBytes(4).toString('hex');
+          const copied = rows.map((r) => ({ ...r, environment: `copy_${run}` }));
+          const inserted = rows.map((r) => ({ ...r, environment: `insert_${run}` }));
+          expect(await copier.copy(copied)).toBe(true);
+          expect(await appendToLedger(database.db, inserted)).toBe(rows.length);
+          const keys = rows.map((r) => `${r.customerId}\u0001${r.idempotencyKey}`);
+          const viaCopy = await stored(`copy_${run}`, keys);
+          expect(viaCopy.every((r) => r !== undefined)).toBe(true);
+          expect(viaCopy).toEqual(await stored(`insert_${run}`, keys));
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('writes nothing of a batch holding a row already there, and the append then adds the rest', async () => {
+    const environment = `dup_${randomBytes(4).toString('hex')}`;
+    const [first, second, third] = fc.sample(ledgerRow(environment), 3).map((r, i) => ({
+      ...r,
+      customerId: 'acme',
+      idempotencyKey: `key-${i}`,
+    })) as [LedgerRow, LedgerRow, LedgerRow];
+    expect(await copier.copy([first, second])).toBe(true);
+    // Delivered again with a new one: COPY refuses the batch whole, the insert skips the known rows.
+    expect(await copier.copy([second, third])).toBe(false);
+    expect(await stored(environment, ['acme\u0001key-2'])).toEqual([undefined]);
+    expect(await appendToLedger(database.db, [second, third], copier)).toBe(1);
+    expect(await appendToLedger(database.db, [first, second, third], copier)).toBe(0);
+    const count = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM usage_events WHERE environment = ${environment}`.execute(database.db);
+    expect(count.rows[0]?.n).toBe(3);
+  });
+
+  it('announces a threshold crossing once, also when the batch is delivered again', async () => {
+    const environment = `thr_${randomBytes(4).toString('hex')}`;
+    const [row] = fc.sample(ledgerRow(environment), 1).map((r) => ({
+      ...r,
+      customerId: 'acme',
+      idempotencyKey: 'crossing',
+      crossings: [{ threshold: 80, used: 80, limit: 100 }],
+    })) as [LedgerRow];
+    expect(await appendToLedger(database.db, [row], copier)).toBe(1);
+    expect(await appendToLedger(database.db, [row], copier)).toBe(0);
+    const events = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM outbox
+      WHERE environment = ${environment} AND topic = 'usage.threshold_reached'`.execute(database.db);
+    expect(events.rows[0]?.n).toBe(1);
+  });
+});
