@@ -199,9 +199,12 @@ async function measureChecks(
   const rates = [Math.max(250, Math.floor(half / 2 / 250) * 250), half];
   const latencySeconds = Math.min(s.duration, 15);
   const atRate: RunResult[] = [];
+  const pauses: string[] = [];
   for (const rate of rates) {
     const options = { connections: s.connections, duration: latencySeconds, rate, bodies, key: checkKey };
+    const watch = await watchServer(port);
     atRate.push(await paced(`POST /v1/check at ${rate} req/s`, { url: checkUrl, ...options }));
+    pauses.push(`at ${rate} req/s ${await watch()}`);
     atRate.push(await paced(`bare Hono route at ${rate} req/s`, { url: bareUrl, ...options }));
   }
   const [checkAtQuarter, , checkAtHalf] = atRate as [RunResult, RunResult, RunResult, RunResult];
@@ -216,8 +219,39 @@ async function measureChecks(
     '',
     `check / bare throughput ratio: **${(ratio * 100).toFixed(1)}%** (target >= 50%; bare = mean of the runs before and after, ${Math.round(bareRate)} req/s); check p99 over ${s.connections} connections: **${checkAtQuarter.p99} ms at ${rates[0]} req/s, ${checkAtHalf.p99} ms at ${rates[1]} req/s** (target < 5 ms; the bare route's own p99 at those rates is in the table; at full speed ${check.p99} ms, where the mean is ${((s.connections / check.requestsPerSecond) * 1000).toFixed(1)} ms by Little's law); errors ${errors} (target 0).`,
     '',
+    `Tessera's pauses during the runs at a stated rate (its /metrics): ${pauses.join('; ')}.`,
+    '',
     `Metered counter readings in the check run: ${hits + misses}, of which ${hits + misses > 0 ? ((hits / (hits + misses)) * 100).toFixed(1) : '0'}% from the per-process counter cache (${misses} read from Redis; no usage is recorded during this benchmark, so counters do not change).`,
   ].join('\n');
+}
+
+/**
+ * What a run cost the server in pauses, from its /metrics: garbage collections by kind (count, time,
+ * how many took over 10 ms) and the longest event-loop delay. Reading /metrics before the run
+ * starts the event-loop figure afresh (the server resets it at every read).
+ */
+async function watchServer(port: number): Promise<() => Promise<string>> {
+  const read = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const number = (text: string, series: string) =>
+    Number(new RegExp(`^${series} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  const gc = (text: string, kind: string) => ({
+    count: number(text, `nodejs_gc_duration_seconds_count\\{kind="${kind}"\\}`),
+    seconds: number(text, `nodejs_gc_duration_seconds_sum\\{kind="${kind}"\\}`),
+    upTo10ms: number(text, `nodejs_gc_duration_seconds_bucket\\{le="0\\.01",kind="${kind}"\\}`),
+  });
+  const before = await read();
+  return async () => {
+    const after = await read();
+    const part = (kind: string, name: string) => {
+      const a = gc(before, kind);
+      const b = gc(after, kind);
+      const count = b.count - a.count;
+      const over = count - (b.upTo10ms - a.upTo10ms);
+      return `${count} ${name} (${((b.seconds - a.seconds) * 1000).toFixed(0)} ms in all, ${over} over 10 ms)`;
+    };
+    const lag = number(after, 'nodejs_eventloop_lag_max_seconds') * 1000;
+    return `${part('minor', 'scavenges')}, ${part('major', 'mark-compacts')}, longest event-loop delay ${lag.toFixed(1)} ms`;
+  };
 }
 
 /** The server's counter-cache hits and misses so far (its /metrics). */

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import autocannon from 'autocannon';
+import type { Redis } from 'ioredis';
 import pg from 'pg';
 import { type Placement, serverCommand } from './pinning.ts';
 
@@ -301,4 +302,14 @@ export function table(rows: RunResult[]): string {
       `| ${r.name} | ${Math.round(r.requestsPerSecond)} | ${r.p50} | ${r.p99} | ${r.max} | ${r.errors} | ${r.non2xx} | ${r.total} |`,
   );
   return [head, ...lines].join('\n');
+}
+
+/** Deletes every Redis key under a prefix (SCAN, then UNLINK). */
+export async function deletePrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
+    cursor = next;
+    if (keys.length) await redis.unlink(...keys);
+  } while (cursor !== '0');
 }

@@ -17,9 +17,11 @@ import { systemClock } from '../src/platform/clock.ts';
 import type { DB } from '../src/platform/db-types.ts';
 import { createLogger } from '../src/platform/logger.ts';
 import { type BenchSettings, seedCatalog, seedCustomers } from './check-bench.ts';
+import { cpuOfPid, machineCpu, ownCpu, redisCpu } from './cpu.ts';
 import {
   ADMIN_KEY,
   api,
+  deletePrefix,
   drainWith,
   drive,
   outboxDrained,
@@ -33,15 +35,6 @@ import {
 const PREFIX = 'tessera-bench-usage:';
 const RAW_PREFIX = 'tessera-bench-raw:';
 const BATCH = 100;
-
-async function deletePrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
-}
 
 /** The Lua script alone: EVALSHA with the same keys and arguments the server builds, 50 in flight. */
 /**
@@ -134,6 +127,38 @@ async function rawEvalLoop(
   };
 }
 
+/**
+ * CPU per event of each process over a run: `start()` before it, then the returned function with
+ * the number of events the run sent.
+ */
+function cpuMeter(redis: Redis, api: number, worker: number | null) {
+  const read = async () => ({
+    api: cpuOfPid(api),
+    worker: worker === null ? 0 : cpuOfPid(worker),
+    redis: await redisCpu(redis),
+    client: ownCpu(),
+    machine: machineCpu(),
+  });
+  return {
+    async start() {
+      const before = await read();
+      return async (events: number): Promise<string> => {
+        const after = await read();
+        const d = (k: keyof typeof before) => (after[k] - before[k]) / events;
+        const rest = d('machine') - d('api') - d('worker') - d('redis') - d('client');
+        const parts = [
+          `API ${d('api').toFixed(1)}`,
+          ...(worker === null ? [] : [`flusher ${d('worker').toFixed(1)}`]),
+          `Redis ${d('redis').toFixed(1)}`,
+          `load generator ${d('client').toFixed(1)}`,
+          `rest ${rest.toFixed(1)}`,
+        ];
+        return `${parts.join(', ')} (all ${d('machine').toFixed(1)})`;
+      };
+    },
+  };
+}
+
 export async function runUsageBench(s: BenchSettings): Promise<string> {
   const redis = new Redis(s.redisUrl);
   await deletePrefix(redis, PREFIX);
@@ -222,6 +247,8 @@ export async function runUsageBench(s: BenchSettings): Promise<string> {
         key,
       });
     const bareBefore = await runBare('before');
+    const cpu = cpuMeter(redis, server.pid!, worker?.pid ?? null);
+    let meter = await cpu.start();
     const singleRun = await drive('POST /v1/usage (1 event)', {
       url: usageUrl,
       connections: s.connections,
@@ -229,8 +256,10 @@ export async function runUsageBench(s: BenchSettings): Promise<string> {
       body: single,
       key,
     });
+    const singleCpu = await meter(singleRun.total);
     const bareAfter = await runBare('after');
     const bareRate = (bareBefore.requestsPerSecond + bareAfter.requestsPerSecond) / 2;
+    meter = await cpu.start();
     const batchRun = await drive(`POST /v1/usage/batch (${BATCH} events)`, {
       url: batchUrl,
       connections: s.connections,
@@ -238,6 +267,7 @@ export async function runUsageBench(s: BenchSettings): Promise<string> {
       body: batch,
       key,
     });
+    const batchCpu = await meter(batchRun.total * BATCH);
     // The flusher (BullMQ) catches up; wait until every stream is empty, then compare.
     const store = new RedisUsageStore(redis, db, PREFIX, systemClock, createLogger('silent'));
     const flushStart = Date.now();
@@ -297,6 +327,7 @@ export async function runUsageBench(s: BenchSettings): Promise<string> {
       ...lines,
       '',
       `single event / bare throughput: **${(singleRatio * 100).toFixed(1)}%** (target >= 35%; bare = mean of the runs before and after, ${Math.round(bareRate)} req/s); single event / raw single EVALSHA: ${(singleVsRaw * 100).toFixed(1)}%; batch / raw CONSUME_MANY calls: ${(batchVsRaw * 100).toFixed(1)}%; the script costs Redis ${scriptMicros} µs per call (commandstats during the raw runs), a ceiling of ${Math.round(1e6 / scriptMicros)} events/s on one Redis core (batched: ${manyMicros.toFixed(2)} µs per event, ${Math.round(1e6 / manyMicros)} events/s); batch: **${Math.round(batchEvents)} events/s** (target >= 50,000); errors ${singleRun.errors + singleRun.non2xx + batchRun.errors + batchRun.non2xx} (target 0).`,
+      `CPU per event during the runs (µs; API, flusher from /proc, Redis from its INFO, the load generator is this process, the rest is PostgreSQL and anything else on the machine): single events ${singleCpu}; batches ${batchCpu}. The least any implementation spends per batched event on this machine is measured by \`npm run bench -- floor\`.`,
       `Flusher: ${inline ? 'inside the API process' : 'a separate `tessera worker` process (API node with RUN_WORKERS=false)'}. Ledger: ${ledger.n} events; flusher drained the streams ${flushSeconds.toFixed(1)} s after the last run (pending left: ${pending}); ${verified.checked} counters compared with ledger sums, mismatches: **${verified.mismatches.length}**.`,
     ].join('\n');
   } finally {
