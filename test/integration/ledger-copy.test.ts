@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendToLedger, type LedgerRow } from '../../src/modules/metering/ledger.ts';
 import { LedgerCopier } from '../../src/modules/metering/ledger-copy.ts';
@@ -118,6 +119,30 @@ describe.skipIf(!services.postgres)('ledger rows through COPY', () => {
     const count = await sql<{ n: number }>`
       SELECT count(*)::int AS n FROM usage_events WHERE environment = ${environment}`.execute(database.db);
     expect(count.rows[0]?.n).toBe(3);
+  });
+
+  it('fails a batch PostgreSQL or the encoder refuses, writes none of it, and keeps the connection usable', async () => {
+    const environment = `bad_${randomBytes(4).toString('hex')}`;
+    const pool = new pg.Pool({ connectionString: database.url!, max: 1 });
+    const single = new LedgerCopier(pool);
+    try {
+      const [good, other] = fc.sample(ledgerRow(environment), 2).map((r, i) => ({
+        ...r,
+        customerId: 'acme',
+        idempotencyKey: `key-${i}`,
+      })) as [LedgerRow, LedgerRow];
+      // PostgreSQL text cannot hold NUL: the COPY fails on the server, and is rolled back.
+      await expect(single.copy([good, { ...other, idempotencyKey: 'nul\u0000' }])).rejects.toThrow();
+      // A number no column can hold: refused before anything is sent.
+      await expect(single.copy([good, { ...other, value: Number.NaN }])).rejects.toThrow(RangeError);
+      // The pool's only connection still works.
+      expect(await single.copy([good, other])).toBe(true);
+      const count = await sql<{ n: number }>`
+        SELECT count(*)::int AS n FROM usage_events WHERE environment = ${environment}`.execute(database.db);
+      expect(count.rows[0]?.n).toBe(2);
+    } finally {
+      await pool.end();
+    }
   });
 
   it('announces a threshold crossing once, also when the batch is delivered again', async () => {

@@ -27,23 +27,23 @@ export class LedgerCopier {
    * when one of them is in the ledger already.
    */
   async copy(rows: LedgerRow[]): Promise<boolean> {
+    // Made before the COPY starts: a row that cannot be written must not leave a COPY open.
+    const text = copyText(rows);
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
-      try {
-        const stream = client.query(copyFrom(COPY));
-        stream.end(copyText(rows));
-        await finished(stream);
-        await client.query('COMMIT');
-        return true;
-      } catch (err) {
-        await client.query('ROLLBACK').catch((rollback: Error) => {
-          broken = rollback;
-        });
-        if ((err as { code?: string }).code === UNIQUE_VIOLATION) return false;
-        throw err;
-      }
+      const stream = client.query(copyFrom(COPY));
+      stream.end(text);
+      await finished(stream);
+      await client.query('COMMIT');
+      return true;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((rollback: Error) => {
+        broken = rollback;
+      });
+      if ((err as { code?: string }).code === UNIQUE_VIOLATION) return false;
+      throw err;
     } finally {
       // A connection that could not even roll back is not given back to the pool.
       client.release(broken);
