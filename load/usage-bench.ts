@@ -36,7 +36,6 @@ const PREFIX = 'tessera-bench-usage:';
 const RAW_PREFIX = 'tessera-bench-raw:';
 const BATCH = 100;
 
-/** The Lua script alone: EVALSHA with the same keys and arguments the server builds, 50 in flight. */
 /**
  * The Lua script alone, with the same keys and arguments the server builds: `batch` 1 keeps 50
  * single calls in flight; a larger batch sends explicit pipelines of that many calls, 4 at a time.

@@ -15,11 +15,11 @@ export class Metering {
 
   constructor(private readonly deps: AppDeps) {
     const { database } = deps;
-    const copier = database.kind === 'postgres' ? new LedgerCopier(database.pool) : null;
     this.store = deps.redis
       ? new RedisUsageStore(deps.redis, deps.db, deps.config.redisPrefix, deps.clock, deps.logger, {
           ...DEFAULT_REDIS_OPTIONS,
-          copier,
+          // The embedded database keeps the insert (see ledger-copy.ts).
+          copier: database.kind === 'postgres' ? new LedgerCopier(database.pool) : null,
         })
       : new PostgresUsageStore(deps.db, deps.clock);
   }
