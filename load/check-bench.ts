@@ -15,7 +15,7 @@ import {
   table,
 } from './lib.ts';
 import { paced } from './paced.ts';
-import { describePlacement, type Placement, placement, ServerSide } from './pinning.ts';
+import { describePlacement, type Placement, placement, ServerSide, workerPlacement } from './pinning.ts';
 
 export interface BenchSettings {
   pgAdminUrl: string;
@@ -121,9 +121,9 @@ export async function runCheckBench(s: BenchSettings): Promise<string> {
         await seedCatalog(port);
         await seedCustomers(port, s.customers);
       },
-      drainWith(env, pin),
+      drainWith(env, workerPlacement(pin)),
     );
-    const worker = await startWorker({ ...env, DATABASE_URL: databaseUrl }, pin);
+    const worker = await startWorker({ ...env, DATABASE_URL: databaseUrl }, workerPlacement(pin));
     // Nothing left for the worker to dispatch before measuring (a template made before the seed's
     // outbox was dispatched has it all still to do).
     await outboxDrained(databaseUrl);

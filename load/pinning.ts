@@ -41,8 +41,18 @@ export function placement(): Placement | null {
 
 export function describePlacement(p: Placement | null): string {
   return p
-    ? `load generator pinned to CPU ${p.client}, the servers to CPU ${p.server}, Redis and PostgreSQL to CPU ${p.services} (BENCH_PIN=off to let the kernel place them)`
+    ? `load generator pinned to CPU ${p.client}, the servers to CPU ${p.server}, Redis and PostgreSQL to CPU ${p.services}, the worker to CPU ${p.client} (BENCH_PIN=off to let the kernel place them)`
     : 'no CPU pinning (BENCH_PIN=off, or one core, or no taskset)';
+}
+
+/**
+ * Where `tessera worker` runs: off the servers' CPUs, on the load generator's. In the scale-out
+ * topology the benchmark stands for, the worker is another node; on the servers' core its jobs
+ * (the outbox poll, the usage flush, the scheduler, each a few milliseconds now and then) held up
+ * the API node's requests.
+ */
+export function workerPlacement(p: Placement | null): Placement | null {
+  return p && { ...p, server: p.client };
 }
 
 /** Sets the CPUs of a process and all its threads; false when the process cannot be pinned. */
