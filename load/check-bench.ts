@@ -231,17 +231,14 @@ async function measureChecks(
  * starts the event-loop figure afresh (the server resets it at every read).
  */
 async function watchServer(port: number): Promise<() => Promise<string>> {
-  const read = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const number = (text: string, series: string) =>
-    Number(new RegExp(`^${series} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
   const gc = (text: string, kind: string) => ({
-    count: number(text, `nodejs_gc_duration_seconds_count\\{kind="${kind}"\\}`),
-    seconds: number(text, `nodejs_gc_duration_seconds_sum\\{kind="${kind}"\\}`),
-    upTo10ms: number(text, `nodejs_gc_duration_seconds_bucket\\{le="0\\.01",kind="${kind}"\\}`),
+    count: metric(text, `nodejs_gc_duration_seconds_count\\{kind="${kind}"\\}`),
+    seconds: metric(text, `nodejs_gc_duration_seconds_sum\\{kind="${kind}"\\}`),
+    upTo10ms: metric(text, `nodejs_gc_duration_seconds_bucket\\{le="0\\.01",kind="${kind}"\\}`),
   });
-  const before = await read();
+  const before = await metricsOf(port);
   return async () => {
-    const after = await read();
+    const after = await metricsOf(port);
     const part = (kind: string, name: string) => {
       const a = gc(before, kind);
       const b = gc(after, kind);
@@ -249,17 +246,24 @@ async function watchServer(port: number): Promise<() => Promise<string>> {
       const over = count - (b.upTo10ms - a.upTo10ms);
       return `${count} ${name} (${((b.seconds - a.seconds) * 1000).toFixed(0)} ms in all, ${over} over 10 ms)`;
     };
-    const lag = number(after, 'nodejs_eventloop_lag_max_seconds') * 1000;
+    const lag = metric(after, 'nodejs_eventloop_lag_max_seconds') * 1000;
     return `${part('minor', 'scavenges')}, ${part('major', 'mark-compacts')}, longest event-loop delay ${lag.toFixed(1)} ms`;
   };
 }
 
 /** The server's counter-cache hits and misses so far (its /metrics). */
 async function counterCacheReads(port: number): Promise<{ hit: number; miss: number }> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const text = await metricsOf(port);
   const value = (outcome: string) =>
-    Number(
-      new RegExp(`tessera_counter_cache_reads_total\\{outcome="${outcome}"\\} (\\d+)`).exec(text)?.[1] ?? 0,
-    );
+    metric(text, `tessera_counter_cache_reads_total\\{outcome="${outcome}"\\}`);
   return { hit: value('hit'), miss: value('miss') };
+}
+
+async function metricsOf(port: number): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+/** One series' value in a Prometheus text exposition (`series` is a regular expression); 0 when absent. */
+function metric(text: string, series: string): number {
+  return Number(new RegExp(`^${series} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
 }

@@ -26,17 +26,13 @@ import { LedgerCopier } from '../src/modules/metering/ledger-copy.ts';
 import type { DB } from '../src/platform/db-types.ts';
 import { migrateToLatest } from '../src/platform/migrate.ts';
 import type { BenchSettings } from './check-bench.ts';
-import { cpuOfPid, ownCpu, redisCpu } from './cpu.ts';
+import { cpuOfPid, cpuOfTree, ownCpu, redisCpu } from './cpu.ts';
 import { deletePrefix, drive, startProcess, stopProcess } from './lib.ts';
 
 const BATCH = 100;
 const PREFIX = 'tessera-bench-floor:';
 
-/**
- * CPU of the local PostgreSQL in µs (null when it is not local): the postmaster's own, that of
- * its children now, and that of its children that have exited (which the postmaster collected),
- * so a backend that comes and goes during a measurement is counted too.
- */
+/** CPU of the local PostgreSQL in µs (see `cpuOfTree`), or null when it is not local. */
 async function postgresCpuReader(databaseUrl: string): Promise<(() => number) | null> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
@@ -44,18 +40,8 @@ async function postgresCpuReader(databaseUrl: string): Promise<(() => number) | 
     const dir = (await client.query<{ data_directory: string }>('SHOW data_directory')).rows[0]
       ?.data_directory;
     const postmaster = Number(readFileSync(`${dir}/postmaster.pid`, 'utf8').split('\n')[0]);
-    const read = () => {
-      const fields = readFileSync(`/proc/${postmaster}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      const own =
-        (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 10_000;
-      const children = readFileSync(`/proc/${postmaster}/task/${postmaster}/children`, 'utf8')
-        .split(' ')
-        .filter(Boolean)
-        .map(Number);
-      return own + children.reduce((sum, pid) => sum + cpuOfPid(pid), 0);
-    };
-    read();
-    return read;
+    cpuOfTree(postmaster);
+    return () => cpuOfTree(postmaster);
   } catch {
     return null;
   } finally {
@@ -257,34 +243,28 @@ async function ledgerFloor(s: BenchSettings): Promise<{ pieces: Piece[]; rows: n
     if (postgresCpu === null)
       return { pieces: [], rows: 0, note: ' (the ledger is left out: PostgreSQL is not on this machine)' };
     const pieces: Piece[] = [];
-
-    // The insert (the flusher's way on the embedded database, and when a batch meets a duplicate).
-    const rows = ledgerRows(randomBytes(4).toString('hex'), s.customers, LEDGER_ROWS);
-    const inserted = await perRow(rows.length, postgresCpu, async () => {
-      for (let i = 0; i < rows.length; i += 20_000) await appendToLedger(db, rows.slice(i, i + 20_000));
-    });
-    pieces.push(
-      ...ledgerPieces(
-        ['ledger rows by insert', 'writer side of the insert'],
-        'pg client (this process)',
-        inserted,
-      ),
-    );
-
-    // COPY, as the flusher writes on PostgreSQL (ledger-copy.ts).
-    const copier = new LedgerCopier(pool);
-    const copyRows = ledgerRows(randomBytes(4).toString('hex'), s.customers, LEDGER_ROWS);
-    const copied = await perRow(copyRows.length, postgresCpu, async () => {
-      for (let i = 0; i < copyRows.length; i += 20_000)
-        await appendToLedger(db, copyRows.slice(i, i + 20_000), copier);
-    });
-    pieces.push(
-      ...ledgerPieces(
-        ['ledger rows through COPY', 'writer side of COPY'],
-        'pg client (this process)',
-        copied,
-      ),
-    );
+    // The insert (the flusher's way on the embedded database, and when a batch meets a duplicate),
+    // then COPY, as the flusher writes on PostgreSQL (ledger-copy.ts).
+    const ways: Array<[string, LedgerCopier | null]> = [
+      ['by insert', null],
+      ['through COPY', new LedgerCopier(pool)],
+    ];
+    for (const [way, copier] of ways) {
+      const rows = ledgerRows(randomBytes(4).toString('hex'), s.customers, LEDGER_ROWS);
+      const cost = await perRow(rows.length, postgresCpu, async () => {
+        for (let i = 0; i < rows.length; i += 20_000)
+          await appendToLedger(db, rows.slice(i, i + 20_000), copier);
+      });
+      pieces.push(
+        { piece: `ledger rows ${way}`, where: 'PostgreSQL', micros: cost.postgres, rate: cost.rate },
+        {
+          piece: `writer side, ${way}`,
+          where: 'pg client (this process)',
+          micros: cost.writer,
+          rate: cost.rate,
+        },
+      );
+    }
     return { pieces, rows: LEDGER_ROWS };
   } finally {
     await db.destroy();
@@ -313,11 +293,4 @@ async function perRow(
   await write();
   const rate = count / ((Date.now() - began) / 1000);
   return { postgres: (postgresCpu() - postgres0) / count, writer: (ownCpu() - writer0) / count, rate };
-}
-
-function ledgerPieces([server, client]: [string, string], writer: string, cost: RowCost): Piece[] {
-  return [
-    { piece: server, where: 'PostgreSQL', micros: cost.postgres, rate: cost.rate },
-    { piece: client, where: writer, micros: cost.writer, rate: cost.rate },
-  ];
 }

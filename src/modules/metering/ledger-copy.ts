@@ -52,7 +52,7 @@ export class LedgerCopier {
 }
 
 /** Rows in COPY's text format: tab-separated, one a line, `\N` for NULL. */
-export function copyText(rows: LedgerRow[]): string {
+function copyText(rows: LedgerRow[]): string {
   let out = '';
   // The events of one script call share their instant: format it once for them all.
   let lastMs = Number.NaN;
