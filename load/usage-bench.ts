@@ -10,8 +10,16 @@ import { Redis } from 'ioredis';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { UsageKeys } from '../src/modules/metering/keys.ts';
+import { ledgerHead } from '../src/modules/metering/ledger-line.ts';
 import { loadScripts, SCRIPTS } from '../src/modules/metering/redis-scripts.ts';
-import { RedisUsageStore, SHARED_STREAM_SLOT } from '../src/modules/metering/redis-store.ts';
+import {
+  type ConsumeCall,
+  manyCall,
+  RedisUsageStore,
+  SHARED_STREAM_SLOT,
+  singleCall,
+} from '../src/modules/metering/redis-store.ts';
+import type { UsageEvent } from '../src/modules/metering/store.ts';
 import { compareWithLedger } from '../src/modules/metering/verify.ts';
 import { systemClock } from '../src/platform/clock.ts';
 import type { DB } from '../src/platform/db-types.ts';
@@ -53,52 +61,54 @@ async function rawEvalLoop(
   const period = { start, end: new Date(Date.UTC(2026, 1, 1)) };
   const run = randomBytes(4).toString('hex');
   const terms = `sum|1000|deny|${35 * 86_400_000}|${8 * 86_400_000}|80,100|${+period.end}|${+start}|100000|`;
+  const stream = keys.streamOfSlot(SHARED_STREAM_SLOT);
   let n = 0;
-  const call = (): [string, number, ...Array<string | number>] => {
+  const call = (): ConsumeCall => {
     const customer = `cust-${Math.floor(Math.random() * customers)}`;
     const base = keys.customer('test', customer);
     const id = `${run}-${n++}`;
-    const head = JSON.stringify([
-      'test',
-      customer,
-      'api_calls',
-      id,
-      1,
-      null,
-      Date.now(),
-      +start,
-      +period.end,
-      null,
-    ]);
-    return [
-      SCRIPTS.consume.sha,
-      5,
-      keys.counter(base, 'api_calls', period),
-      keys.credit(base, 'api_calls'),
-      keys.idempotency(base, id),
-      keys.streamOfSlot(SHARED_STREAM_SLOT),
-      keys.holds(base, 'api_calls', period),
-      Date.now(),
-      1,
-      '',
-      head,
+    const occurredAt = new Date();
+    const event: UsageEvent = {
+      customerId: customer,
+      feature: 'api_calls',
+      idempotencyKey: id,
+      value: 1,
+      member: null,
+      occurredAt,
+      terms: { aggregation: 'sum', limit: 1000, overage: 'deny', thresholds: [80, 100], grants: [], period },
+    };
+    return {
+      keys: [
+        keys.counter(base, 'api_calls', period),
+        keys.credit(base, 'api_calls'),
+        keys.idempotency(base, id),
+        keys.holds(base, 'api_calls', period),
+      ],
+      now: occurredAt.getTime(),
       terms,
-    ];
+      value: 1,
+      member: '',
+      head: ledgerHead('test', event, null),
+      slot: SHARED_STREAM_SLOT,
+    };
   };
   const latencies: number[] = [];
   const until = Date.now() + seconds * 1000;
   const worker = async () => {
     while (Date.now() < until) {
       const t = performance.now();
-      if (batch === 1) await redis.evalsha(...call());
-      else if (many) {
-        const calls = Array.from({ length: batch }, call);
-        const keys = calls.flatMap((c) => c.slice(2, 7) as string[]);
-        const args = [batch, ...calls.flatMap((c) => [5, ...c.slice(7)])];
-        await redis.evalsha(SCRIPTS.consumeMany.sha, keys.length, ...keys, ...args);
+      if (batch === 1) {
+        const [k, a] = singleCall(call(), stream);
+        await redis.evalsha(SCRIPTS.consume.sha, k.length, ...k, ...a);
+      } else if (many) {
+        const [k, a] = manyCall(Array.from({ length: batch }, call), stream);
+        await redis.evalsha(SCRIPTS.consumeMany.sha, k.length, ...k, ...a);
       } else {
         const pipeline = redis.pipeline();
-        for (let i = 0; i < batch; i++) pipeline.evalsha(...call());
+        for (let i = 0; i < batch; i++) {
+          const [k, a] = singleCall(call(), stream);
+          pipeline.evalsha(SCRIPTS.consume.sha, k.length, ...k, ...a);
+        }
         await pipeline.exec();
       }
       latencies.push(performance.now() - t);

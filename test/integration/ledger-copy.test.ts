@@ -5,58 +5,15 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendToLedger, type LedgerRow } from '../../src/modules/metering/ledger.ts';
 import { LedgerCopier } from '../../src/modules/metering/ledger-copy.ts';
+import { LedgerLines } from '../../src/modules/metering/ledger-line.ts';
 import type { Database } from '../../src/platform/db.ts';
 import { createTestDatabase, services } from '../helpers/harness.ts';
+import { ledgerRow } from '../helpers/ledger-rows.ts';
 
-/** Text PostgreSQL can hold (no NUL), with the characters COPY's text format escapes made likely. */
-const anyText = fc
-  .string({
-    unit: fc.oneof(
-      fc.constantFrom('\\', '\t', '\n', '\r', '"', 'N', '{', ','),
-      fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 }),
-    ),
-  })
-  .map((s) => s.replaceAll('\u0000', ''));
-const amount = fc.oneof(
-  fc.nat(1_000_000),
-  fc.double({ min: 0, max: 1e9, noNaN: true, noDefaultInfinity: true }),
-);
-const instant = fc.date({
-  min: new Date('2000-01-01T00:00:00Z'),
-  max: new Date('2100-01-01T00:00:00Z'),
-  noInvalidDate: true,
-});
-
-const ledgerRow = (environment: string) =>
-  fc
-    .record({
-      customerId: anyText.filter((s) => s.length > 0),
-      feature: fc.constantFrom('calls', 'storage', 'seats'),
-      idempotencyKey: anyText.filter((s) => s.length > 0),
-      value: amount,
-      counted: amount,
-      member: fc.option(anyText, { nil: null }),
-      occurredAt: instant,
-      periodStart: instant,
-      periodEnd: fc.option(instant, { nil: null }),
-      overage: amount,
-      creditDraws: fc.dictionary(fc.constantFrom('gr_1', 'gr_2', 'gr_"3'), fc.integer({ min: 1, max: 500 })),
-      answer: fc.record({
-        accepted: fc.boolean(),
-        used: amount,
-        limit: fc.option(amount, { nil: null }),
-        remaining: fc.option(amount, { nil: null }),
-        resets_at: fc.option(
-          instant.map((d) => d.toISOString()),
-          { nil: null },
-        ),
-        period_start: instant.map((d) => d.toISOString()),
-        overage: amount,
-        credit_used: amount,
-      }),
-      reservationId: fc.option(anyText, { nil: null }),
-    })
-    .map((r): LedgerRow => ({ ...r, environment, crossings: [] }));
+/** Rows through a copier, as the flusher sends them: ledger lines. */
+async function copyRows(copier: LedgerCopier, rows: LedgerRow[]): Promise<boolean> {
+  return copier.copy(LedgerLines.ofRows(rows).text());
+}
 
 describe.skipIf(!services.postgres)('ledger rows through COPY', () => {
   let database: Database;
@@ -91,7 +48,7 @@ describe.skipIf(!services.postgres)('ledger rows through COPY', () => {
           const run = randomBytes(4).toString('hex');
           const copied = rows.map((r) => ({ ...r, environment: `copy_${run}` }));
           const inserted = rows.map((r) => ({ ...r, environment: `insert_${run}` }));
-          expect(await copier.copy(copied)).toBe(true);
+          expect(await copyRows(copier, copied)).toBe(true);
           expect(await appendToLedger(database.db, inserted)).toBe(rows.length);
           const keys = rows.map((r) => `${r.customerId}\u0001${r.idempotencyKey}`);
           const viaCopy = await stored(`copy_${run}`, keys);
@@ -110,9 +67,9 @@ describe.skipIf(!services.postgres)('ledger rows through COPY', () => {
       customerId: 'acme',
       idempotencyKey: `key-${i}`,
     })) as [LedgerRow, LedgerRow, LedgerRow];
-    expect(await copier.copy([first, second])).toBe(true);
+    expect(await copyRows(copier, [first, second])).toBe(true);
     // Delivered again with a new one: COPY refuses the batch whole, the insert skips the known rows.
-    expect(await copier.copy([second, third])).toBe(false);
+    expect(await copyRows(copier, [second, third])).toBe(false);
     expect(await stored(environment, ['acme\u0001key-2'])).toEqual([undefined]);
     expect(await appendToLedger(database.db, [second, third], copier)).toBe(1);
     expect(await appendToLedger(database.db, [first, second, third], copier)).toBe(0);
@@ -132,11 +89,11 @@ describe.skipIf(!services.postgres)('ledger rows through COPY', () => {
         idempotencyKey: `key-${i}`,
       })) as [LedgerRow, LedgerRow];
       // PostgreSQL text cannot hold NUL: the COPY fails on the server, and is rolled back.
-      await expect(single.copy([good, { ...other, idempotencyKey: 'nul\u0000' }])).rejects.toThrow();
+      await expect(copyRows(single, [good, { ...other, idempotencyKey: 'nul\u0000' }])).rejects.toThrow();
       // A number no column can hold: refused before anything is sent.
-      await expect(single.copy([good, { ...other, value: Number.NaN }])).rejects.toThrow(RangeError);
+      await expect(copyRows(single, [good, { ...other, value: Number.NaN }])).rejects.toThrow(RangeError);
       // The pool's only connection still works.
-      expect(await single.copy([good, other])).toBe(true);
+      expect(await copyRows(single, [good, other])).toBe(true);
       const count = await sql<{ n: number }>`
         SELECT count(*)::int AS n FROM usage_events WHERE environment = ${environment}`.execute(database.db);
       expect(count.rows[0]?.n).toBe(2);

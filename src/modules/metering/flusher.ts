@@ -12,24 +12,12 @@ import type { Redis } from 'ioredis';
 import type { Db } from '../../platform/db.ts';
 import { randomToken } from '../../platform/ids.ts';
 import type { Logger } from '../../platform/logger.ts';
-import { answerJson, decodeAnswer } from './answer.ts';
 import { FLUSH_GROUP, type UsageKeys } from './keys.ts';
-import { appendToLedger, type LedgerRow } from './ledger.ts';
+import { appendLines, type LedgerRow } from './ledger.ts';
 import type { LedgerCopier } from './ledger-copy.ts';
+import { LedgerLines } from './ledger-line.ts';
 import type { FlushOptions } from './store.ts';
 
-type Head = [
-  string,
-  string,
-  string,
-  string,
-  number,
-  string | null,
-  number,
-  number,
-  number | null,
-  string | null,
-];
 type StreamEntry = [id: string, fields: string[]];
 type StreamReply = Array<[stream: string, entries: StreamEntry[]]>;
 
@@ -176,7 +164,7 @@ export class LedgerFlusher {
    * entries. Returns how many events it wrote.
    */
   private async settle(reply: StreamReply): Promise<number> {
-    const rows: LedgerRow[] = [];
+    const lines = new LedgerLines();
     const written: Array<[stream: string, ids: string[]]> = [];
     let entryCount = 0;
     for (const [stream, entries] of reply) {
@@ -184,7 +172,9 @@ export class LedgerFlusher {
       for (const [id, fields] of entries) {
         try {
           // Every event of the entry, or none: an entry is acknowledged whole.
-          rows.push(...toLedgerRows(fields));
+          const entry = new LedgerLines();
+          addEntry(entry, fields);
+          lines.append(entry);
           ids.push(id);
         } catch (err) {
           this.logger.error({ err, stream, id }, 'unreadable usage stream entry left pending');
@@ -193,9 +183,9 @@ export class LedgerFlusher {
       entryCount += ids.length;
       if (ids.length > 0) written.push([stream, ids]);
     }
-    if (rows.length === 0) return 0;
-    this.eventsPerEntry = rows.length / entryCount;
-    await appendToLedger(this.db, rows, this.copier);
+    if (lines.count === 0) return 0;
+    this.eventsPerEntry = lines.count / entryCount;
+    await appendLines(this.db, lines, this.copier);
     const pipeline = this.redis.pipeline();
     for (const [stream, ids] of written) {
       pipeline.xack(stream, FLUSH_GROUP, ...ids);
@@ -203,7 +193,7 @@ export class LedgerFlusher {
     }
     const results = (await pipeline.exec()) ?? [];
     for (const [err] of results) if (err) throw err;
-    return rows.length;
+    return lines.count;
   }
 }
 
@@ -226,57 +216,20 @@ export async function ensureGroup(redis: Redis, stream: string): Promise<void> {
 
 /**
  * An entry holds one `e` field per event (CONSUME_MANY writes a call's events as one entry), each
- * the lines: head JSON, answer, counted, overage, draws, crossed thresholds, used.
+ * the event's stream record (see ledger-line.ts and lua.ts).
  */
-export function toLedgerRows(fields: string[]): LedgerRow[] {
-  const rows: LedgerRow[] = [];
+export function addEntry(lines: LedgerLines, fields: string[]): void {
+  const before = lines.count;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     if (fields[i] !== 'e') throw new Error(`unexpected field ${fields[i]} in a usage stream entry`);
-    rows.push(toLedgerRow(fields[i + 1]!));
+    lines.pushRecord(fields[i + 1]!);
   }
-  if (rows.length === 0) throw new Error('usage stream entry without events');
-  return rows;
+  if (lines.count === before) throw new Error('usage stream entry without events');
 }
 
-function toLedgerRow(record: string): LedgerRow {
-  const [head, rawAnswer, counted, overage, drawList, crossed, usedAfter] = record.split('\n');
-  const f = { h: head, a: rawAnswer, n: counted, o: overage, d: drawList, x: crossed, u: usedAfter };
-  const [
-    environment,
-    customerId,
-    feature,
-    idempotencyKey,
-    value,
-    member,
-    occurred,
-    start,
-    end,
-    reservationId,
-  ] = JSON.parse(f.h!) as Head;
-  const answer = answerJson(decodeAnswer(f.a!));
-  const draws: Record<string, number> = {};
-  const parts = f.d ? f.d.split(',') : [];
-  for (let i = 0; i + 1 < parts.length; i += 2) draws[parts[i]!] = Number(parts[i + 1]);
-  const used = Number(f.u);
-  return {
-    environment,
-    customerId,
-    feature,
-    idempotencyKey,
-    value,
-    counted: Number(f.n),
-    member,
-    occurredAt: new Date(occurred),
-    periodStart: new Date(start),
-    periodEnd: end === null ? null : new Date(end),
-    overage: Number(f.o),
-    creditDraws: draws,
-    answer,
-    reservationId,
-    crossings: (f.x ? f.x.split(',') : []).map((t) => ({
-      threshold: Number(t),
-      used,
-      limit: answer.limit ?? 0,
-    })),
-  };
+/** The ledger rows of one entry (what the flusher writes for it). */
+export function toLedgerRows(fields: string[]): LedgerRow[] {
+  const lines = new LedgerLines();
+  addEntry(lines, fields);
+  return lines.rows();
 }

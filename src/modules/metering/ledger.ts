@@ -9,6 +9,7 @@ import type { Db, Tx } from '../../platform/db.ts';
 import { writeOutboxEvents } from '../../platform/outbox.ts';
 import type { AnswerJson } from './answer.ts';
 import type { LedgerCopier } from './ledger-copy.ts';
+import { LedgerLines } from './ledger-line.ts';
 import { type MeteringTx, meteringDb } from './tables.ts';
 
 export interface Crossing {
@@ -38,25 +39,31 @@ export interface LedgerRow {
 const CHUNK = 2_000;
 
 /**
- * Appends rows; returns how many were new. With a copier (real PostgreSQL) they go in through COPY
- * in one transaction, and their threshold crossings in a second one: if that one fails, the flush
- * fails, its stream entries stay pending, and their redelivery meets the unique index, which sends
- * it down the insert below, where the crossings are written (once: they are unique too). Without a
- * copier, or when a row is in the ledger already, they are inserted in transactions of up to 2,000
- * that skip what is there.
+ * Appends rows; returns how many were new. See `appendLines`.
  */
-export async function appendToLedger(
-  db: Db,
-  rows: LedgerRow[],
-  copier?: LedgerCopier | null,
-): Promise<number> {
-  if (copier && rows.length > 0 && (await copier.copy(rows))) {
-    if (rows.some((r) => r.crossings.length > 0))
+export function appendToLedger(db: Db, rows: LedgerRow[], copier?: LedgerCopier | null): Promise<number> {
+  return appendLines(db, LedgerLines.ofRows(rows), copier);
+}
+
+/**
+ * Appends ledger lines; returns how many were new. With a copier (real PostgreSQL) they go in
+ * through COPY in one transaction, and their threshold crossings in a second one: if that one
+ * fails, the flush fails, its stream entries stay pending, and their redelivery meets the unique
+ * index, which sends it down the insert below, where the crossings are written (once: they are
+ * unique too). Without a copier, or when a row is in the ledger already, they are read back as rows
+ * and inserted in transactions of up to 2,000 that skip what is there.
+ */
+export async function appendLines(db: Db, lines: LedgerLines, copier?: LedgerCopier | null): Promise<number> {
+  if (copier && lines.count > 0 && (await copier.copy(lines.text()))) {
+    if (lines.crossed.length > 0) {
+      const crossing = lines.crossingRows();
       await meteringDb(db)
         .transaction()
-        .execute((tx) => announceCrossings(tx, rows));
-    return rows.length;
+        .execute((tx) => announceCrossings(tx, crossing));
+    }
+    return lines.count;
   }
+  const rows = lines.rows();
   let inserted = 0;
   for (let i = 0; i < rows.length; i += CHUNK) {
     const chunk = rows.slice(i, i + CHUNK);

@@ -1,140 +1,179 @@
 /**
  * The Lua twins of consume.ts, run atomically by Redis (EVALSHA). Each event touches one
- * customer's keys (same hash tag) and a stream; a call touches one slot on a cluster (see keys.ts). Numbers travel as strings
- * (integers as they are, others with '%.17g', so they stay exact); an answer is stored as one pipe-joined string:
+ * customer's keys (same hash tag) and a stream; a call touches one slot on a cluster (see keys.ts).
+ * Numbers travel as strings (integers as they are, others with '%.17g', so they stay exact); an
+ * answer is stored as one pipe-joined string:
  *   accepted | used (holds included) | limit ('' = none) | remaining ('' = none) | resets_at ms
  *   ('' = none) | period start ms | overage | credit
  */
 import { COMMON } from './lua-common.ts';
 
 /**
- * The answer is computed from what is read, then one SET NX GET both checks the idempotency key
- * and stores the answer; only a first answer goes on to write the counter and the stream.
- * KEYS: counter, credit, idempotency, stream, holds (and members, sketch for `unique`).
- * ARGV: now, value, member, stream head, terms. The terms are one string, the same for every event
- * a customer sends under the same terms (the caller memoises it):
+ * One event's check-and-consume. The answer is computed from what is read, then one SET NX GET both
+ * checks the idempotency key and stores the answer; only a first answer goes on to write the
+ * counter and the stream. `t` is the parsed terms (`terms_of`). `append(stream, record)` is the
+ * script's own.
+ *
+ * An event's stream record is its head (the ledger columns the API knows, see ledger-line.ts), a
+ * newline and the answer. When the head and the answer do not tell the rest (an aggregation other
+ * than `sum`, overage, credit drawn or a threshold crossed), these lines follow: counted, overage,
+ * credit draws (id,amount,...), crossed thresholds (csv), used after the event.
+ */
+const CONSUME_FUNCTION = `
+local function consume(now, value, member, head, t, counter, creditKey, idem, stream, holds, members, sketch)
+  local limit, agg = t.limit, t.agg
+  local ttl = 0
+  if t.resets ~= '' then ttl = math.max(86400000, t.resetsMs + t.keep - now) end
+  local c = redis.call('HMGET', counter, 'u', 'h')
+  local used = num(c[1])
+  local held = expire_holds(counter, holds, num(c[2]), now)
+  local ids, amounts, gused = t.ids, t.amounts, NONE
+  if ids ~= NONE then
+    gused = {}
+    local got = redis.call('HMGET', creditKey, unpack(ids))
+    for i = 1, #ids do gused[i] = num(got[i]) end
+  end
+  local add, fresh = value, 0
+  if agg == 'max' then
+    add = math.max(0, value - used)
+  elseif agg == 'unique' then
+    add = 0
+    if redis.call('SISMEMBER', members, member) == 0 then
+      add = 1
+      local card = redis.call('SCARD', members)
+      if card < t.cap then fresh = 1 else fresh = 2 end
+      if card == 0 then fresh = 3 end
+    end
+  end
+  local ok, credit, over, draws = plan(used, held, limit, t.deny, add, ids, amounts, gused, false)
+  if fresh == 2 then
+    -- Past the exact cap a HyperLogLog decides (approximately) whether the member is new; PFADD
+    -- writes, so a repeated key must be answered before it.
+    local prior = redis.call('GET', idem)
+    if prior then return prior end
+    if ok and redis.call('PFADD', sketch, member) == 0 then add, over = 0, 0 end
+  end
+  local after = used
+  if ok then after = used + add end
+  local ans
+  if ok then
+    ans = answer(1, after, held, limit, available(amounts, gused), t.resets, t.ps, over, credit)
+  else
+    ans = answer(0, used, held, limit, available(amounts, gused), t.resets, t.ps, 0, 0)
+  end
+  -- Claims the idempotency key and stores the answer in one call; a key already there means this
+  -- event was answered before: replay that answer, change nothing.
+  local prior = redis.call('SET', idem, ans, 'NX', 'GET', 'PX', t.idemTtl)
+  if prior then return prior end
+  if not ok then return ans end
+  if fresh == 1 or fresh == 3 then
+    redis.call('SADD', members, member)
+    if fresh == 3 and ttl > 0 then redis.call('PEXPIRE', members, ttl) end
+  elseif fresh == 2 and ttl > 0 then
+    redis.call('PEXPIRE', sketch, ttl)
+  end
+  if c[1] then ttl = 0 end
+  apply(counter, creditKey, add, over, credit, draws, ttl)
+  local cross = crossed(used, after, limit, t.thresholds)
+  if agg == 'sum' and over == 0 and credit == 0 and cross == '' then
+    append(stream, head .. '\\n' .. ans)
+  else
+    append(stream, head .. '\\n' .. ans .. '\\n' .. s(add) .. '\\n' .. s(over) .. '\\n' ..
+      table.concat(draws, ',') .. '\\n' .. cross .. '\\n' .. s(after))
+  end
+  return ans
+end
+`;
+
+/**
+ * Terms: one string, the same for every event a customer sends under the same terms (the caller
+ * memoises it):
  *   aggregation | limit ('' = none) | mode | keep ms after the period ends | idempotency ttl ms |
  *   thresholds csv | resets ms ('' = never) | period start ms | exact member cap | grants (id,amount,...)
+ * Read into a table once per script call and terms string (never written afterwards).
  */
-const CONSUME_BODY = `
-local now, value = tonumber(ARGV[1]), tonumber(ARGV[2])
-local agg, lim, mode, keep, idemTtl, thresholds, resets, ps, cap, grantList = terms_of(ARGV[5])
-local limit = tonumber(lim)
-local ttl = 0
-if resets ~= '' then ttl = math.max(86400000, tonumber(resets) + tonumber(keep) - now) end
-local c = redis.call('HMGET', KEYS[1], 'u', 'h')
-local used = num(c[1])
-local held = expire_holds(KEYS[1], KEYS[5], num(c[2]), now)
-local ids, amounts, gused = NONE, NONE, NONE
-if grantList ~= '' then
-  ids, amounts, gused = {}, {}, {}
-  for id, amount in string.gmatch(grantList, '([^,]+),([^,]+)') do
-    ids[#ids + 1] = id
-    amounts[#amounts + 1] = tonumber(amount)
+const TERMS = `
+local function terms_of(str)
+  local agg, lim, mode, keep, idemTtl, thresholds, resets, ps, cap, grantList =
+    string.match(str, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  local t = { agg = agg, limit = tonumber(lim), deny = mode == 'deny', keep = tonumber(keep),
+    idemTtl = idemTtl, thresholds = thresholds, resets = resets, ps = ps, cap = tonumber(cap),
+    ids = NONE, amounts = NONE }
+  if resets ~= '' then t.resetsMs = tonumber(resets) end
+  if grantList ~= '' then
+    t.ids, t.amounts = {}, {}
+    for id, amount in string.gmatch(grantList, '([^,]+),([^,]+)') do
+      t.ids[#t.ids + 1] = id
+      t.amounts[#t.amounts + 1] = tonumber(amount)
+    end
   end
-  local got = redis.call('HMGET', KEYS[2], unpack(ids))
-  for i = 1, #ids do gused[i] = num(got[i]) end
+  return t
 end
-local add, fresh = value, 0
-if agg == 'max' then
-  add = math.max(0, value - used)
-elseif agg == 'unique' then
-  add = 0
-  if redis.call('SISMEMBER', KEYS[6], ARGV[3]) == 0 then
-    add = 1
-    local card = redis.call('SCARD', KEYS[6])
-    if card < tonumber(cap) then fresh = 1 else fresh = 2 end
-    if card == 0 then fresh = 3 end
-  end
-end
-local ok, credit, over, draws = plan(used, held, limit, mode == 'deny', add, ids, amounts, gused, false)
-if fresh == 2 then
-  -- Past the exact cap a HyperLogLog decides (approximately) whether the member is new; PFADD
-  -- writes, so a repeated key must be answered before it.
-  local prior = redis.call('GET', KEYS[3])
-  if prior then return prior end
-  if ok and redis.call('PFADD', KEYS[7], ARGV[3]) == 0 then add, over = 0, 0 end
-end
-local after = used
-if ok then after = used + add end
-local ans
-if ok then
-  ans = answer(1, after, held, limit, available(amounts, gused), resets, ps, over, credit)
-else
-  ans = answer(0, used, held, limit, available(amounts, gused), resets, ps, 0, 0)
-end
--- Claims the idempotency key and stores the answer in one call; a key already there means this
--- event was answered before: replay that answer, change nothing.
-local prior = redis.call('SET', KEYS[3], ans, 'NX', 'GET', 'PX', idemTtl)
-if prior then return prior end
-if not ok then return ans end
-if fresh == 1 or fresh == 3 then
-  redis.call('SADD', KEYS[6], ARGV[3])
-  if fresh == 3 and ttl > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
-elseif fresh == 2 and ttl > 0 then
-  redis.call('PEXPIRE', KEYS[7], ttl)
-end
-if c[1] then ttl = 0 end
-apply(KEYS[1], KEYS[2], add, over, credit, draws, ttl)
-append(KEYS[4], ARGV[4] .. '\\n' .. ans .. '\\n' .. s(add) .. '\\n' .. s(over) .. '\\n' ..
-  table.concat(draws, ',') .. '\\n' .. crossed(used, after, limit, thresholds) .. '\\n' .. s(after))
-return ans
 `;
-const TERMS_PATTERN = "'^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$'";
 
-export const CONSUME = `${COMMON}
-local function terms_of(t) return string.match(t, ${TERMS_PATTERN}) end
+/**
+ * One event.
+ * KEYS: counter, credit, idempotency, stream, holds (and members, sketch for `unique`).
+ * ARGV: now, value, member, head, terms.
+ */
+export const CONSUME = `${COMMON}${TERMS}
 local function append(stream, record) redis.call('XADD', stream, '*', 'e', record) end
-${CONSUME_BODY}`;
+${CONSUME_FUNCTION}
+return consume(tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], terms_of(ARGV[5]),
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+`;
 
 /**
  * Many events (of any customers) in one script call, each exactly as CONSUME would count it, in
  * order; the reply is the list of answers. Standalone Redis only: on a cluster one call may touch
  * one slot, so callers group per slot there.
- * The counted events go to their stream as one entry per stream and call, one `e` field per event
- * in order (an entry of CONSUME has one): that saves Redis about 3 of the 20-25 µs it spends per
- * event, in the script and in the flusher's reads, acknowledgements and deletes. Each event
- * runs under pcall, so one that fails gets its own error in the reply and the entry still holds
- * every event counted before and after it.
- * KEYS: every event's keys, one event after the other.
- * ARGV: count, then per event: its number of keys and its five CONSUME arguments.
+ * The counted events go to the stream as one entry per call, one `e` field per event in order
+ * (an entry of CONSUME has one): that saves Redis about 3 of the 20-25 µs it spends per event, in
+ * the script and in the flusher's reads, acknowledgements and deletes. Each event runs under
+ * pcall, so one that fails gets its own error in the reply and the entry still holds every event
+ * counted before and after it.
+ * What the events of a call share is sent once: the stream, and each distinct (now, terms) pair,
+ * a context, that events name by number.
+ * KEYS: the stream, then per event: counter, credit, idempotency, holds (and members, sketch when
+ * its terms' aggregation is `unique`).
+ * ARGV: event count, context count, per context: now, terms; per event: context number (from 1),
+ * value, member, head.
  */
-export const CONSUME_MANY = `${COMMON}
-local entries, streams = {}, {}
-local function append(stream, record)
-  local fields = entries[stream]
-  if not fields then
-    fields = {}
-    entries[stream] = fields
-    streams[#streams + 1] = stream
-  end
+export const CONSUME_MANY = `${COMMON}${TERMS}
+local fields = {}
+local function append(_, record)
   fields[#fields + 1] = 'e'
   fields[#fields + 1] = record
 end
--- The events of a call mostly share a few terms strings (one per plan): each is parsed once.
-local parsed = {}
-local function terms_of(t)
-  local p = parsed[t]
-  if not p then
-    p = { string.match(t, ${TERMS_PATTERN}) }
-    parsed[t] = p
+${CONSUME_FUNCTION}
+local n, contexts = tonumber(ARGV[1]), tonumber(ARGV[2])
+local nows, terms = {}, {}
+for i = 1, contexts do
+  nows[i] = tonumber(ARGV[1 + 2 * i])
+  terms[i] = terms_of(ARGV[2 + 2 * i])
+end
+local out, k, a = {}, 1, 2 + 2 * contexts
+for e = 1, n do
+  local i = tonumber(ARGV[a + 1])
+  local t = terms[i]
+  local ok, res
+  if t == nil then
+    ok, res = false, 'no context ' .. tostring(ARGV[a + 1])
+  elseif t.agg == 'unique' then
+    ok, res = pcall(consume, nows[i], tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], t,
+      KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[1], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6])
+    k = k + 6
+  else
+    ok, res = pcall(consume, nows[i], tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], t,
+      KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[1], KEYS[k + 4])
+    k = k + 4
   end
-  return unpack(p)
-end
--- An event's keys and arguments are read in place: KEYS[k + 1]... and ARGV[a + 1]...
-local function consume_one(k, a)
-${CONSUME_BODY.replaceAll('KEYS[', 'KEYS[k + ').replaceAll('ARGV[', 'ARGV[a + ')}
-end
-local out, k, a = {}, 0, 2
-for e = 1, tonumber(ARGV[1]) do
-  local ok, res = pcall(consume_one, k, a)
-  k = k + tonumber(ARGV[a])
   if ok then out[e] = res
   elseif type(res) == 'table' and res.err then out[e] = res
   else out[e] = redis.error_reply(tostring(res)) end
-  a = a + 6
+  a = a + 4
 end
-for _, stream in ipairs(streams) do redis.call('XADD', stream, '*', unpack(entries[stream])) end
+if #fields > 0 then redis.call('XADD', KEYS[1], '*', unpack(fields)) end
 return out
 `;
 

@@ -1,6 +1,6 @@
 /** Arguments the Redis scripts take, built from domain values (see lua.ts for their layout). */
 import type { RedisStoreOptions } from './redis-store.ts';
-import type { StoredPeriod, UsageEvent, UsageTerms } from './store.ts';
+import type { StoredPeriod, UsageTerms } from './store.ts';
 
 /** The consume script's terms: one string per terms object. */
 export function packTerms(terms: UsageTerms, options: RedisStoreOptions): string {
@@ -17,23 +17,6 @@ export function packTerms(terms: UsageTerms, options: RedisStoreOptions): string
     options.exactMembers,
     terms.grants.map((g) => `${g.id},${g.amount}`).join(','),
   ].join('|');
-}
-
-/** The ledger fields of an event that a script passes through to the stream. */
-export function streamHead(environment: string, event: UsageEvent, reservationId: string | null): string {
-  const p = event.terms.period;
-  return JSON.stringify([
-    environment,
-    event.customerId,
-    event.feature,
-    event.idempotencyKey,
-    event.value,
-    event.member,
-    event.occurredAt.getTime(),
-    p.start.getTime(),
-    p.end?.getTime() ?? null,
-    reservationId,
-  ]);
 }
 
 export function grantArgs(terms: UsageTerms): Array<string | number> {

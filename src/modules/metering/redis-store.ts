@@ -16,10 +16,11 @@ import { CounterCache, type CounterCacheOptions, type CounterReply } from './cou
 import { ensureGroup, LedgerFlusher } from './flusher.ts';
 import { slotOf, UsageKeys } from './keys.ts';
 import type { LedgerCopier } from './ledger-copy.ts';
+import { ledgerHead } from './ledger-line.ts';
 import { readingOf } from './reading.ts';
-import { packTerms, storedPeriod, streamHead } from './redis-args.ts';
+import { packTerms, storedPeriod } from './redis-args.ts';
 import { RedisReservations } from './redis-reservations.ts';
-import { type LuaScript, runScript, SCRIPTS, type ScriptCall, TickBatcher } from './redis-scripts.ts';
+import { type LuaScript, runScript, SCRIPTS, TickBatcher } from './redis-scripts.ts';
 import type {
   CommitAnswer,
   FlushOptions,
@@ -88,9 +89,54 @@ interface QueryKeys {
   holds: string;
 }
 
-/** One event's consume call, with the slot whose stream it appends to. */
-interface ConsumeCall extends ScriptCall {
+/** One event's consume call (see CONSUME and CONSUME_MANY in lua.ts). */
+export interface ConsumeCall {
+  /** Counter, credit, idempotency and holds keys (and members, sketch for `unique`). */
+  keys: string[];
+  now: number;
+  terms: string;
+  value: number;
+  member: string;
+  head: string;
+  /** The slot whose stream the event goes to. */
   slot: number;
+}
+
+/** One event's CONSUME arguments: the stream goes after its first three keys. */
+export function singleCall(call: ConsumeCall, stream: string): [string[], Array<string | number>] {
+  const [counter, credit, idempotency, ...rest] = call.keys;
+  return [
+    [counter!, credit!, idempotency!, stream, ...rest],
+    [call.now, call.value, call.member, call.head, call.terms],
+  ];
+}
+
+/** A CONSUME_MANY call's keys and arguments: what the events share (contexts) is sent once. */
+export function manyCall(group: ConsumeCall[], stream: string): [string[], Array<string | number>] {
+  const keys: string[] = [stream];
+  const contexts: Array<string | number> = [];
+  const events: Array<string | number> = [];
+  const known = new Map<string, number>();
+  let lastNow = Number.NaN;
+  let lastTerms = '';
+  let last = 0;
+  for (const call of group) {
+    if (call.now !== lastNow || call.terms !== lastTerms) {
+      const id = `${call.now}|${call.terms}`;
+      let context = known.get(id);
+      if (context === undefined) {
+        contexts.push(call.now, call.terms);
+        context = contexts.length / 2;
+        known.set(id, context);
+      }
+      lastNow = call.now;
+      lastTerms = call.terms;
+      last = context;
+    }
+    for (const key of call.keys) keys.push(key);
+    events.push(last, call.value, call.member, call.head);
+  }
+  return [keys, [group.length, contexts.length / 2, ...contexts, ...events]];
 }
 
 /** The slot of a key with a hash tag (every usage key has one): how reads are grouped per slot. */
@@ -137,16 +183,13 @@ export class RedisUsageStore implements UsageStore {
         calls,
         (call) => call.slot,
         async (group) => {
-          if (group.length === 1)
-            return [await runScript(this.redis, SCRIPTS.consume, group[0]!.keys, group[0]!.args)];
-          const args: Array<string | number> = [group.length];
-          for (const call of group) args.push(call.keys.length, ...call.args);
-          return (await runScript(
-            this.redis,
-            SCRIPTS.consumeMany,
-            group.flatMap((call) => call.keys),
-            args,
-          )) as unknown[];
+          const stream = this.keys.streamOfSlot(group[0]!.slot);
+          if (group.length === 1) {
+            const [keys, args] = singleCall(group[0]!, stream);
+            return [await runScript(this.redis, SCRIPTS.consume, keys, args)];
+          }
+          const [keys, args] = manyCall(group, stream);
+          return (await runScript(this.redis, SCRIPTS.consumeMany, keys, args)) as unknown[];
         },
       )
         // Also after a failure: a script that failed part-way may have counted some events.
@@ -268,28 +311,28 @@ export class RedisUsageStore implements UsageStore {
       environment,
       events.map((e) => e.customerId),
     );
+    const at = now.getTime();
     const calls = events.map((event): ConsumeCall => {
       const base = this.keys.customer(environment, event.customerId);
-      const slot = this.slotOf(environment, event.customerId);
       const { feature, terms } = event;
       const period = terms.period;
       const keys = [
         this.keys.counter(base, feature, period),
         this.keys.credit(base, feature),
         this.keys.idempotency(base, event.idempotencyKey),
-        this.keys.streamOfSlot(slot),
         this.keys.holds(base, feature, period),
       ];
       if (terms.aggregation === 'unique')
         keys.push(this.keys.members(base, feature, period), this.keys.sketch(base, feature, period));
-      const args = [
-        now.getTime(),
-        event.value,
-        event.member ?? '',
-        this.head(environment, event, null),
-        this.termsArg(terms),
-      ];
-      return { keys, args, slot };
+      return {
+        keys,
+        now: at,
+        terms: this.termsArg(terms),
+        value: event.value,
+        member: event.member ?? '',
+        head: this.head(environment, event, null),
+        slot: this.slotOf(environment, event.customerId),
+      };
     });
     const replies = await Promise.all(calls.map((call) => this.consumer.call(call)));
     return replies.map((raw) => {
@@ -434,7 +477,7 @@ export class RedisUsageStore implements UsageStore {
 
   /** The ledger fields of an event that the script passes through to the stream. */
   head(environment: string, event: UsageEvent, reservationId: string | null): string {
-    return streamHead(environment, event, reservationId);
+    return ledgerHead(environment, event, reservationId);
   }
 
   /**

@@ -1,0 +1,291 @@
+/**
+ * Ledger rows as lines of COPY's text format, the form they travel in from the API to the ledger.
+ *
+ * The API writes the columns it knows (the event's own) as the head of each event's stream record,
+ * already in this form; the consume script adds the answer, and, when the event drew credit, went
+ * past its limit, crossed a threshold or was not simply summed, the figures the head cannot know
+ * (see lua.ts). So for most events the flusher's whole work is to put the answer's JSON after the
+ * head; COPY reads the result as it is. Records written before this form (a JSON array head) are
+ * still read.
+ */
+import { answerJson, decodeAnswer, isoOf } from './answer.ts';
+import type { Crossing, LedgerRow } from './ledger.ts';
+import type { UsageEvent } from './store.ts';
+
+/** The ledger's columns in the order of a line: the head's first, then the outcome's. */
+export const LINE_COLUMNS =
+  'environment, customer_id, feature, idempotency_key, member, occurred_at, period_start, period_end, reservation_id, value, counted, overage, credit, credit_draws, answer';
+
+const NULL = '\\N';
+const NO_DRAWS = '{}';
+const SPECIAL = /[\\\t\n\r]/;
+const SPECIALS = /[\\\t\n\r]/g;
+const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+const ESCAPED = /\\([\\tnr])/g;
+const UNESCAPES: Record<string, string> = { '\\': '\\', t: '\t', n: '\n', r: '\r' };
+
+/** A text value as COPY reads it back: backslash, tab, newline and carriage return escaped. */
+function text(value: string): string {
+  return SPECIAL.test(value) ? value.replace(SPECIALS, (c) => ESCAPES[c]!) : value;
+}
+
+function nullable(value: string | null): string {
+  return value === null ? NULL : text(value);
+}
+
+function untext(value: string): string {
+  return value.includes('\\') ? value.replace(ESCAPED, (_, c: string) => UNESCAPES[c]!) : value;
+}
+
+function unnullable(value: string): string | null {
+  return value === NULL ? null : untext(value);
+}
+
+/** JavaScript's shortest round-trip digits, which PostgreSQL's numeric reads exactly. */
+function number(value: number): string {
+  if (!Number.isFinite(value)) throw new RangeError(`not a finite number: ${value}`);
+  return String(value);
+}
+
+// The events of one request share their instant: it is formatted once for them all.
+let lastInstant: Date | null = null;
+let lastIso = '';
+
+function instantText(d: Date): string {
+  if (d !== lastInstant) {
+    lastIso = d.toISOString();
+    lastInstant = d;
+  }
+  return lastIso;
+}
+
+/**
+ * An event's head: its own columns, up to and including `value`, tab-separated (no line end).
+ * Newline-free, so a stream record can put lines after it.
+ */
+export function ledgerHead(environment: string, event: UsageEvent, reservationId: string | null): string {
+  const p = event.terms.period;
+  return `${text(environment)}\t${text(event.customerId)}\t${text(event.feature)}\t${text(event.idempotencyKey)}\t${nullable(event.member)}\t${instantText(event.occurredAt)}\t${isoOf(p.start)}\t${p.end === null ? NULL : isoOf(p.end)}\t${nullable(reservationId)}\t${number(event.value)}`;
+}
+
+const isoOfMs = new Map<string, string>();
+
+/** Period bounds repeat for every event of a period: each is formatted once. */
+function isoText(ms: string): string {
+  let iso = isoOfMs.get(ms);
+  if (iso === undefined) {
+    if (isoOfMs.size > 10_000) isoOfMs.clear();
+    iso = new Date(Number(ms)).toISOString();
+    isoOfMs.set(ms, iso);
+  }
+  return iso;
+}
+
+/**
+ * The JSON of a stored answer (the scripts' pipe-joined form), made straight from its text: the
+ * same text as `JSON.stringify(answerJson(decodeAnswer(raw)))`.
+ */
+export function answerText(raw: string): string {
+  const [accepted, used, limit, remaining, resets, start, overage, credit] = raw.split('|');
+  const ok = accepted === '1';
+  return `{"accepted":${ok}${ok ? '' : ',"reason":"limit_exceeded"'},"used":${+used!},"limit":${limit ? +limit : 'null'},"remaining":${remaining ? +remaining : 'null'},"resets_at":${resets ? `"${isoText(resets)}"` : 'null'},"period_start":"${isoText(start || '0')}","overage":${+overage!},"credit_used":${+credit!}}`;
+}
+
+/** A threshold crossing found in a record, with the line it belongs to. */
+export interface LineCrossing {
+  line: number;
+  crossings: Crossing[];
+}
+
+/**
+ * Ledger lines made from stream records, with the threshold crossings they announce. `rows()`
+ * reads the lines back as rows, for the insert (the embedded database, or a batch COPY refused).
+ */
+export class LedgerLines {
+  count = 0;
+  readonly crossed: LineCrossing[] = [];
+  private readonly lines: string[] = [];
+
+  /** Adds one line (with its end) and the crossings its event announces. */
+  push(line: string, crossings: Crossing[] = NO_CROSSINGS): void {
+    if (crossings.length > 0) this.crossed.push({ line: this.count, crossings });
+    this.lines.push(line);
+    this.count += 1;
+  }
+
+  /** Adds every line of `other`, after those here. */
+  append(other: LedgerLines): void {
+    for (const c of other.crossed) this.crossed.push({ line: c.line + this.count, crossings: c.crossings });
+    for (const line of other.lines) this.lines.push(line);
+    this.count += other.count;
+  }
+
+  /**
+   * Every line, for COPY, ordered by environment and customer: the ledger's unique index is
+   * ordered that way, so PostgreSQL then visits its pages in order instead of at random (in
+   * batches of 20,000 on a ledger of a million rows: 13.2 instead of 15.5 µs a row). The order is stable: a
+   * customer's lines keep their order, and so their ids do (a rebuild reads distinct members in
+   * that order).
+   */
+  text(): string {
+    const byCustomer = new Map<string, string[]>();
+    for (const line of this.lines) {
+      const key = line.slice(0, line.indexOf('\t', line.indexOf('\t') + 1));
+      const group = byCustomer.get(key);
+      if (group) group.push(line);
+      else byCustomer.set(key, [line]);
+    }
+    // The default sort compares strings natively: about twice as fast as a comparator.
+    let out = '';
+    for (const key of [...byCustomer.keys()].sort()) for (const line of byCustomer.get(key)!) out += line;
+    return out;
+  }
+
+  /** Adds an event's stream record (either form). */
+  pushRecord(record: string): void {
+    if (record.charCodeAt(0) === OPEN_BRACKET) {
+      const row = legacyRow(record);
+      this.push(lineOfRow(row), row.crossings);
+      return;
+    }
+    const end = record.indexOf('\n');
+    if (end < 0) throw new Error('usage stream record without an answer');
+    const head = record.slice(0, end);
+    const tail = record.indexOf('\n', end + 1);
+    if (tail < 0) {
+      // A summed event that drew no credit, went past nothing and crossed nothing: counted as sent.
+      const value = head.slice(head.lastIndexOf('\t') + 1);
+      this.push(`${head}\t${value}\t0\t0\t${NO_DRAWS}\t${answerText(record.slice(end + 1))}\n`);
+      return;
+    }
+    const rawAnswer = record.slice(end + 1, tail);
+    const [counted, overage, drawList, crossed, usedAfter] = record.slice(tail + 1).split('\n');
+    const draws: Record<string, number> = {};
+    let credit = 0;
+    const parts = drawList ? drawList.split(',') : [];
+    for (let i = 0; i + 1 < parts.length; i += 2) {
+      const amount = Number(parts[i + 1]);
+      draws[parts[i]!] = amount;
+      credit += amount;
+    }
+    const answer = answerText(rawAnswer);
+    const limit = decodeAnswer(rawAnswer).limit ?? 0;
+    const used = Number(usedAfter);
+    const crossings = (crossed ? crossed.split(',') : []).map((t) => ({ threshold: Number(t), used, limit }));
+    this.push(
+      `${head}\t${number(Number(counted))}\t${number(Number(overage))}\t${number(credit)}\t${text(parts.length > 0 ? JSON.stringify(draws) : NO_DRAWS)}\t${answer}\n`,
+      crossings,
+    );
+  }
+
+  rows(): LedgerRow[] {
+    const crossings = new Map(this.crossed.map((c) => [c.line, c.crossings]));
+    return this.lines.map((line, i) => rowOfLine(line, crossings.get(i) ?? NO_CROSSINGS));
+  }
+
+  /** The rows of the lines that announce a crossing. */
+  crossingRows(): LedgerRow[] {
+    return this.crossed.map((c) => rowOfLine(this.lines[c.line]!, c.crossings));
+  }
+
+  static ofRows(rows: LedgerRow[]): LedgerLines {
+    const lines = new LedgerLines();
+    for (const row of rows) lines.push(lineOfRow(row), row.crossings);
+    return lines;
+  }
+}
+
+const NO_CROSSINGS: Crossing[] = [];
+
+const OPEN_BRACKET = 0x5b;
+
+/** A row as a line (with its end). */
+export function lineOfRow(r: LedgerRow): string {
+  let credit = 0;
+  let draws = NO_DRAWS;
+  for (const id in r.creditDraws) {
+    if (draws === NO_DRAWS) draws = JSON.stringify(r.creditDraws);
+    credit += r.creditDraws[id]!;
+  }
+  return `${text(r.environment)}\t${text(r.customerId)}\t${text(r.feature)}\t${text(r.idempotencyKey)}\t${nullable(r.member)}\t${r.occurredAt.toISOString()}\t${isoOf(r.periodStart)}\t${r.periodEnd === null ? NULL : isoOf(r.periodEnd)}\t${nullable(r.reservationId)}\t${number(r.value)}\t${number(r.counted)}\t${number(r.overage)}\t${number(credit)}\t${text(draws)}\t${text(JSON.stringify(r.answer))}\n`;
+}
+
+/** A line read back as a row. */
+export function rowOfLine(line: string, crossings: Crossing[] = NO_CROSSINGS): LedgerRow {
+  const f = line.slice(0, line.endsWith('\n') ? -1 : undefined).split('\t');
+  if (f.length !== 15) throw new Error(`a ledger line has ${f.length} columns, not 15`);
+  const end = unnullable(f[7]!);
+  return {
+    environment: untext(f[0]!),
+    customerId: untext(f[1]!),
+    feature: untext(f[2]!),
+    idempotencyKey: untext(f[3]!),
+    member: unnullable(f[4]!),
+    occurredAt: new Date(f[5]!),
+    periodStart: new Date(f[6]!),
+    periodEnd: end === null ? null : new Date(end),
+    reservationId: unnullable(f[8]!),
+    value: Number(f[9]),
+    counted: Number(f[10]),
+    overage: Number(f[11]),
+    creditDraws: JSON.parse(untext(f[13]!)) as Record<string, number>,
+    answer: JSON.parse(untext(f[14]!)),
+    crossings,
+  };
+}
+
+type LegacyHead = [
+  string,
+  string,
+  string,
+  string,
+  number,
+  string | null,
+  number,
+  number,
+  number | null,
+  string | null,
+];
+
+/** A record of the earlier form: a JSON array head, then every outcome line. */
+function legacyRow(record: string): LedgerRow {
+  const [head, rawAnswer, counted, overage, drawList, crossed, usedAfter] = record.split('\n');
+  const [
+    environment,
+    customerId,
+    feature,
+    idempotencyKey,
+    value,
+    member,
+    occurred,
+    start,
+    end,
+    reservationId,
+  ] = JSON.parse(head!) as LegacyHead;
+  const answer = answerJson(decodeAnswer(rawAnswer!));
+  const draws: Record<string, number> = {};
+  const parts = drawList ? drawList.split(',') : [];
+  for (let i = 0; i + 1 < parts.length; i += 2) draws[parts[i]!] = Number(parts[i + 1]);
+  const used = Number(usedAfter);
+  return {
+    environment,
+    customerId,
+    feature,
+    idempotencyKey,
+    value,
+    counted: Number(counted),
+    member,
+    occurredAt: new Date(occurred),
+    periodStart: new Date(start),
+    periodEnd: end === null ? null : new Date(end),
+    overage: Number(overage),
+    creditDraws: draws,
+    answer,
+    reservationId,
+    crossings: (crossed ? crossed.split(',') : []).map((t) => ({
+      threshold: Number(t),
+      used,
+      limit: answer.limit ?? 0,
+    })),
+  };
+}
