@@ -157,13 +157,19 @@ export function createFastPath(
   }
 }
 
+/** A result already in JSON: sent as it is. */
+export class JsonText {
+  constructor(readonly json: string) {}
+}
+
 const serialized = new WeakMap<object, { json: string; length: number }>();
 
 /**
  * A frozen result is a memoised answer handed out again and again (see `checkEntitlement`): its
- * JSON is made once. Anything else is serialised afresh.
+ * JSON is made once. A `JsonText` is sent as it is. Anything else is serialised afresh.
  */
 function serialize(result: unknown): { json: string; length: number } {
+  if (result instanceof JsonText) return { json: result.json, length: Buffer.byteLength(result.json) };
   const frozen = typeof result === 'object' && result !== null && Object.isFrozen(result);
   let out = frozen ? serialized.get(result) : undefined;
   if (out === undefined) {

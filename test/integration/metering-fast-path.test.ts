@@ -57,6 +57,36 @@ describe.skipIf(!services.redis)('usage fast path', () => {
     expect(await ledgerSum(s)).toEqual({ counted: 9, events: 2 });
   });
 
+  it('answers a batch with the very text the app answers it with', async () => {
+    const events = [
+      event({ value: 0 }),
+      event({ value: -1 }),
+      event({ feature: 'ghost' }),
+      event({ customer_id: 'ghost' }),
+      event({ value: 1000 }),
+      event({ member: 'm' }),
+    ];
+    const res = await fetch(`${base}/v1/usage/batch`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${app.checkKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ events }),
+    });
+    const text = await res.text();
+    expect(res.status).toBe(200);
+    expect(Number(res.headers.get('content-length'))).toBe(Buffer.byteLength(text));
+    // The same events again through the app: every answer is replayed, the errors made afresh.
+    const replayed = await app.json('POST', '/v1/usage/batch', { events }, { key: app.checkKey });
+    expect(text).toBe(JSON.stringify(replayed.body));
+    expect(JSON.parse(text).results).toMatchObject([
+      { accepted: true, used: 9 },
+      { error: { path: 'events[1].value' } },
+      { error: { code: 'unknown_feature' } },
+      { error: { code: 'unknown_customer' } },
+      { accepted: false, reason: 'limit_exceeded' },
+      { error: { code: 'member_not_allowed' } },
+    ]);
+  });
+
   it('hands bad input and unknown customers to the app, which answers with problem+json', async () => {
     expect(await post('/v1/usage', event({ value: 1.5 }))).toMatchObject({
       status: 400,

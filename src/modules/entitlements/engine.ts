@@ -36,6 +36,11 @@ export class DecisionEngine {
     public usage: UsageSource = zeroUsage,
   ) {}
 
+  /** The customer's snapshot if this process has it cached, without a load. */
+  cachedSnapshot(environment: string, customerId: string): CustomerSnapshot | undefined {
+    return this.cache.get(environment, customerId);
+  }
+
   async snapshot(environment: string, customerId: string, now: Date): Promise<CustomerSnapshot> {
     const cached = this.cache.get(environment, customerId);
     if (cached) return cached;

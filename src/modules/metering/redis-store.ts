@@ -16,7 +16,7 @@ import { CounterCache, type CounterCacheOptions, type CounterReply } from './cou
 import { ensureGroup, LedgerFlusher } from './flusher.ts';
 import { slotOf, UsageKeys } from './keys.ts';
 import type { LedgerCopier } from './ledger-copy.ts';
-import { ledgerHead } from './ledger-line.ts';
+import { answerText, ledgerHead } from './ledger-line.ts';
 import { readingOf } from './reading.ts';
 import { packTerms, storedPeriod } from './redis-args.ts';
 import { RedisReservations } from './redis-reservations.ts';
@@ -307,6 +307,15 @@ export class RedisUsageStore implements UsageStore {
   }
 
   async record(environment: string, events: UsageEvent[], now: Date): Promise<UsageAnswer[]> {
+    return (await this.recordStored(environment, events, now)).map(decodeAnswer);
+  }
+
+  async recordJson(environment: string, events: UsageEvent[], now: Date): Promise<string[]> {
+    return (await this.recordStored(environment, events, now)).map(answerText);
+  }
+
+  /** The answers in their stored form (see lua.ts). */
+  private async recordStored(environment: string, events: UsageEvent[], now: Date): Promise<string[]> {
     await this.registerSlots(
       environment,
       events.map((e) => e.customerId),
@@ -338,7 +347,7 @@ export class RedisUsageStore implements UsageStore {
     return replies.map((raw) => {
       // One event that failed inside CONSUME_MANY (the others of the call were still counted).
       if (raw instanceof Error) throw raw;
-      return decodeAnswer(String(raw));
+      return String(raw);
     });
   }
 

@@ -6,6 +6,7 @@
 import type { CustomerSnapshot } from '../../domain/types.ts';
 import { type Ctx, requireScope } from '../../platform/context.ts';
 import { Unprocessable } from '../../platform/errors.ts';
+import { JsonText } from '../../platform/fast-path.ts';
 import { fieldErrors } from '../../platform/http.ts';
 import { answerJson } from './answer.ts';
 import { meteringOf } from './metering.ts';
@@ -43,11 +44,52 @@ export async function recordUsageBatch(
   events: unknown[],
 ): Promise<Array<UsageResult | EventError>> {
   requireScope(ctx, 'check');
-  return record(ctx, events, 'events');
+  const now = ctx.deps.clock.now();
+  const prepared = await prepareAll(ctx, events, 'events', now);
+  const accepted = eventsOf(prepared);
+  const answers =
+    accepted.length > 0 ? await meteringOf(ctx.deps).store.record(ctx.environment, accepted, now) : [];
+  let next = 0;
+  return prepared.map((p) => {
+    if (p.kind === 'error') return { error: p.error };
+    if (p.kind === 'answer') return p.result;
+    return answerJson(answers[next++]!) as UsageResult;
+  });
 }
 
-async function record(ctx: Ctx, raw: unknown[], prefix: string): Promise<Array<UsageResult | EventError>> {
+/**
+ * `recordUsageBatch` answered as the response body's JSON, `{"results": [...]}`: with a store that
+ * gives its answers as JSON text (Redis), each goes into the body as it is, with no object made of
+ * it. The same text as `JSON.stringify({ results: await recordUsageBatch(ctx, events) })`.
+ */
+export async function recordUsageBatchJson(ctx: Ctx, events: unknown[]): Promise<JsonText> {
+  const store = meteringOf(ctx.deps).store;
+  if (!store.recordJson)
+    return new JsonText(JSON.stringify({ results: await recordUsageBatch(ctx, events) }));
+  requireScope(ctx, 'check');
   const now = ctx.deps.clock.now();
+  const prepared = await prepareAll(ctx, events, 'events', now);
+  const accepted = eventsOf(prepared);
+  const answers = accepted.length > 0 ? await store.recordJson(ctx.environment, accepted, now) : [];
+  let next = 0;
+  let body = '{"results":[';
+  for (let i = 0; i < prepared.length; i++) {
+    const p = prepared[i]!;
+    if (i > 0) body += ',';
+    if (p.kind === 'event') body += answers[next++]!;
+    else body += JSON.stringify(p.kind === 'error' ? { error: p.error } : p.result);
+  }
+  return new JsonText(`${body}]}`);
+}
+
+function eventsOf(prepared: Prepared[]): UsageEvent[] {
+  const events: UsageEvent[] = [];
+  for (const p of prepared) if (p.kind === 'event') events.push(p.event);
+  return events;
+}
+
+/** Validates each event and finds its terms (the customers' snapshots are loaded once each). */
+async function prepareAll(ctx: Ctx, raw: unknown[], prefix: string, now: Date): Promise<Prepared[]> {
   const inputs = raw.map((item, i) => {
     const quick =
       typeof item === 'object' && item !== null && !Array.isArray(item)
@@ -61,26 +103,24 @@ async function record(ctx: Ctx, raw: unknown[], prefix: string): Promise<Array<U
       error: { code: 'validation_failed', message: first?.message ?? 'invalid', path: first?.path ?? '' },
     };
   });
-  const customers = [...new Set(inputs.flatMap((i) => ('customer_id' in i ? [i.customer_id] : [])))];
+  const { decisions } = ctx.deps;
   const snapshots = new Map<string, CustomerSnapshot>();
-  await Promise.all(
-    customers.map(async (id) =>
-      snapshots.set(id, await ctx.deps.decisions.snapshot(ctx.environment, id, now)),
-    ),
-  );
-  const prepared: Prepared[] = inputs.map((input, i) => {
+  // Most snapshots are cached: taken without an await; the others are loaded together.
+  const missing = new Set<string>();
+  for (const input of inputs) {
+    if ('error' in input || snapshots.has(input.customer_id)) continue;
+    const cached = decisions.cachedSnapshot(ctx.environment, input.customer_id);
+    if (cached) snapshots.set(input.customer_id, cached);
+    else missing.add(input.customer_id);
+  }
+  if (missing.size > 0)
+    await Promise.all(
+      [...missing].map(async (id) => snapshots.set(id, await decisions.snapshot(ctx.environment, id, now))),
+    );
+  return inputs.map((input, i) => {
     if ('error' in input) return { kind: 'error', error: input.error };
     const at = prefix ? `${prefix}[${i}].` : '';
     return prepare(input, snapshots.get(input.customer_id)!, now, at);
-  });
-  const events = prepared.flatMap((p) => (p.kind === 'event' ? [p.event] : []));
-  const answers =
-    events.length > 0 ? await meteringOf(ctx.deps).store.record(ctx.environment, events, now) : [];
-  let next = 0;
-  return prepared.map((p) => {
-    if (p.kind === 'error') return { error: p.error };
-    if (p.kind === 'answer') return p.result;
-    return answerJson(answers[next++]!) as UsageResult;
   });
 }
 

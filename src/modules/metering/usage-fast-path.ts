@@ -1,7 +1,7 @@
 import { type FastRoute, parseJsonObject } from '../../platform/fast-path.ts';
 import { parseUsageEvent } from './parse-event.ts';
 import { MAX_BATCH, type UsageEventInput } from './schema.ts';
-import { recordUsage, recordUsageBatch } from './service.ts';
+import { recordUsage, recordUsageBatchJson } from './service.ts';
 
 /**
  * `POST /v1/usage` and `/v1/usage/batch` on the node:http fast path (src/platform/fast-path.ts):
@@ -15,7 +15,7 @@ export const usageFastRoutes: [FastRoute<UsageEventInput>, FastRoute<unknown[]>]
     maxBody: 1024 * 1024,
     scope: 'check',
     parse: parseUsageBatch,
-    run: async (ctx, events) => ({ results: await recordUsageBatch(ctx, events) }),
+    run: recordUsageBatchJson,
   },
 ];
 
