@@ -70,14 +70,22 @@ export function ledgerHead(environment: string, event: UsageEvent, reservationId
 
 const isoOfMs = new Map<string, string>();
 
+// The last two looked up: an answer's period start and end.
+let lastMs: [string, string] = ['', ''];
+let lastIsoText: [string, string] = ['', ''];
+
 /** Period bounds repeat for every event of a period: each is formatted once. */
 function isoText(ms: string): string {
+  if (ms === lastMs[0]) return lastIsoText[0];
+  if (ms === lastMs[1]) return lastIsoText[1];
   let iso = isoOfMs.get(ms);
   if (iso === undefined) {
     if (isoOfMs.size > 10_000) isoOfMs.clear();
     iso = new Date(Number(ms)).toISOString();
     isoOfMs.set(ms, iso);
   }
+  lastMs = [ms, lastMs[0]];
+  lastIsoText = [iso, lastIsoText[0]];
   return iso;
 }
 
@@ -105,11 +113,21 @@ export class LedgerLines {
   count = 0;
   readonly crossed: LineCrossing[] = [];
   private readonly lines: string[] = [];
+  /** Each line's environment and customer, as written (the order of `text`). */
+  private readonly customers: string[] = [];
 
-  /** Adds one line (with its end) and the crossings its event announces. */
-  push(line: string, crossings: Crossing[] = NO_CROSSINGS): void {
+  /**
+   * Adds one line (with its end) and the crossings its event announces. `customer` is the line's
+   * start up to its second tab, when the caller has it at hand.
+   */
+  push(line: string, crossings: Crossing[] = NO_CROSSINGS, customer = customerOf(line)): void {
     if (crossings.length > 0) this.crossed.push({ line: this.count, crossings });
+    // Made flat now, while its pieces are fresh in the cache: `text` joins the lines in another
+    // order, and a line still in pieces cost that join 2.4-2.7 µs instead of 0.45 (each piece
+    // fetched from wherever it was made).
+    line.charCodeAt(0);
     this.lines.push(line);
+    this.customers.push(customer);
     this.count += 1;
   }
 
@@ -117,6 +135,7 @@ export class LedgerLines {
   append(other: LedgerLines): void {
     for (const c of other.crossed) this.crossed.push({ line: c.line + this.count, crossings: c.crossings });
     for (const line of other.lines) this.lines.push(line);
+    for (const customer of other.customers) this.customers.push(customer);
     this.count += other.count;
   }
 
@@ -128,17 +147,18 @@ export class LedgerLines {
    * that order).
    */
   text(): string {
-    const byCustomer = new Map<string, string[]>();
-    for (const line of this.lines) {
-      const key = line.slice(0, line.indexOf('\t', line.indexOf('\t') + 1));
-      const group = byCustomer.get(key);
-      if (group) group.push(line);
-      else byCustomer.set(key, [line]);
+    const byCustomer = new Map<string, number[]>();
+    for (let i = 0; i < this.count; i++) {
+      const customer = this.customers[i]!;
+      const group = byCustomer.get(customer);
+      if (group) group.push(i);
+      else byCustomer.set(customer, [i]);
     }
     // The default sort compares strings natively: about twice as fast as a comparator.
-    let out = '';
-    for (const key of [...byCustomer.keys()].sort()) for (const line of byCustomer.get(key)!) out += line;
-    return out;
+    const ordered: string[] = [];
+    for (const customer of [...byCustomer.keys()].sort())
+      for (const i of byCustomer.get(customer)!) ordered.push(this.lines[i]!);
+    return ordered.join('');
   }
 
   /** Adds an event's stream record (either form). */
@@ -155,7 +175,11 @@ export class LedgerLines {
     if (tail < 0) {
       // A summed event that drew no credit, went past nothing and crossed nothing: counted as sent.
       const value = head.slice(head.lastIndexOf('\t') + 1);
-      this.push(`${head}\t${value}\t0\t0\t${NO_DRAWS}\t${answerText(record.slice(end + 1))}\n`);
+      this.push(
+        `${head}\t${value}\t0\t0\t${NO_DRAWS}\t${answerText(record.slice(end + 1))}\n`,
+        NO_CROSSINGS,
+        customerOf(record),
+      );
       return;
     }
     const rawAnswer = record.slice(end + 1, tail);
@@ -175,6 +199,7 @@ export class LedgerLines {
     this.push(
       `${head}\t${number(Number(counted))}\t${number(Number(overage))}\t${number(credit)}\t${text(parts.length > 0 ? JSON.stringify(draws) : NO_DRAWS)}\t${answer}\n`,
       crossings,
+      customerOf(record),
     );
   }
 
@@ -196,6 +221,11 @@ export class LedgerLines {
 }
 
 const NO_CROSSINGS: Crossing[] = [];
+
+/** A line's (or head's) environment and customer: its start up to the second tab. */
+function customerOf(line: string): string {
+  return line.slice(0, line.indexOf('\t', line.indexOf('\t') + 1));
+}
 
 const OPEN_BRACKET = 0x5b;
 
