@@ -47,6 +47,25 @@ describe('TickBatcher', () => {
     expect(runs).toEqual([[1, 2], [3, 4], [5]]);
   });
 
+  it('takes several calls with one promise, in runs of at most max, packed with single calls in order', async () => {
+    const runs: number[][] = [];
+    const batcher = new TickBatcher<number, number>(async (inputs) => {
+      runs.push(inputs);
+      return inputs.map((n) => n * 10);
+    }, 3);
+    expect(await batcher.callAll([1, 2, 3, 4, 5, 6, 7])).toEqual([10, 20, 30, 40, 50, 60, 70]);
+    expect(runs).toEqual([[1, 2, 3], [4, 5, 6], [7]]);
+    runs.length = 0;
+    const answers = await Promise.all([batcher.call(1), batcher.callAll([2, 3]), batcher.call(4)]);
+    expect(answers).toEqual([10, [20, 30], 40]);
+    expect(runs).toEqual([[1, 2, 3], [4]]);
+    expect(await batcher.callAll([])).toEqual([]);
+    const failing = new TickBatcher<number, number>(async () => {
+      throw new Error('down');
+    }, 3);
+    await expect(failing.callAll([1, 2])).rejects.toThrow('down');
+  });
+
   it('fails every call of a run that fails, and later runs go on', async () => {
     let fail = true;
     const batcher = new TickBatcher<number, number>(async (inputs) => {

@@ -12,10 +12,9 @@ const text = (v: unknown, max: number): v is string =>
 export function parseUsageEvent(body: Buffer | Record<string, unknown>): UsageEventInput | null {
   const value = Buffer.isBuffer(body) ? parseJsonObject(body) : body;
   if (value === null) return null;
-  const { customer_id, feature, value: amount, member, idempotency_key, timestamp, ...rest } = value;
-  for (const _ in rest) return null;
   // Timestamps take the schema's full ISO-8601 check: the route does that.
-  if (timestamp !== undefined) return null;
+  for (const key in value) if (!FIELDS.has(key)) return null;
+  const { customer_id, feature, value: amount, member, idempotency_key } = value;
   if (!text(customer_id, 255) || !text(feature, 64) || !text(idempotency_key, 255)) return null;
   if (
     amount !== undefined &&
@@ -24,11 +23,9 @@ export function parseUsageEvent(body: Buffer | Record<string, unknown>): UsageEv
     return null;
   if (member !== undefined && !text(member, 255) && !(typeof member === 'number' && Number.isFinite(member)))
     return null;
-  return {
-    customer_id,
-    feature,
-    idempotency_key,
-    ...(amount !== undefined ? { value: amount as number } : {}),
-    ...(member !== undefined ? { member: member as string | number } : {}),
-  };
+  // Exactly the schema's fields, each as the schema takes it: the object is the input as it is
+  // (events come by the thousand; no copy made of each).
+  return value as unknown as UsageEventInput;
 }
+
+const FIELDS = new Set(['customer_id', 'feature', 'value', 'member', 'idempotency_key']);

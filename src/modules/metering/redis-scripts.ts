@@ -68,11 +68,14 @@ export interface ScriptCall {
  * would only leave Redis idle (a batch of 100 events is one full run).
  */
 export class TickBatcher<I, O> {
+  /** Waiting calls, in order: one input each, or a caller's several (`callAll`, at most `max`). */
   private readonly pending: Array<{
-    input: I;
-    resolve: (output: O) => void;
+    inputs: I[];
+    resolve: (outputs: O[]) => void;
     reject: (err: unknown) => void;
   }> = [];
+  /** Inputs waiting, over every pending entry. */
+  private waiting = 0;
   private scheduled = false;
   private inFlight = 0;
 
@@ -84,31 +87,69 @@ export class TickBatcher<I, O> {
 
   call(input: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
-      this.pending.push({ input, resolve, reject });
-      if (this.pending.length >= this.max) this.flush();
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => {
-          this.scheduled = false;
-          this.flush();
-        });
-      }
+      this.enqueue([input], (outputs) => resolve(outputs[0]!), reject);
     });
   }
 
+  /**
+   * Several calls with one promise for all (a batch request's events): the same runs as a `call`
+   * each, without a promise each. Up to `max` of them stay in one run.
+   */
+  callAll(inputs: I[]): Promise<O[]> {
+    if (inputs.length <= this.max)
+      return new Promise<O[]>((resolve, reject) => {
+        this.enqueue(inputs, resolve, reject);
+      });
+    const parts: Promise<O[]>[] = [];
+    for (let i = 0; i < inputs.length; i += this.max) parts.push(this.callAll(inputs.slice(i, i + this.max)));
+    return Promise.all(parts).then((outputs) => outputs.flat() as O[]);
+  }
+
+  private enqueue(inputs: I[], resolve: (outputs: O[]) => void, reject: (err: unknown) => void): void {
+    if (inputs.length === 0) {
+      resolve([]);
+      return;
+    }
+    this.pending.push({ inputs, resolve, reject });
+    this.waiting += inputs.length;
+    if (this.waiting >= this.max) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.flush();
+      });
+    }
+  }
+
   private flush(): void {
-    while (this.pending.length >= this.max || (this.pending.length > 0 && this.inFlight < this.maxInFlight)) {
-      const calls = this.pending.splice(0, this.max);
+    while (this.waiting >= this.max || (this.waiting > 0 && this.inFlight < this.maxInFlight)) {
+      // Whole entries, in order, up to `max` inputs (an entry is never split: it holds at most `max`).
+      let count = 0;
+      let taken = 0;
+      while (taken < this.pending.length && count + this.pending[taken]!.inputs.length <= this.max) {
+        count += this.pending[taken]!.inputs.length;
+        taken += 1;
+      }
+      const entries = this.pending.splice(0, taken);
+      this.waiting -= count;
+      const inputs = entries.length === 1 ? entries[0]!.inputs : entries.flatMap((e) => e.inputs);
       this.inFlight += 1;
-      this.run(calls.map((c) => c.input))
+      this.run(inputs)
         .then(
           (outputs) => {
-            calls.forEach((c, i) => {
-              c.resolve(outputs[i]!);
-            });
+            if (entries.length === 1) {
+              entries[0]!.resolve(outputs);
+              return;
+            }
+            let next = 0;
+            for (const e of entries) {
+              e.resolve(outputs.slice(next, next + e.inputs.length));
+              next += e.inputs.length;
+            }
           },
           (err: unknown) => {
-            for (const c of calls) c.reject(err);
+            for (const e of entries) e.reject(err);
           },
         )
         .finally(() => {

@@ -343,7 +343,7 @@ export class RedisUsageStore implements UsageStore {
         slot: this.slotOf(environment, event.customerId),
       };
     });
-    const replies = await Promise.all(calls.map((call) => this.consumer.call(call)));
+    const replies = await this.consumer.callAll(calls);
     return replies.map((raw) => {
       // One event that failed inside CONSUME_MANY (the others of the call were still counted).
       if (raw instanceof Error) throw raw;

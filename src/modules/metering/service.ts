@@ -28,7 +28,7 @@ export async function recordUsage(ctx: Ctx, input: UsageEventInput): Promise<Usa
   // The route has validated the body: straight to the snapshot and the store.
   const now = ctx.deps.clock.now();
   const snapshot = await ctx.deps.decisions.snapshot(ctx.environment, input.customer_id, now);
-  const prepared = prepare(input, snapshot, now, '');
+  const prepared = prepare(input, snapshot, now, '', 0);
   if (prepared.kind === 'error') {
     const { code, message, path } = prepared.error;
     throw new Unprocessable(code, message, [{ path, message }]);
@@ -119,20 +119,28 @@ async function prepareAll(ctx: Ctx, raw: unknown[], prefix: string, now: Date): 
     );
   return inputs.map((input, i) => {
     if ('error' in input) return { kind: 'error', error: input.error };
-    const at = prefix ? `${prefix}[${i}].` : '';
-    return prepare(input, snapshots.get(input.customer_id)!, now, at);
+    return prepare(input, snapshots.get(input.customer_id)!, now, prefix, i);
   });
 }
 
-function prepare(input: UsageEventInput, snapshot: CustomerSnapshot, now: Date, at: string): Prepared {
-  const fail = failAt(at);
+/**
+ * An event's terms, or its error; errors name the field under `prefix` and the event's index
+ * (e.g. `events[3].value`), made only when there is an error.
+ */
+function prepare(
+  input: UsageEventInput,
+  snapshot: CustomerSnapshot,
+  now: Date,
+  prefix: string,
+  index: number,
+): Prepared {
+  const fail = (code: string, message: string, field: string) => failure(prefix, index, code, message, field);
   const occurredAt = input.timestamp ? new Date(input.timestamp) : now;
   if (occurredAt.getTime() > now.getTime() + MAX_FUTURE_MS)
     return fail('timestamp_in_future', 'timestamp is more than 5 minutes in the future', 'timestamp');
   const outcome = usageTermsOf(snapshot, input.feature, occurredAt);
-  const refused = refusal(outcome, input, fail);
-  if (refused) return refused;
-  const { feature, terms } = outcome as Extract<TermsOutcome, { kind: 'metered' }>;
+  if (outcome.kind !== 'metered') return refusal(outcome, input, prefix, index);
+  const { feature, terms } = outcome;
   const unique = feature.aggregation === 'unique';
   if (unique && input.member === undefined)
     return fail('member_required', `'${feature.key}' counts distinct members: send member`, 'member');
@@ -152,16 +160,17 @@ function prepare(input: UsageEventInput, snapshot: CustomerSnapshot, now: Date, 
   };
 }
 
-/** An event's error, its field named under `at` (e.g. `events[3].`). */
-function failAt(at: string): (code: string, message: string, field: string) => Prepared {
-  return (code, message, field) => ({ kind: 'error', error: { code, message, path: `${at}${field}` } });
+function failure(prefix: string, index: number, code: string, message: string, field: string): Prepared {
+  return { kind: 'error', error: { code, message, path: prefix ? `${prefix}[${index}].${field}` : field } };
 }
 
 function refusal(
-  outcome: TermsOutcome,
+  outcome: Exclude<TermsOutcome, { kind: 'metered' }>,
   input: UsageEventInput,
-  fail: (code: string, message: string, field: string) => Prepared,
-): Prepared | null {
+  prefix: string,
+  index: number,
+): Prepared {
+  const fail = (code: string, message: string, field: string) => failure(prefix, index, code, message, field);
   switch (outcome.kind) {
     case 'unknown_customer':
       return fail('unknown_customer', `No customer '${input.customer_id}'`, 'customer_id');
@@ -188,7 +197,5 @@ function refusal(
           credit_used: 0,
         },
       };
-    case 'metered':
-      return null;
   }
 }
