@@ -56,7 +56,14 @@ local function consume(now, value, member, head, t, counter, creditKey, idem, st
   local after = used
   if ok then after = used + add end
   local ans
-  if ok then
+  if ok and held == 0 and ids == NONE and over == 0 and t.tail and int(after) then
+    -- Most answers: whole numbers, no holds, no credit (the same text answer() makes, cheaper).
+    if limit then
+      ans = fmt('1|%d|%s|%d|%s', after, t.lim, math.max(0, limit - after), t.tail)
+    else
+      ans = fmt('1|%d|||%s', after, t.tail)
+    end
+  elseif ok then
     ans = answer(1, after, held, limit, available(amounts, gused), t.resets, t.ps, over, credit)
   else
     ans = answer(0, used, held, limit, available(amounts, gused), t.resets, t.ps, 0, 0)
@@ -74,7 +81,8 @@ local function consume(now, value, member, head, t, counter, creditKey, idem, st
   end
   if c[1] then ttl = 0 end
   apply(counter, creditKey, add, over, credit, draws, ttl)
-  local cross = crossed(used, after, limit, t.thresholds)
+  local cross = ''
+  if t.first and after >= t.first then cross = crossed(used, after, limit, t.thresholds) end
   if agg == 'sum' and over == 0 and credit == 0 and cross == '' then
     append(stream, head .. '\\n' .. ans)
   else
@@ -100,6 +108,20 @@ local function terms_of(str)
     idemTtl = idemTtl, thresholds = thresholds, resets = resets, ps = ps, cap = tonumber(cap),
     ids = NONE, amounts = NONE }
   if resets ~= '' then t.resetsMs = tonumber(resets) end
+  -- What answers of whole numbers share: the limit's text and everything after the remaining.
+  if not t.limit or int(t.limit) then
+    t.tail = resets .. '|' .. ps .. '|0|0'
+    if t.limit then t.lim = fmt('%d', t.limit) end
+  end
+  -- No event below the lowest threshold can cross one.
+  if t.limit and t.limit > 0 and thresholds ~= '' then
+    local lowest
+    for p in string.gmatch(thresholds, '[^,]+') do
+      local at = t.limit * tonumber(p) / 100
+      if not lowest or at < lowest then lowest = at end
+    end
+    t.first = lowest
+  end
   if grantList ~= '' then
     t.ids, t.amounts = {}, {}
     for id, amount in string.gmatch(grantList, '([^,]+),([^,]+)') do
