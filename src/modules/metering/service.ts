@@ -134,18 +134,35 @@ function prepare(
   prefix: string,
   index: number,
 ): Prepared {
-  const fail = (code: string, message: string, field: string) => failure(prefix, index, code, message, field);
   const occurredAt = input.timestamp ? new Date(input.timestamp) : now;
   if (occurredAt.getTime() > now.getTime() + MAX_FUTURE_MS)
-    return fail('timestamp_in_future', 'timestamp is more than 5 minutes in the future', 'timestamp');
+    return failure(
+      prefix,
+      index,
+      'timestamp_in_future',
+      'timestamp is more than 5 minutes in the future',
+      'timestamp',
+    );
   const outcome = usageTermsOf(snapshot, input.feature, occurredAt);
   if (outcome.kind !== 'metered') return refusal(outcome, input, prefix, index);
   const { feature, terms } = outcome;
   const unique = feature.aggregation === 'unique';
   if (unique && input.member === undefined)
-    return fail('member_required', `'${feature.key}' counts distinct members: send member`, 'member');
+    return failure(
+      prefix,
+      index,
+      'member_required',
+      `'${feature.key}' counts distinct members: send member`,
+      'member',
+    );
   if (!unique && input.member !== undefined)
-    return fail('member_not_allowed', 'member applies to features with unique aggregation only', 'member');
+    return failure(
+      prefix,
+      index,
+      'member_not_allowed',
+      'member applies to features with unique aggregation only',
+      'member',
+    );
   return {
     kind: 'event',
     event: {
