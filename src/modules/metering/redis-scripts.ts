@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Command, type Redis } from 'ioredis';
 import { COMMIT, CONSUME, CONSUME_MANY, HOLD, READ, RELEASE } from './lua.ts';
 
 export interface LuaScript {
@@ -31,8 +31,9 @@ function isNoScript(err: unknown): boolean {
 }
 
 /**
- * EVALSHA, reloading the script when Redis lost it (a restart). With auto-pipelining, calls made
- * in the same tick leave in one round trip, in call order.
+ * EVALSHA, reloading the script when Redis lost it (a restart). On a standalone Redis the command
+ * goes out as its wire text made here in one pass (`EncodedCall`); a cluster client needs ioredis's
+ * own command, which it reads the keys of to find the slot.
  */
 export async function runScript(
   redis: Redis,
@@ -40,13 +41,57 @@ export async function runScript(
   keys: readonly string[],
   args: ReadonlyArray<string | number>,
 ): Promise<unknown> {
+  const encoded = redis.isCluster ? null : encodeEvalsha(lua, keys, args);
+  const send = () =>
+    encoded === null
+      ? redis.evalsha(lua.sha, keys.length, ...keys, ...args)
+      : redis.sendCommand(new EncodedCall(encoded));
   try {
-    return await redis.evalsha(lua.sha, keys.length, ...keys, ...args);
+    return await send();
   } catch (err) {
     if (!isNoScript(err)) throw err;
     await redis.script('LOAD', lua.source);
-    return redis.evalsha(lua.sha, keys.length, ...keys, ...args);
+    return send();
   }
+}
+
+/**
+ * A command whose RESP text is made beforehand. ioredis's own command copies its arguments into a
+ * flat array and then joins them piece by piece into a string that the socket write flattens
+ * again; a consume call of 100 events has about 800 arguments, and that cost the API node about a
+ * tenth of its CPU per event.
+ */
+class EncodedCall extends Command {
+  constructor(private readonly encoded: string) {
+    super('evalsha', [], { replyEncoding: 'utf8' });
+  }
+
+  override toWritable(): string {
+    return this.encoded;
+  }
+}
+
+/** A number as ioredis sends it: integers past 2^53 with all their digits. */
+function numberText(n: number): string {
+  return Number.isInteger(n) && !Number.isSafeInteger(n) ? BigInt(n).toString() : String(n);
+}
+
+/** `EVALSHA sha numkeys key... arg...` in RESP (an array of bulk strings), as ioredis writes it. */
+export function encodeEvalsha(
+  lua: LuaScript,
+  keys: readonly string[],
+  args: ReadonlyArray<string | number>,
+): string {
+  const numKeys = String(keys.length);
+  const parts: string[] = [
+    `*${3 + keys.length + args.length}\r\n$7\r\nevalsha\r\n$40\r\n${lua.sha}\r\n$${numKeys.length}\r\n${numKeys}\r\n`,
+  ];
+  for (const key of keys) parts.push(`$${Buffer.byteLength(key)}\r\n${key}\r\n`);
+  for (const arg of args) {
+    const text = typeof arg === 'string' ? arg : numberText(arg);
+    parts.push(`$${Buffer.byteLength(text)}\r\n${text}\r\n`);
+  }
+  return parts.join('');
 }
 
 export interface ScriptCall {
