@@ -13,7 +13,7 @@ import { createLogger, type Logger } from './platform/logger.ts';
 import { Metrics } from './platform/metrics.ts';
 import { migrateToLatest } from './platform/migrate.ts';
 import { OutboxDispatcher } from './platform/outbox.ts';
-import { connectRedis, waitForRedis } from './platform/redis.ts';
+import { connectRedis, readRedisSettings, redisSettingsWarnings, waitForRedis } from './platform/redis.ts';
 import { Scheduler } from './workers/scheduler.ts';
 import { startUsageWorkers } from './workers/usage-flush.ts';
 
@@ -51,6 +51,12 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   if (config.redisUrl) {
     redis = connectRedis(config.redisUrl);
     await waitForRedis(redis);
+    const settings = await readRedisSettings(redis);
+    if (settings === null) {
+      logger.debug('Redis refused CONFIG GET: its eviction and persistence settings are not checked');
+    } else {
+      for (const warning of redisSettingsWarnings(settings)) logger.warn(warning);
+    }
   }
   const metrics = new Metrics(options.defaultMetrics ?? false);
   const cache = new SnapshotCache(config.snapshotCacheSize, config.snapshotCacheTtlSeconds * 1000);

@@ -29,3 +29,51 @@ export async function waitForRedis(redis: Redis, timeoutMs = 5_000): Promise<voi
     }
   }
 }
+
+/** What Tessera reads of a Redis server's configuration (`CONFIG GET`). */
+export interface RedisSettings {
+  maxmemoryPolicy: string;
+  appendonly: string;
+  save: string;
+}
+
+/**
+ * The settings of the Redis server, or null when it does not answer `CONFIG GET` (managed
+ * services often rename or refuse it): then nothing can be said, and nothing is.
+ */
+export async function readRedisSettings(redis: Redis): Promise<RedisSettings | null> {
+  try {
+    const pairs = (await redis.call('CONFIG', 'GET', 'maxmemory-policy', 'appendonly', 'save')) as string[];
+    const got = new Map<string, string>();
+    for (let i = 0; i + 1 < pairs.length; i += 2) got.set(String(pairs[i]), String(pairs[i + 1]));
+    const maxmemoryPolicy = got.get('maxmemory-policy');
+    if (maxmemoryPolicy === undefined) return null;
+    return { maxmemoryPolicy, appendonly: got.get('appendonly') ?? 'no', save: got.get('save') ?? '' };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What in a Redis server's settings puts Tessera's guarantees at risk, one sentence each:
+ * - any eviction policy but `noeviction`: counters, idempotency answers and holds all carry TTLs,
+ *   so even the `volatile-*` policies may drop them under memory pressure, and an evicted
+ *   idempotency answer or counter lets an event count twice or a quota restart;
+ * - no persistence at all (no AOF, no RDB snapshots): the counters are rebuilt from the ledger
+ *   after a restart, but accepted events the flusher has not yet written (normally under a
+ *   second's worth) are only in Redis's stream, and a Redis restart loses them.
+ */
+export function redisSettingsWarnings(settings: RedisSettings): string[] {
+  const warnings: string[] = [];
+  if (settings.maxmemoryPolicy !== 'noeviction') {
+    warnings.push(
+      `Redis maxmemory-policy is ${settings.maxmemoryPolicy}: under memory pressure it may evict usage counters or idempotency answers, and events would count twice; set maxmemory-policy noeviction`,
+    );
+  }
+  if (settings.appendonly !== 'yes' && settings.save.trim() === '') {
+    warnings.push(
+      'Redis keeps nothing on disk (appendonly no, no save points): a Redis restart loses accepted usage events not yet flushed to the ledger; set appendonly yes (appendfsync everysec) in production',
+    );
+  }
+  return warnings;
+}

@@ -8,7 +8,7 @@ import { createApiKey } from '../../src/modules/api-keys/service.ts';
 import { type Clock, ManualClock, systemClock } from '../../src/platform/clock.ts';
 import { systemContext } from '../../src/platform/context.ts';
 import { type Database, openEmbedded } from '../../src/platform/db.ts';
-import { createLogger } from '../../src/platform/logger.ts';
+import { createLogger, type Logger } from '../../src/platform/logger.ts';
 import { migrateToLatest } from '../../src/platform/migrate.ts';
 import { type Runtime, startRuntime } from '../../src/runtime.ts';
 import { createHttpServer } from '../../src/server.ts';
@@ -84,6 +84,8 @@ export interface TestAppOptions {
   config?: Partial<Config>;
   /** Share another test app's database (two API nodes on one Postgres). */
   database?: Database;
+  /** Where the runtime logs (silent by default). */
+  logger?: Logger;
 }
 
 export interface TestApp {
@@ -129,7 +131,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const runtime = await startRuntime(config, {
     clock,
     database,
-    logger: createLogger('silent'),
+    logger: options.logger ?? createLogger('silent'),
     workers: false,
   });
   const live = await createApiKey(systemContext(runtime.deps, 'live'), {

@@ -1,0 +1,50 @@
+import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { readRedisSettings } from '../../src/platform/redis.ts';
+import { createTestApp, services } from '../helpers/harness.ts';
+
+/** Start-up reads the Redis server's eviction and persistence settings and warns about risky ones. */
+describe.skipIf(!services.redis)('Redis settings at start-up', () => {
+  let redis: Redis;
+  let policy: string;
+  beforeAll(async () => {
+    redis = new Redis(inject('redisUrl')!);
+    const settings = await readRedisSettings(redis);
+    expect(settings).not.toBeNull();
+    policy = settings!.maxmemoryPolicy;
+  });
+  afterAll(async () => {
+    await redis.call('CONFIG', 'SET', 'maxmemory-policy', policy);
+    redis.disconnect();
+  });
+
+  it('reads the server’s own settings', async () => {
+    const [, appendonly] = (await redis.call('CONFIG', 'GET', 'appendonly')) as string[];
+    const [, save] = (await redis.call('CONFIG', 'GET', 'save')) as string[];
+    expect(await readRedisSettings(redis)).toEqual({ maxmemoryPolicy: policy, appendonly, save });
+  });
+
+  it('warns at start-up when the server may evict keys, naming the policy and the fix', async () => {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    });
+    // Without maxmemory set no key is evicted whatever the policy, so other suites are unaffected.
+    await redis.call('CONFIG', 'SET', 'maxmemory-policy', 'volatile-lru');
+    try {
+      const app = await createTestApp({ redis: true, logger: pino({ level: 'warn' }, sink) });
+      await app.close();
+    } finally {
+      await redis.call('CONFIG', 'SET', 'maxmemory-policy', policy);
+    }
+    const warning = lines.find((l) => l.msg.includes('maxmemory-policy'));
+    expect(warning?.level).toBe(40);
+    expect(warning?.msg).toContain('volatile-lru');
+    expect(warning?.msg).toContain('set maxmemory-policy noeviction');
+  });
+});
