@@ -1,10 +1,10 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, waitUntilUp } from '../helpers/processes.ts';
 
 /**
  * The shipped binary, as a user runs it: `tessera serve` on the embedded database with
@@ -13,17 +13,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-e2e-'));
 const ADMIN = 'sk_test_e2eAdminKey0123456789ab';
-/**
- * A port nothing listens on now: the kernel picks it (a fixed random range could be some other
- * connection's ephemeral port, since the tests open many).
- */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((r) => probe.close(() => r()));
-  return port;
-}
 const PORT = await freePort();
 const base = `http://127.0.0.1:${PORT}`;
 const env = {
@@ -38,19 +27,6 @@ const env = {
 };
 let server: ChildProcess;
 let output = '';
-
-async function waitUntilUp(): Promise<void> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() - started > 60_000) throw new Error(`server did not start: ${output}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const call = async (method: string, p: string, body?: unknown) => {
   const res = await fetch(`${base}${p}`, {
@@ -72,7 +48,7 @@ beforeAll(async () => {
   server.stderr?.on('data', (d) => {
     output += d;
   });
-  await waitUntilUp();
+  await waitUntilUp(base, () => output);
 }, 90_000);
 
 afterAll(async () => {
