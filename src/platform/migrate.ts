@@ -11,15 +11,20 @@ import {
 
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
 
-/** Reads migrations/ (timestamp-prefixed files exporting `up` and `down`) in name order. */
+/**
+ * Reads migrations/ (timestamp-prefixed files exporting `up` and `down`) in name order: the `.ts`
+ * sources under tsx and the tests, the compiled `.js` files in the production build (dist/).
+ */
+const MIGRATION_FILE = /^\d{14}_[\w-]+\.[jt]s$/;
+
 class DirectoryMigrationProvider implements MigrationProvider {
   constructor(private readonly dir: string) {}
   async getMigrations(): Promise<Record<string, Migration>> {
-    const files = (await readdir(this.dir)).filter((f) => /^\d{14}_[\w-]+\.ts$/.test(f)).sort();
+    const files = (await readdir(this.dir)).filter((f) => MIGRATION_FILE.test(f)).sort();
     const migrations: Record<string, Migration> = {};
     for (const file of files) {
       const mod = (await import(pathToFileURL(path.join(this.dir, file)).href)) as Migration;
-      migrations[file.replace(/\.ts$/, '')] = mod;
+      migrations[file.replace(/\.[jt]s$/, '')] = mod;
     }
     return migrations;
   }

@@ -7,11 +7,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, waitUntilUp } from '../helpers/processes.ts';
 
 /**
- * The shipped binary, as a user runs it: `tessera serve` on the embedded database with
+ * The shipped binary, as a user runs it: the production build (`npm run build`, compiled
+ * JavaScript run by plain node, no tsx), `tessera serve` on the embedded database with
  * TESSERA_ADMIN_KEY set, the README's tour, the CLI, and a graceful SIGTERM.
  */
 const run = promisify(execFile);
 const dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-e2e-'));
+// Inside the project, so the compiled files find node_modules as dist/ does.
+const buildDir = path.resolve('.scratch', `e2e-build-${process.pid}`);
+const main = path.join(buildDir, 'src', 'main.js');
+const tessera = (...args: string[]) => [main, ...args];
 const ADMIN = 'sk_test_e2eAdminKey0123456789ab';
 const PORT = await freePort();
 const base = `http://127.0.0.1:${PORT}`;
@@ -38,7 +43,15 @@ const call = async (method: string, p: string, body?: unknown) => {
 };
 
 beforeAll(async () => {
-  server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+  // The build script's own compiler settings, into a folder of this test's.
+  await run(process.execPath, [
+    'node_modules/typescript/bin/tsc',
+    '-p',
+    'tsconfig.build.json',
+    '--outDir',
+    buildDir,
+  ]);
+  server = spawn(process.execPath, tessera('serve'), {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -54,9 +67,19 @@ beforeAll(async () => {
 afterAll(async () => {
   if (server.exitCode === null) server.kill('SIGKILL');
   rmSync(dataDir, { recursive: true, force: true });
+  rmSync(buildDir, { recursive: true, force: true });
 });
 
 describe('tessera serve (embedded database)', () => {
+  it('runs from compiled JavaScript, with no TypeScript loader', async () => {
+    expect(output).not.toContain('tsx');
+    const served = await fetch(`${base}/healthz`);
+    expect(served.status).toBe(200);
+    // The migrations it applied were the compiled ones.
+    const migrated = await run(process.execPath, tessera('migrate'), { env });
+    expect(migrated.stdout).toContain('nothing to do');
+  });
+
   it('serves health, the OpenAPI document and the docs page', async () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { openapi: string };
@@ -111,33 +134,17 @@ describe('tessera serve (embedded database)', () => {
   it('manages keys and migrations from the CLI', async () => {
     const created = await run(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/main.ts',
-        'keys',
-        'create',
-        '--env',
-        'live',
-        '--scope',
-        'check',
-        '--name',
-        'ops',
-      ],
+      tessera('keys', 'create', '--env', 'live', '--scope', 'check', '--name', 'ops'),
       { env },
     );
     const key = JSON.parse(created.stdout) as { secret: string; environment: string; id: string };
     expect(key).toMatchObject({ environment: 'live' });
     expect(key.secret).toMatch(/^sk_live_/);
-    const listed = await run(
-      process.execPath,
-      ['--import', 'tsx', 'src/main.ts', 'keys', 'list', '--env', 'live'],
-      { env },
-    );
+    const listed = await run(process.execPath, tessera('keys', 'list', '--env', 'live'), { env });
     expect(listed.stdout).toContain(key.id);
-    const migrated = await run(process.execPath, ['--import', 'tsx', 'src/main.ts', 'migrate'], { env });
+    const migrated = await run(process.execPath, tessera('migrate'), { env });
     expect(migrated.stdout).toContain('nothing to do');
-    const bad = await run(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+    const bad = await run(process.execPath, tessera('serve'), {
       env: { ...env, PORT: 'eighty' },
     }).catch((e: { code: number; stderr: string }) => e);
     expect(bad).toMatchObject({ code: 1 });
