@@ -49,7 +49,6 @@ const EnvSchema = z.object({
     .enum(['true', 'false', '1', '0'])
     .default('true')
     .transform((v) => v === 'true' || v === '1'),
-  STRIPE_API_BASE: z.url().optional(),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
 });
 
@@ -72,7 +71,6 @@ export type Config = {
   counterCacheSeconds: number;
   outboxPollMs: number;
   runWorkers: boolean;
-  stripeApiBase: string | undefined;
   shutdownGraceMs: number;
 };
 
@@ -106,7 +104,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     counterCacheSeconds: e.COUNTER_CACHE_SECONDS,
     outboxPollMs: e.OUTBOX_POLL_MS,
     runWorkers: e.RUN_WORKERS,
-    stripeApiBase: e.STRIPE_API_BASE,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
   };
 }
