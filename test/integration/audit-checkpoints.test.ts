@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { asStoredJson, type ChainedFields, chainHash, GENESIS_HASH } from '../../src/modules/audit/chain.ts';
+import { runAuditCommand } from '../../src/modules/audit/cli.ts';
 import { toAuditEvent } from '../../src/modules/audit/repo.ts';
 import type { ManualClock } from '../../src/platform/clock.ts';
 import { createTestApp, createTestDatabase, frozenClock, type TestApp } from '../helpers/harness.ts';
@@ -215,5 +216,32 @@ describe('signed audit checkpoints', () => {
       checkpoints_checked: 0,
       first_broken_checkpoint: { reason: 'signed_with_another_key' },
     });
+  });
+});
+
+describe('tessera audit', () => {
+  it('checkpoint signs every environment head on demand, and verify reports each environment', async () => {
+    const app = await open();
+    await mutate(app, 2);
+    const lines: string[] = [];
+    const write = (text: string) => lines.push(...text.trim().split('\n'));
+    expect(await runAuditCommand(app.runtime, ['checkpoint'], write)).toBe(0);
+    const written = lines.map((l) => JSON.parse(l) as { environment: string; seq: number });
+    expect(written.map((c) => c.environment).sort()).toEqual(['live', 'test']);
+    expect((await verify(app)).checkpoints_checked).toBe(1);
+
+    lines.length = 0;
+    expect(await runAuditCommand(app.runtime, ['checkpoint', '--env', 'test'], write)).toBe(0);
+    expect(lines.map((l) => JSON.parse(l).environment)).toEqual(['test']);
+
+    lines.length = 0;
+    expect(await runAuditCommand(app.runtime, ['verify'], write)).toBe(0);
+    expect(lines.map((l) => JSON.parse(l))).toContainEqual(
+      expect.objectContaining({ environment: 'test', ok: true, checkpoints_checked: 2 }),
+    );
+    await rewriteHistory(app, 'test', 2);
+    lines.length = 0;
+    expect(await runAuditCommand(app.runtime, ['verify', '--env', 'test'], write)).toBe(1);
+    expect(await runAuditCommand(app.runtime, ['nonsense'], write)).toBe(2);
   });
 });
