@@ -28,8 +28,13 @@ const EnvSchema = z.object({
     .string()
     .regex(/^sk_test_[A-Za-z0-9]{16,}$/, 'must look like sk_test_ followed by at least 16 letters or digits')
     .optional(),
-  /** Key that encrypts stored secrets (Stripe keys). 32+ characters; derived from the data dir when unset. */
+  /**
+   * Root secret of the keys Tessera derives (audit checkpoint signatures; later, encryption of stored
+   * secrets). 32+ characters; when unset, a random key is kept in TESSERA_DATA_DIR/secret.key.
+   */
   TESSERA_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** Seconds between signed checkpoints of the audit chains (written only when a chain's head moved). */
+  AUDIT_CHECKPOINT_SECONDS: durationSeconds.default(300),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Seconds an Idempotency-Key is remembered. */
   IDEMPOTENCY_TTL_SECONDS: durationSeconds.default(86_400),
@@ -62,6 +67,7 @@ export type Config = {
   dataDir: string;
   adminKey: string | undefined;
   secretKey: string | undefined;
+  auditCheckpointSeconds: number;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   idempotencyTtlSeconds: number;
   apiKeyCacheSeconds: number;
@@ -95,6 +101,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: e.TESSERA_DATA_DIR,
     adminKey: e.TESSERA_ADMIN_KEY,
     secretKey: e.TESSERA_SECRET_KEY,
+    auditCheckpointSeconds: e.AUDIT_CHECKPOINT_SECONDS,
     logLevel: e.LOG_LEVEL,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     apiKeyCacheSeconds: e.API_KEY_CACHE_SECONDS,

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from './modules/api-keys/service.ts';
+import { runAuditCommand } from './modules/audit/cli.ts';
 import { runUsageCommand } from './modules/metering/cli.ts';
 import { systemContext } from './platform/context.ts';
 import { openDatabase } from './platform/db.ts';
@@ -20,6 +21,8 @@ const USAGE = `usage: tessera <command>
   keys revoke --env test|live ID
   usage rebuild                          rebuild Redis's usage counters from the ledger
   usage verify                           compare Redis's usage counters with the ledger
+  audit checkpoint [--env test|live]     sign a checkpoint of the audit chain head now (every environment by default)
+  audit verify [--env test|live]         re-walk the audit chains and check their signed checkpoints
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -40,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
       return runKeys(config, rest);
     case 'usage':
       return runUsage(config, rest);
+    case 'audit':
+      return runAudit(config, rest);
     default:
       process.stderr.write(`unknown command '${command}'\n${USAGE}`);
       return 2;
@@ -118,6 +123,15 @@ async function runUsage(config: ReturnType<typeof loadConfig>, args: string[]): 
   const runtime = await startRuntime(config, { workers: false, logger: createLogger('warn') });
   try {
     return await runUsageCommand(runtime, args[0]);
+  } finally {
+    await runtime.close();
+  }
+}
+
+async function runAudit(config: ReturnType<typeof loadConfig>, args: string[]): Promise<number> {
+  const runtime = await startRuntime(config, { workers: false, logger: createLogger('warn') });
+  try {
+    return await runAuditCommand(runtime, args);
   } finally {
     await runtime.close();
   }

@@ -14,6 +14,7 @@ import { Metrics } from './platform/metrics.ts';
 import { migrateToLatest } from './platform/migrate.ts';
 import { OutboxDispatcher } from './platform/outbox.ts';
 import { connectRedis, readRedisSettings, redisSettingsWarnings, waitForRedis } from './platform/redis.ts';
+import { SecretKeys } from './platform/secret-key.ts';
 import { Scheduler } from './workers/scheduler.ts';
 import { startUsageWorkers } from './workers/usage-flush.ts';
 
@@ -71,6 +72,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     metrics,
     commitListeners: [],
     decisions,
+    secrets: new SecretKeys(config, logger),
   };
   const dispatcher = new OutboxDispatcher(database.db, logger, metrics, { pollMs: config.outboxPollMs });
   const invalidation = new InvalidationBus(cache, redis, `${config.redisPrefix}invalidate`, logger);

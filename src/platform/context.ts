@@ -8,6 +8,7 @@ import { Forbidden } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { type OutboxEvent, writeOutboxEvents } from './outbox.ts';
+import type { SecretKeys } from './secret-key.ts';
 
 export type Scope = 'admin' | 'check';
 export type { Actor } from '../modules/audit/repo.ts';
@@ -31,6 +32,8 @@ export interface AppDeps {
   commitListeners: CommitListener[];
   /** The PDP with its snapshot cache. */
   decisions: DecisionEngine;
+  /** Keys derived from TESSERA_SECRET_KEY (never stored in the database). */
+  secrets: SecretKeys;
 }
 
 /** Who is asking, in which environment: the first argument of every service verb. */

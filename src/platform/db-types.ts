@@ -69,6 +69,19 @@ export interface AuditEventsTable {
   hash: string;
 }
 
+/** Signed checkpoints of the audit chain (see modules/audit/checkpoints.ts). */
+export interface AuditCheckpointsTable {
+  id: string;
+  environment: string;
+  seq: number;
+  event_id: string;
+  event_count: number;
+  event_hash: string;
+  created_at: Timestamp;
+  key_id: string;
+  signature: string;
+}
+
 export interface OutboxTable {
   id: Generated<number>;
   environment: string;
@@ -88,6 +101,7 @@ export interface PlatformTables {
   idempotency_keys: IdempotencyKeysTable;
   audit_heads: AuditHeadsTable;
   audit_events: AuditEventsTable;
+  audit_checkpoints: AuditCheckpointsTable;
   outbox: OutboxTable;
 }
 

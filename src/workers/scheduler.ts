@@ -10,10 +10,14 @@
  * each transition inserts its dueTransitionKey into subscription_transitions in that transaction,
  * so a transition is recorded once however often it is found. With Redis, a BullMQ job scheduler
  * fires `runOnce` every interval on one of the workers; without Redis a timer runs it in process.
+ *
+ * Each run also signs a checkpoint of every audit chain whose head moved and whose last checkpoint
+ * is AUDIT_CHECKPOINT_SECONDS old (see modules/audit/checkpoints.ts).
  */
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
+import { writeDueCheckpoints } from '../modules/audit/checkpoints.ts';
 import { DEFAULT_SETTINGS } from '../modules/settings/service.ts';
 import { catchUpRow } from '../modules/subscriptions/catch-up.ts';
 import type { Actor, AppDeps } from '../platform/context.ts';
@@ -37,6 +41,8 @@ export interface SchedulerRun {
   /** Held by another worker or a command right now: the next run takes them. */
   skipped: number;
   failed: number;
+  /** Signed audit checkpoints written (environments whose chain head moved and whose checkpoint was due). */
+  checkpoints: number;
 }
 
 interface Candidate {
@@ -111,7 +117,7 @@ export async function runDueTransitions(
   const batchSize = options.batchSize ?? 200;
   // Transactions take their `now` from the clock: pin it to the instant this run is for.
   const pinned: AppDeps = { ...deps, clock: { now: () => new Date(now) } };
-  const run: SchedulerRun = { updated: 0, skipped: 0, failed: 0 };
+  const run: SchedulerRun = { updated: 0, skipped: 0, failed: 0, checkpoints: 0 };
   for (let round = 0; round < 50; round++) {
     const candidates = await dueCandidates(deps.db, now, batchSize);
     let progress = 0;
@@ -132,7 +138,24 @@ export async function runDueTransitions(
     if (candidates.length < batchSize || progress === 0) break;
   }
   if (run.updated > 0) deps.logger.info(run, 'scheduler persisted due subscription transitions');
+  run.checkpoints = await writeAuditCheckpoints(deps, now);
   return run;
+}
+
+async function writeAuditCheckpoints(deps: AppDeps, now: Date): Promise<number> {
+  try {
+    const written = await writeDueCheckpoints(deps, now, deps.config.auditCheckpointSeconds);
+    for (const c of written) {
+      deps.logger.debug(
+        { environment: c.environment, checkpoint: c.id, events: c.event_count },
+        'signed audit checkpoint',
+      );
+    }
+    return written.length;
+  } catch (err) {
+    deps.logger.error({ err }, 'scheduler could not write audit checkpoints');
+    return 0;
+  }
 }
 
 export class Scheduler {

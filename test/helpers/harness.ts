@@ -19,6 +19,8 @@ export const services = {
 };
 
 export const ADMIN_KEY = `sk_test_${'a'.repeat(8)}${randomBytes(8).toString('hex')}`;
+/** The test runs' TESSERA_SECRET_KEY: apps of one file share it, and no key file is written in the working tree. */
+export const SECRET_KEY = randomBytes(32).toString('hex');
 
 function withDatabase(url: string, database: string): string {
   const u = new URL(url);
@@ -120,6 +122,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const config: Config = {
     ...loadConfig({}),
     adminKey: ADMIN_KEY,
+    secretKey: SECRET_KEY,
     apiKeyCacheSeconds: 0,
     redisUrl: options.redis ? (redisUrl ?? undefined) : undefined,
     redisPrefix: redisPrefix ?? 'tessera:',

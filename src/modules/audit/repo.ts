@@ -167,26 +167,42 @@ export interface VerifyResult {
   first_broken_id?: string;
 }
 
-/** Recomputes the chain from the start; the first event whose link or hash does not hold is reported. */
+export interface ChainWalk extends VerifyResult {
+  /** The stored id and hash at each watched position that the chain still has. */
+  seen: Map<number, { id: string; hash: string }>;
+}
+
+/**
+ * Recomputes the chain from the start; the first event whose link or hash does not hold is reported.
+ * The walk goes on to the end either way, to note the stored event at each `watch`ed position
+ * (checkpoints compare against what is stored, not against what a broken chain should have held).
+ */
 export async function verifyAuditChain(
   db: Executor,
   environment: string,
-  batch = 1000,
-): Promise<VerifyResult> {
+  options: { watch?: ReadonlySet<number>; batch?: number } = {},
+): Promise<ChainWalk> {
+  const batch = options.batch ?? 1000;
+  const watch = options.watch ?? new Set<number>();
+  const seen = new Map<number, { id: string; hash: string }>();
   let prevHash = GENESIS_HASH;
   let expectedIndex = 1;
   let checked = 0;
   let lastId: string | undefined;
+  let broken: string | undefined;
+  let afterIndex = 0;
   for (;;) {
-    const rows = await baseQuery(db, environment, { afterIndex: expectedIndex - 1 })
-      .limit(batch)
-      .execute();
+    const rows = await baseQuery(db, environment, { afterIndex }).limit(batch).execute();
     for (const row of rows) {
+      afterIndex = row.chain_index;
+      if (watch.has(row.chain_index)) seen.set(row.chain_index, { id: row.id, hash: row.hash });
+      if (broken !== undefined) continue;
       const event = toAuditEvent(row);
       const { hash, ...fields } = event;
       const linkOk = row.chain_index === expectedIndex && event.prev_hash === prevHash;
       if (!linkOk || chainHash(fields as ChainedFields) !== hash) {
-        return { ok: false, checked, first_broken_id: event.id };
+        broken = event.id;
+        continue;
       }
       prevHash = hash;
       expectedIndex += 1;
@@ -195,6 +211,7 @@ export async function verifyAuditChain(
     }
     if (rows.length < batch) break;
   }
+  if (broken !== undefined) return { ok: false, checked, first_broken_id: broken, seen };
   const head = await db
     .selectFrom('audit_heads')
     .select(['last_index', 'last_hash'])
@@ -202,7 +219,7 @@ export async function verifyAuditChain(
     .executeTakeFirst();
   // Rows cut from the end of the chain leave the head pointing past the last event.
   if (head && (head.last_index !== checked || head.last_hash !== prevHash)) {
-    return { ok: false, checked, ...(lastId ? { first_broken_id: lastId } : {}) };
+    return { ok: false, checked, ...(lastId ? { first_broken_id: lastId } : {}), seen };
   }
-  return { ok: true, checked };
+  return { ok: true, checked, seen };
 }

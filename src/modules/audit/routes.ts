@@ -3,7 +3,8 @@ import { stream } from 'hono/streaming';
 import { type Ctx, reader, requireScope } from '../../platform/context.ts';
 import { type AppEnv, ctxOf, errorResponses, jsonContent, ListQuery, security } from '../../platform/http.ts';
 import { decodeCursor, encodeCursor } from '../../platform/pagination.ts';
-import { type AuditFilter, listAuditEvents, verifyAuditChain } from './repo.ts';
+import { verifyAuditTrail, writeCheckpoint } from './checkpoints.ts';
+import { type AuditFilter, listAuditEvents } from './repo.ts';
 
 const tags = ['Audit'];
 
@@ -77,6 +78,7 @@ const exportEvents = createRoute({
   tags,
   security,
   summary: 'Export audit events as NDJSON (streamed)',
+  description: 'Writes a signed checkpoint of the chain head first, so every export is covered by one.',
   request: { query: FilterQuery },
   responses: {
     200: { description: 'One event per line', content: { 'application/x-ndjson': { schema: z.string() } } },
@@ -89,11 +91,36 @@ const verify = createRoute({
   path: '/v1/audit-events/verify',
   tags,
   security,
-  summary: 'Recompute the hash chain of this environment',
+  summary: 'Recompute the hash chain of this environment and check its signed checkpoints',
   responses: {
     200: jsonContent(
       z
-        .object({ ok: z.boolean(), checked: z.number().int(), first_broken_id: z.string().optional() })
+        .object({
+          ok: z.boolean(),
+          checked: z.number().int().openapi({ description: 'Events whose link and hash hold' }),
+          first_broken_id: z.string().optional(),
+          checkpoints_checked: z
+            .number()
+            .int()
+            .openapi({ description: 'Signed checkpoints that hold, before the first that does not' }),
+          first_broken_checkpoint: z
+            .object({
+              id: z.string(),
+              created_at: z.string(),
+              reason: z.enum([
+                'signed_with_another_key',
+                'bad_signature',
+                'out_of_sequence',
+                'event_missing',
+                'event_mismatch',
+              ]),
+            })
+            .optional()
+            .openapi({
+              description:
+                'The first checkpoint that no longer matches: `signed_with_another_key` after TESSERA_SECRET_KEY changed, `bad_signature` for an edited checkpoint, `out_of_sequence` when one was deleted, `event_missing`/`event_mismatch` when the chain no longer holds the signed event',
+            }),
+        })
         .openapi('AuditVerification'),
       'The verification result',
     ),
@@ -137,6 +164,7 @@ export function registerAuditRoutes(app: OpenAPIHono<AppEnv>): void {
     const ctx = ctxOf(c);
     requireScope(ctx, 'admin');
     const filter = filterOf(c.req.valid('query'));
+    await writeCheckpoint(ctx.deps, ctx.environment, ctx.deps.clock.now());
     c.header('content-type', 'application/x-ndjson');
     // A streamed body cannot carry the route's typed response; the OpenAPI entry documents it.
     return stream(c, async (s) => {
@@ -146,6 +174,6 @@ export function registerAuditRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(verify, async (c) => {
     const ctx = ctxOf(c);
     requireScope(ctx, 'admin');
-    return c.json(await verifyAuditChain(reader(ctx), ctx.environment), 200);
+    return c.json(await verifyAuditTrail(reader(ctx), ctx.deps.secrets, ctx.environment), 200);
   });
 }
