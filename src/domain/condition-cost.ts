@@ -31,6 +31,8 @@ export const CONDITION_COST_BUDGET = 20_000_000;
 
 const NODE = 100;
 const REGEX_STEP = 5;
+/** cel-js builds `new RegExp(pattern)` on every call (V8 caches the compiled code, not the object). */
+const REGEX_CALL = 2000;
 
 export class ConditionCostError extends Error {
   override readonly name = 'ConditionCostError';
@@ -310,7 +312,7 @@ class CostWalker {
         return withCost(string(len), cost + len);
       }
       case 'matches':
-        return withCost(SCALAR, cost + REGEX_STEP * this.patternCost(args[0], n));
+        return withCost(SCALAR, cost + REGEX_CALL + REGEX_STEP * this.patternCost(args[0], n));
     }
     if (TIME_PARTS.has(name)) return withCost(SCALAR, cost);
     throw new ConditionCostError(`the function ${name}() is not allowed in conditions`);

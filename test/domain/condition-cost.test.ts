@@ -109,6 +109,20 @@ describe('evaluation within bounds', () => {
   });
 });
 
+/**
+ * Milliseconds of the fastest of three runs, so that a garbage collection pause or a busy machine
+ * does not count: a condition over its bound is slow every time.
+ */
+function bestOfThree(run: () => void): number {
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const started = performance.now();
+    run();
+    best = Math.min(best, performance.now() - started);
+  }
+  return best;
+}
+
 // Worst-case shapes the checker must still bound: each is accepted, and over random contexts
 // within the limits (long strings of few distinct characters are what make regexes backtrack)
 // evaluates quickly.
@@ -142,9 +156,8 @@ describe('property: accepted conditions evaluate within a small bound', () => {
     });
     fc.assert(
       fc.property(fc.constantFrom(...accepted), text, text, context, (expression, s, t, rest) => {
-        const started = performance.now();
-        evaluateCondition(expression, input(rest, { ...rest, s, t }));
-        expect(performance.now() - started).toBeLessThan(50);
+        const checkInput = input(rest, { ...rest, s, t });
+        expect(bestOfThree(() => evaluateCondition(expression, checkInput))).toBeLessThan(50);
       }),
       { numRuns: 200 },
     );
@@ -210,13 +223,11 @@ describe('property: random accepted conditions evaluate within a small bound', (
         const context: ConditionInput['context'] = { s: long, t: `${long.slice(1)}!` };
         for (let i = 0; i < 48; i++) context[`k${i}`] = long;
         const attributes = { ...context };
-        // The better of two runs, so that a garbage collection pause does not count.
-        const times = [0, 1].map(() => {
-          const started = performance.now();
-          evaluateCondition(expression, input(attributes, context));
-          return performance.now() - started;
-        });
-        expect(Math.min(...times), expression).toBeLessThan(50);
+        const checkInput = input(attributes, context);
+        expect(
+          bestOfThree(() => evaluateCondition(expression, checkInput)),
+          expression,
+        ).toBeLessThan(50);
       }),
       { numRuns: 300 },
     );
