@@ -4,7 +4,7 @@
  * (describeEntitlements). The service adds customer_id and version.
  */
 import { type Applied, applyLayers, meteredAllows, meteredStanding } from './apply-layers.ts';
-import type { ConditionContext } from './conditions.ts';
+import type { ConditionContext, ConditionInput, ConditionRefusal } from './conditions.ts';
 import type { ResolvedEntitlements, ResolvedMetered } from './resolved.ts';
 import type {
   CustomerAttributes,
@@ -35,6 +35,8 @@ export interface Decision {
   overage?: number;
   /** The layers (and, for metered features, the credit grants) behind the answer. */
   sources: EntitlementSource[];
+  /** A condition that was refused (over its cost bound) rather than evaluated; for the log. */
+  refused?: ConditionRefusal;
 }
 
 export function decide(
@@ -44,13 +46,25 @@ export function decide(
   context: ConditionContext,
   attributes: CustomerAttributes = resolved.attributes,
 ): Decision {
+  const input: ConditionInput = { customer: { attributes }, context };
+  const decision = decideWith(resolved, featureKey, quantity, input);
+  if (input.refused !== undefined) decision.refused = input.refused;
+  return decision;
+}
+
+function decideWith(
+  resolved: ResolvedEntitlements,
+  featureKey: string,
+  quantity: number,
+  input: ConditionInput,
+): Decision {
   if (!resolved.exists)
     return { allowed: false, reason: 'unknown_customer', feature: featureKey, sources: [] };
   const feature = resolved.features.get(featureKey);
   if (feature === undefined) {
     return { allowed: false, reason: 'unknown_feature', feature: featureKey, sources: [] };
   }
-  const applied = evaluate(resolved, feature, attributes, context);
+  const applied = evaluate(resolved, feature, input);
   const type = feature.type;
   if (!applied.granted) {
     const reason = applied.why === 'condition_failed' ? 'condition_failed' : resolved.denyReason;
@@ -123,7 +137,8 @@ export function describeEntitlements(
   const features = [...resolved.features.values()]
     .filter((f) => !f.archived || resolved.entitlements.has(f.key))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return features.map((feature) => describe(evaluate(resolved, feature, attributes, context), feature));
+  const input: ConditionInput = { customer: { attributes }, context };
+  return features.map((feature) => describe(evaluate(resolved, feature, input), feature));
 }
 
 function describe(applied: Applied, feature: Feature): EntitlementDescription {
@@ -155,15 +170,10 @@ function describe(applied: Applied, feature: Feature): EntitlementDescription {
   }
 }
 
-function evaluate(
-  resolved: ResolvedEntitlements,
-  feature: Feature,
-  attributes: CustomerAttributes,
-  context: ConditionContext,
-): Applied {
+function evaluate(resolved: ResolvedEntitlements, feature: Feature, input: ConditionInput): Applied {
   const entitlement = resolved.entitlements.get(feature.key);
   if (entitlement === undefined) return { granted: false, why: 'not_granted', sources: [] };
-  return applyLayers(entitlement, { customer: { attributes }, context });
+  return applyLayers(entitlement, input);
 }
 
 function resetsAtOf(metered: ResolvedMetered): { resetsAt?: Date } {

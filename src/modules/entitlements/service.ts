@@ -1,4 +1,4 @@
-import type { ConditionContext } from '../../domain/conditions.ts';
+import type { ConditionContext, ConditionRefusal } from '../../domain/conditions.ts';
 import { type Decision, decide, describeEntitlements } from '../../domain/decide.ts';
 import type { ResolvedEntitlements } from '../../domain/resolved.ts';
 import { type Ctx, requireScope } from '../../platform/context.ts';
@@ -32,6 +32,7 @@ export async function checkEntitlement(ctx: Ctx, input: CheckInput): Promise<Che
     return known;
   }
   const decision = decide(resolved, input.feature, input.quantity ?? 1, input.context ?? NO_CONTEXT);
+  if (decision.refused !== undefined) logRefusal(ctx, input, decision.refused);
   ctx.deps.metrics.countDecision(decision.reason);
   const answer = checkResult(input, decision, resolved.version);
   if (isFixed(resolved, input.feature, input.quantity)) fixedAnswers.set(resolved, Object.freeze(answer));
@@ -39,6 +40,19 @@ export async function checkEntitlement(ctx: Ctx, input: CheckInput): Promise<Che
 }
 
 const NO_CONTEXT: ConditionContext = Object.freeze({});
+
+/** A condition over its cost bound does not hold (the answer is condition_failed); say why. */
+function logRefusal(ctx: Ctx, input: CheckInput, refused: ConditionRefusal): void {
+  ctx.deps.logger.warn(
+    {
+      customer_id: input.customer_id,
+      feature: input.feature,
+      condition: refused.expression,
+      why: refused.reason,
+    },
+    'condition refused: it does not hold',
+  );
+}
 
 /** A kept metered answer is for a quantity of 1; the others hold for any quantity. */
 function fitsKnown(known: CheckResult, quantity: number | undefined): boolean {
