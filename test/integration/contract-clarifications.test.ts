@@ -1,0 +1,85 @@
+/**
+ * Points of the HTTP contract (API.md) that answers must follow to the letter: a subscription that
+ * starts later is `scheduled` until it starts (by itself), an override that disables a feature says
+ * so, usage past a soft limit is `overage_used` (`overage` is the mode), and listed grants show
+ * what they have left.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createTestApp, frozenClock, type TestApp } from '../helpers/harness.ts';
+import { DAY, scenario } from '../helpers/scenario.ts';
+
+const START = '2026-03-10T12:00:00.000Z';
+let app: TestApp;
+beforeAll(async () => {
+  app = await createTestApp({ clock: frozenClock(START) });
+});
+afterAll(async () => app?.close());
+beforeEach(() => {
+  (app.clock as ReturnType<typeof frozenClock>).set(START);
+});
+
+type Body = Record<string, unknown>;
+
+describe('a subscription that starts later', () => {
+  const catalog = () =>
+    scenario(app)
+      .feature('sso', 'boolean')
+      .plan('pro', [{ feature: 'sso' }])
+      .plan('trialled', [{ feature: 'sso' }], { trial: { days: 7, on_end: 'convert' } })
+      .customer('acme');
+
+  it('is scheduled until its start, then active by itself, with the decisions agreeing', async () => {
+    const s = await catalog();
+    const startsAt = new Date(Date.parse(START) + 3 * DAY).toISOString();
+    const created = await s.subscribe('pro', { starts_at: startsAt });
+    expect(created).toMatchObject({ status: 'scheduled', started_at: startsAt });
+    expect(await s.subscription()).toMatchObject({ status: 'scheduled' });
+    const listed = await s.call<{ data: Body[] }>('GET', `/v1/customers/${s.customerId}/subscriptions`);
+    expect(listed.data[0]).toMatchObject({ status: 'scheduled' });
+    expect(await s.check('sso')).toMatchObject({ allowed: false, reason: 'subscription_inactive' });
+
+    // Its start arrives: the answers change without any job having run.
+    s.at(startsAt);
+    expect(await s.subscription()).toMatchObject({ status: 'active' });
+    expect(await s.check('sso')).toMatchObject({ allowed: true, reason: 'granted' });
+
+    // The scheduler writes the start down once, audited by the system, and bumps the version.
+    const before = (await s.check('sso')).version as number;
+    await app.runtime.scheduler.runOnce();
+    await app.runtime.scheduler.runOnce();
+    const row = await app.runtime.deps.db
+      .selectFrom('subscriptions')
+      .select('status')
+      .where('id', '=', s.subscriptionId())
+      .executeTakeFirstOrThrow();
+    expect(row.status).toBe('active');
+    const audit = await s.call<{ data: Body[] }>(
+      'GET',
+      `/v1/audit-events?action=subscription.started&customer_id=${s.customerId}`,
+    );
+    expect(audit.data).toHaveLength(1);
+    expect(audit.data[0]).toMatchObject({ actor: { type: 'system' }, after: { status: 'active' } });
+    expect((await s.check('sso')).version).toBeGreaterThan(before);
+  });
+
+  it('starts its trial when it starts, and counts as the one base plan meanwhile', async () => {
+    const s = await catalog();
+    const startsAt = new Date(Date.parse(START) + DAY).toISOString();
+    const created = await s.subscribe('trialled', { starts_at: startsAt });
+    expect(created).toMatchObject({ status: 'scheduled' });
+    const second = await app.json<Body>('POST', `/v1/customers/${s.customerId}/subscriptions`, {
+      plan: s.key('pro'),
+    });
+    expect(second.status).toBe(409);
+    s.at(startsAt);
+    expect(await s.subscription()).toMatchObject({ status: 'trialing' });
+  });
+
+  it('can be canceled before it starts', async () => {
+    const s = await catalog();
+    await s.subscribe('pro', { starts_at: new Date(Date.parse(START) + DAY).toISOString() });
+    const canceled = await s.command('cancel', { timing: 'immediate' });
+    expect(canceled.status).toBe(200);
+    expect(canceled.body).toMatchObject({ status: 'canceled' });
+  });
+});
