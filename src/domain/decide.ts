@@ -31,8 +31,8 @@ export interface Decision {
   remaining?: number | null;
   /** Absent for features that never reset. */
   resetsAt?: Date | null;
-  /** Usage in the period beyond the limit that credit did not pay for. */
-  overage?: number;
+  /** Usage in the period beyond the limit that credit did not pay for (`overage_used`). */
+  overageUsed?: number;
   /** The layers (and, for metered features, the credit grants) behind the answer. */
   sources: EntitlementSource[];
 }
@@ -53,7 +53,8 @@ export function decide(
   const applied = evaluate(resolved, feature, attributes, context);
   const type = feature.type;
   if (!applied.granted) {
-    const reason = applied.why === 'condition_failed' ? 'condition_failed' : resolved.denyReason;
+    // Nothing grants it: the customer's standing says why, unless a condition or an override does.
+    const reason = applied.why === 'not_granted' ? resolved.denyReason : applied.why;
     return { feature: featureKey, type, allowed: false, reason, sources: applied.sources };
   }
   switch (applied.type) {
@@ -80,7 +81,7 @@ export function decide(
         limit: applied.limit,
         used: metered.used,
         remaining: standing.remaining,
-        overage: standing.overage,
+        overageUsed: standing.overage,
         sources: meteredSources(applied.sources, metered, applied.limit),
       };
       if (metered.resetsAt !== null) decision.resetsAt = metered.resetsAt;
@@ -103,7 +104,7 @@ export interface EntitlementDescription {
   used?: number;
   remaining?: number | null;
   resetsAt?: Date | null;
-  overage?: number;
+  overageUsed?: number;
   /** Whether usage may run past `remaining` (`allow`) or is refused (`deny`). */
   overageMode?: OverageMode;
   sources: EntitlementSource[];
@@ -147,7 +148,7 @@ function describe(applied: Applied, feature: Feature): EntitlementDescription {
         used: metered.used,
         remaining: standing.remaining,
         ...resetsAtOf(metered),
-        overage: standing.overage,
+        overageUsed: standing.overage,
         overageMode: metered.overage,
         sources: meteredSources(applied.sources, metered, applied.limit),
       };

@@ -159,6 +159,7 @@ export interface CustomerSnapshot {
 export type DecisionReason =
   | 'granted'
   | 'not_in_plan'
+  | 'disabled_by_override'
   | 'limit_exceeded'
   | 'no_subscription'
   | 'subscription_inactive'

@@ -83,3 +83,40 @@ describe('a subscription that starts later', () => {
     expect(canceled.body).toMatchObject({ status: 'canceled' });
   });
 });
+
+describe('reasons and numbers in decisions', () => {
+  it('an override with enabled: false answers disabled_by_override, in check and listing alike', async () => {
+    const s = await scenario(app)
+      .feature('sso', 'boolean')
+      .plan('pro', [{ feature: 'sso' }])
+      .customer('acme')
+      .onPlan('pro');
+    await s.override('sso', { enabled: false });
+    expect(await s.check('sso')).toMatchObject({ allowed: false, reason: 'disabled_by_override' });
+    expect(await s.entitlement('sso')).toMatchObject({ has_access: false, enabled: false });
+  });
+
+  it('usage past a soft limit is overage_used, and overage is the mode', async () => {
+    const s = await scenario(app)
+      .feature('calls', 'metered')
+      .plan('pro', [{ feature: 'calls', limit: 10, reset: 'month', overage: 'allow' }])
+      .customer('acme')
+      .onPlan('pro');
+    const used = await s.call('POST', '/v1/usage', {
+      customer_id: s.customerId,
+      feature: s.key('calls'),
+      value: 14,
+      idempotency_key: 'u1',
+    });
+    expect(used).toMatchObject({ accepted: true, used: 14 });
+    const check = await s.check('calls');
+    expect(check).toMatchObject({ allowed: true, used: 14, remaining: 0, overage_used: 4 });
+    expect(check).not.toHaveProperty('overage');
+    expect(await s.entitlement('calls')).toMatchObject({
+      used: 14,
+      remaining: 0,
+      overage: 'allow',
+      overage_used: 4,
+    });
+  });
+});
