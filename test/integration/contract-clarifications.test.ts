@@ -120,3 +120,59 @@ describe('reasons and numbers in decisions', () => {
     });
   });
 });
+
+describe('listed grants', () => {
+  it('show their remaining balance after usage burnt some of it', () => grantsRemaining(app));
+
+  it('show the same with the Redis store, which keeps exact balances', async () => {
+    const redisApp = await createTestApp({ clock: frozenClock(START), redis: true });
+    try {
+      await grantsRemaining(redisApp);
+    } finally {
+      await redisApp.close();
+    }
+  });
+});
+
+/** Three grants, one not yet effective; 18 used against a limit of 10. */
+async function grantsRemaining(on: TestApp): Promise<void> {
+  const s = await scenario(on)
+    .feature('calls', 'metered')
+    .plan('pro', [{ feature: 'calls', limit: 10, reset: 'month', overage: 'deny' }])
+    .customer('acme')
+    .onPlan('pro');
+  const first = await s.grant('calls', 5, { priority: 0 });
+  const second = await s.grant('calls', 20, { priority: 1 });
+  const later = await s.grant('calls', 7, {
+    effective_at: new Date(Date.parse(START) + 10 * DAY).toISOString(),
+  });
+  await s.call('POST', '/v1/usage', {
+    customer_id: s.customerId,
+    feature: s.key('calls'),
+    value: 18,
+    idempotency_key: 'u1',
+  });
+  // 8 past the limit: the first grant pays 5, the second 3.
+  const listed = await s.call<{ data: Body[] }>('GET', `/v1/customers/${s.customerId}/grants`);
+  const remaining = Object.fromEntries(listed.data.map((g) => [g.id, g.remaining]));
+  expect(remaining).toEqual({ [first.id as string]: 0, [second.id as string]: 17, [later.id as string]: 7 });
+  expect((await s.check('calls')).remaining).toBe(17);
+
+  // A voided grant has nothing left to pay with.
+  await s.call('DELETE', `/v1/grants/${second.id}`);
+  const after = await s.call<{ data: Body[] }>('GET', `/v1/customers/${s.customerId}/grants`);
+  expect(after.data.find((g) => g.id === second.id)).toMatchObject({ status: 'voided', remaining: 0 });
+}
+
+describe('the OpenAPI document', () => {
+  it('names scheduled, disabled_by_override, overage_used and remaining', async () => {
+    const doc = await app.json<{ components: { schemas: Record<string, Body> } }>('GET', '/openapi.json');
+    const text = JSON.stringify(doc.body.components.schemas);
+    const schemas = doc.body.components.schemas as Record<string, { properties: Record<string, Body> }>;
+    expect(schemas.Subscription!.properties.status!.enum).toContain('scheduled');
+    expect(schemas.CheckResult!.properties).toHaveProperty('overage_used');
+    expect(schemas.CheckResult!.properties).not.toHaveProperty('overage');
+    expect(schemas.CreditGrant!.properties).toHaveProperty('remaining');
+    expect(text).toContain('disabled_by_override');
+  });
+});
