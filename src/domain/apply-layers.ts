@@ -8,10 +8,15 @@ import type { EntitlementSource, JsonValue } from './types.ts';
 
 export type Applied =
   /**
-   * not_granted: no layer grants the feature (or the layers that apply disable it);
+   * not_granted: no layer grants the feature (or the plan and add-on layers that apply disable it);
+   * disabled_by_override: an override that applies disables it;
    * condition_failed: some layer would have granted it, but its condition does not hold.
    */
-  | { granted: false; why: 'not_granted' | 'condition_failed'; sources: EntitlementSource[] }
+  | {
+      granted: false;
+      why: 'not_granted' | 'disabled_by_override' | 'condition_failed';
+      sources: EntitlementSource[];
+    }
   | { granted: true; type: 'boolean'; sources: EntitlementSource[] }
   | { granted: true; type: 'config'; value: JsonValue; sources: EntitlementSource[] }
   | {
@@ -37,7 +42,7 @@ export function applyLayers(entitlement: ResolvedEntitlement, input: ConditionIn
         if (isOverride(l) && holds(l, input)) {
           return l.enabled
             ? { granted: true, type: 'boolean', sources: [l.source] }
-            : { granted: false, why: 'not_granted', sources: [l.source] };
+            : { granted: false, why: 'disabled_by_override', sources: [l.source] };
         }
       }
       const sources: EntitlementSource[] = [];

@@ -56,6 +56,16 @@ export function balanceOf(grant: CreditGrant, balances: GrantBalances): number {
   return balances[grant.id] ?? grant.amount;
 }
 
+/**
+ * What a grant has left to pay with at `at`: its unburnt balance while it is effective, its whole
+ * amount before it takes effect (nothing can have drawn from it), and 0 once it has expired or
+ * been voided (what it had left then can no longer pay for anything).
+ */
+export function remainingOf(grant: CreditGrant, balances: GrantBalances, at: Date): number {
+  if (isGrantEffective(grant, at)) return Math.max(0, balanceOf(grant, balances));
+  return grant.effectiveAt.getTime() > at.getTime() ? grant.amount : 0;
+}
+
 /** Credit that could pay for usage at `at`: the remaining balances of the grants effective then. */
 export function availableCredit(grants: readonly CreditGrant[], balances: GrantBalances, at: Date): number {
   let total = 0;

@@ -31,8 +31,8 @@ export interface Decision {
   remaining?: number | null;
   /** Absent for features that never reset. */
   resetsAt?: Date | null;
-  /** Usage in the period beyond the limit that credit did not pay for. */
-  overage?: number;
+  /** Usage in the period beyond the limit that credit did not pay for (`overage_used`). */
+  overageUsed?: number;
   /** The layers (and, for metered features, the credit grants) behind the answer. */
   sources: EntitlementSource[];
   /** A condition that was refused (over its cost bound) rather than evaluated; for the log. */
@@ -67,7 +67,8 @@ function decideWith(
   const applied = evaluate(resolved, feature, input);
   const type = feature.type;
   if (!applied.granted) {
-    const reason = applied.why === 'condition_failed' ? 'condition_failed' : resolved.denyReason;
+    // Nothing grants it: the customer's standing says why, unless a condition or an override does.
+    const reason = applied.why === 'not_granted' ? resolved.denyReason : applied.why;
     return { feature: featureKey, type, allowed: false, reason, sources: applied.sources };
   }
   switch (applied.type) {
@@ -94,7 +95,7 @@ function decideWith(
         limit: applied.limit,
         used: metered.used,
         remaining: standing.remaining,
-        overage: standing.overage,
+        overageUsed: standing.overage,
         sources: meteredSources(applied.sources, metered, applied.limit),
       };
       if (metered.resetsAt !== null) decision.resetsAt = metered.resetsAt;
@@ -117,7 +118,7 @@ export interface EntitlementDescription {
   used?: number;
   remaining?: number | null;
   resetsAt?: Date | null;
-  overage?: number;
+  overageUsed?: number;
   /** Whether usage may run past `remaining` (`allow`) or is refused (`deny`). */
   overageMode?: OverageMode;
   sources: EntitlementSource[];
@@ -162,7 +163,7 @@ function describe(applied: Applied, feature: Feature): EntitlementDescription {
         used: metered.used,
         remaining: standing.remaining,
         ...resetsAtOf(metered),
-        overage: standing.overage,
+        overageUsed: standing.overage,
         overageMode: metered.overage,
         sources: meteredSources(applied.sources, metered, applied.limit),
       };

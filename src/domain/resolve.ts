@@ -3,7 +3,14 @@
  * feature. Precedence is override > add-on > plan; conditions are left for `decide`, which alone
  * sees the check's context. Pure: usage comes in through `usage`.
  */
-import { availableCredit, balanceOf, burnDown, isGrantEffective, orderGrants } from './burn-down.ts';
+import {
+  availableCredit,
+  balanceOf,
+  burnDown,
+  type GrantBalances,
+  isGrantEffective,
+  orderGrants,
+} from './burn-down.ts';
 import { type Holding, holdingsOf } from './holdings.ts';
 import { type Period, periodContaining } from './periods.ts';
 import type {
@@ -208,6 +215,7 @@ function usagePeriod(reset: ResetInterval, now: Date, anchor: Subscription | nul
  */
 /** Most customers hold no grants: one shared empty list instead of a filtered copy per check. */
 const NO_GRANTS: readonly CreditGrant[] = Object.freeze([]);
+const NO_BALANCES: GrantBalances = Object.freeze({});
 
 function creditOf(
   grants: readonly CreditGrant[],
@@ -216,7 +224,9 @@ function creditOf(
 ): ResolvedMetered['credit'] {
   // What the general case below computes for no grants, without its allocations (a check of a
   // metered feature runs this every time).
-  if (grants.length === 0) return { available: 0, used: reading.creditUsed ?? 0, sources: [] };
+  if (grants.length === 0) {
+    return { available: 0, used: reading.creditUsed ?? 0, sources: [], balances: NO_BALANCES };
+  }
   const balances =
     reading.grantBalances ?? burnDown(grants, [{ at: now, amount: reading.creditUsed ?? 0 }], now).balances;
   const effective = orderGrants(grants).filter((g) => isGrantEffective(g, now));
@@ -226,6 +236,7 @@ function creditOf(
   return {
     available: availableCredit(effective, balances, now),
     used,
+    balances,
     sources: effective
       .filter((g) => balanceOf(g, balances) > 0)
       .map((g) => ({ kind: 'grant' as const, id: g.id })),

@@ -5,6 +5,7 @@
  * every entitlement keeps its contributing layers, each with its condition, in precedence order.
  * `decide` evaluates the conditions and picks the layers that apply.
  */
+import type { GrantBalances } from './burn-down.ts';
 import type { Period } from './periods.ts';
 import type {
   CustomerAttributes,
@@ -96,6 +97,8 @@ export interface ResolvedMetered {
     used: number;
     /** Grants effective now that still have credit, in burn-down order. */
     sources: EntitlementSource[];
+    /** Remaining credit per grant id (see burn-down.ts: a grant missing from it is untouched). */
+    balances: GrantBalances;
   };
 }
 

@@ -23,9 +23,11 @@ export interface StartSubscriptionInput {
 const DAY_MS = 86_400_000;
 
 /**
- * The `start` transition. A trial's billing anchor is its end, so paid periods start when it
- * converts; without a trial the anchor is the start. The stored status is the one at `startsAt`:
- * for a backdated start, read it through stateAt.
+ * A new subscription. A trial's billing anchor is its end, so paid periods start when it
+ * converts; without a trial the anchor is the start. A start after `now` is stored `scheduled`
+ * (with its first period already set), and the time-driven `start` transition makes it `trialing`
+ * or `active` at `startsAt`. Otherwise the stored status is the one at `startsAt`: for a
+ * backdated start, read it through stateAt.
  */
 export function startSubscription(input: StartSubscriptionInput, now: Date): Subscription {
   const trialDays = input.trialDays ?? 0;
@@ -38,6 +40,7 @@ export function startSubscription(input: StartSubscriptionInput, now: Date): Sub
   if (trialOnEnd === 'downgrade' && input.trialDowngradeTo === null) {
     throw new RangeError('a trial that downgrades on end needs trialDowngradeTo');
   }
+  const scheduled = input.startsAt > now;
   const base = {
     id: input.id,
     customerId: input.customerId,
@@ -56,7 +59,7 @@ export function startSubscription(input: StartSubscriptionInput, now: Date): Sub
     const trialEndsAt = new Date(input.startsAt.getTime() + trialDays * DAY_MS);
     return {
       ...base,
-      status: 'trialing',
+      status: scheduled ? 'scheduled' : 'trialing',
       billingAnchor: trialEndsAt,
       trialEndsAt,
       trialOnEnd,
@@ -69,7 +72,7 @@ export function startSubscription(input: StartSubscriptionInput, now: Date): Sub
   const period = billingPeriodContaining(input.startsAt, now > input.startsAt ? now : input.startsAt);
   return {
     ...base,
-    status: 'active',
+    status: scheduled ? 'scheduled' : 'active',
     billingAnchor: input.startsAt,
     trialEndsAt: null,
     trialOnEnd: null,

@@ -4,6 +4,7 @@
  * (subscription-transitions.ts) and the start (subscription-start.ts) are re-exported here.
  *
  * Time-driven transitions and when they are due:
+ *   start       at startedAt              (scheduled: a start in the future)
  *   trial_end   at trialEndsAt            (trialing)
  *   period_end  at each currentPeriodEnd   (active, past_due, paused; repeats while overdue;
  *                                          applies cancel at period end and a scheduled change)
@@ -113,6 +114,8 @@ export function accessOf(
     case 'trialing':
     case 'active':
       return { access: 'full', reason: 'granted' };
+    case 'scheduled':
+      return fallback('subscription_inactive');
     case 'past_due': {
       const since = state.pastDueSince ?? now;
       const inGrace = now.getTime() < since.getTime() + policy.pastDueGraceMs;
@@ -142,6 +145,8 @@ function endedWithUnconvertedTrial(sub: Subscription): boolean {
 /** The next time-driven transition of `sub`, due or not; null when none will ever come. */
 function nextDueTransition(sub: Subscription, pastDueGraceMs: number | undefined): DueTransition | null {
   switch (sub.status) {
+    case 'scheduled':
+      return { at: sub.startedAt, event: { type: 'start' } };
     case 'trialing':
       return { at: trialEndOf(sub), event: { type: 'trial_end' } };
     case 'active':

@@ -9,7 +9,7 @@ import { billingPeriodContaining, nextPeriod } from './periods.ts';
 import type { Subscription, SubscriptionStatus } from './types.ts';
 
 export type SubscriptionEvent =
-  /** Named for the audit vocabulary; a stored subscription has already started, so always illegal here. */
+  /** A scheduled subscription's start arrives: it becomes trialing (with a trial) or active. Time-driven. */
   | { type: 'start' }
   | { type: 'trial_end' }
   /** Ends the trial early and starts paying now: the billing anchor moves to now. */
@@ -48,11 +48,12 @@ export class IllegalTransitionError extends Error {
   }
 }
 
-const LIVE: readonly SubscriptionStatus[] = ['trialing', 'active', 'past_due', 'paused'];
+/** Held (or about to be): every status but the two terminal ones. */
+const LIVE: readonly SubscriptionStatus[] = ['scheduled', 'trialing', 'active', 'past_due', 'paused'];
 
 /** Where each event is legal. canceled and expired are terminal: nothing is legal there. */
 const LEGAL_IN: Record<SubscriptionEventType, readonly SubscriptionStatus[]> = {
-  start: [],
+  start: ['scheduled'],
   trial_end: ['trialing'],
   convert: ['trialing'],
   // A retry failing again while past_due is legal and keeps the original pastDueSince,
@@ -63,7 +64,7 @@ const LEGAL_IN: Record<SubscriptionEventType, readonly SubscriptionStatus[]> = {
   pause: ['active', 'past_due'],
   resume: ['paused'],
   cancel_now: LIVE,
-  cancel_at_period_end: ['trialing', 'active', 'past_due'],
+  cancel_at_period_end: ['scheduled', 'trialing', 'active', 'past_due'],
   undo_cancel_at_period_end: LIVE,
   // Periods keep rolling while past_due or paused so the stored period is always the current one.
   // A trial's period ends with trial_end instead.
@@ -96,7 +97,9 @@ export function applyEvent(
   if (!isLegalTransition(sub.status, event.type)) throw new IllegalTransitionError(sub.status, event.type);
   switch (event.type) {
     case 'start':
-      throw new IllegalTransitionError(sub.status, event.type);
+      assertDue(sub, event.type, sub.startedAt, now, 'its start is at');
+      // Its periods (the trial, or the first billing period) were set when it was created.
+      return { ...sub, status: sub.trialEndsAt !== null ? 'trialing' : 'active' };
     case 'trial_end':
       assertDue(sub, event.type, trialEndOf(sub), now, 'its trial ends at');
       return endTrial(sub, plans);

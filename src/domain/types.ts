@@ -60,7 +60,15 @@ export interface PlanVersion {
   entitlements: PlanEntitlement[];
 }
 
-export type SubscriptionStatus = 'trialing' | 'active' | 'past_due' | 'paused' | 'canceled' | 'expired';
+/** `scheduled`: its start is still to come; it then becomes `trialing` or `active` by itself. */
+export type SubscriptionStatus =
+  | 'scheduled'
+  | 'trialing'
+  | 'active'
+  | 'past_due'
+  | 'paused'
+  | 'canceled'
+  | 'expired';
 
 /**
  * A subscription as stored. The status at any instant is derived from these timestamps and `now`
@@ -151,6 +159,7 @@ export interface CustomerSnapshot {
 export type DecisionReason =
   | 'granted'
   | 'not_in_plan'
+  | 'disabled_by_override'
   | 'limit_exceeded'
   | 'no_subscription'
   | 'subscription_inactive'

@@ -51,12 +51,23 @@ interface Candidate {
   customer_id: string;
 }
 
-/** Subscriptions with a transition due by `now`: a period or trial end, or an unrecorded grace end. */
+/**
+ * Subscriptions with a transition due by `now`: a scheduled start, a period or trial end, or an
+ * unrecorded grace end.
+ */
 async function dueCandidates(db: Db, now: Date, limit: number): Promise<Candidate[]> {
+  const starts = await db
+    .selectFrom('subscriptions')
+    .select(['environment', 'id', 'customer_id'])
+    .where('status', '=', 'scheduled')
+    .where('started_at', '<=', now)
+    .orderBy('started_at')
+    .limit(limit)
+    .execute();
   const boundaries = await db
     .selectFrom('subscriptions')
     .select(['environment', 'id', 'customer_id'])
-    .where('status', 'not in', ['canceled', 'expired'])
+    .where('status', 'not in', ['scheduled', 'canceled', 'expired'])
     .where('current_period_end', '<=', now)
     .orderBy('current_period_end')
     .limit(limit)
@@ -72,8 +83,8 @@ async function dueCandidates(db: Db, now: Date, limit: number): Promise<Candidat
                           AND t.event = 'grace_end' AND t.due_at >= s.past_due_since)
      ORDER BY s.past_due_since
      LIMIT ${limit}`.execute(db);
-  const seen = new Set(boundaries.map((c) => c.id));
-  return [...boundaries, ...graces.rows.filter((c) => !seen.has(c.id))];
+  const seen = new Set<string>();
+  return [...starts, ...boundaries, ...graces.rows].filter((c) => !seen.has(c.id) && !!seen.add(c.id));
 }
 
 async function catchUpCandidate(

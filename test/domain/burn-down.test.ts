@@ -7,6 +7,7 @@ import {
   type GrantBalances,
   isGrantEffective,
   orderGrants,
+  remainingOf,
 } from '../../src/domain/burn-down.ts';
 import type { CreditGrant } from '../../src/domain/types.ts';
 
@@ -109,6 +110,37 @@ describe('availableCredit', () => {
     const grants = [grant('a', { amount: 10 }), grant('b', { amount: 7, expiresAt: at(5) })];
     expect(availableCredit(grants, { a: 4 }, at(1))).toBe(11);
     expect(availableCredit(grants, { a: 4 }, at(5))).toBe(4);
+  });
+});
+
+describe('remainingOf', () => {
+  it('is the unburnt balance of a grant that can still pay, its amount before it starts, else 0', () => {
+    const grants = [
+      grant('drawn', { amount: 10 }),
+      grant('pending', { amount: 7, effectiveAt: at(200) }),
+      grant('expired', { amount: 5, expiresAt: at(50) }),
+      grant('voided', { amount: 5, voidedAt: at(90) }),
+      grant('untouched', { amount: 3 }),
+    ];
+    const { balances } = burnDown(grants, [{ at: NOW, amount: 4 }], NOW);
+    expect(Object.fromEntries(grants.map((g) => [g.id, remainingOf(g, balances, NOW)]))).toEqual({
+      drawn: 6,
+      pending: 7,
+      expired: 0,
+      voided: 0,
+      untouched: 3,
+    });
+  });
+
+  it('adds up to the credit available at the instant for the grants effective then', () => {
+    fc.assert(
+      fc.property(grantsArb, drawsArb, (grants, draws) => {
+        const { balances } = burnDown(grants, draws, NOW);
+        const effective = grants.filter((g) => isGrantEffective(g, NOW));
+        const sum = effective.reduce((s, g) => s + remainingOf(g, balances, NOW), 0);
+        expect(sum).toBe(availableCredit(grants, balances, NOW));
+      }),
+    );
   });
 });
 

@@ -99,6 +99,29 @@ describe('precedence: override > add-on > plan', () => {
   });
 });
 
+describe('an override that disables a feature', () => {
+  it('answers disabled_by_override, whatever the plan or the subscription says', () => {
+    const disabled = { type: 'boolean', enabled: false } as const;
+    const onPlan = () =>
+      snapshot()
+        .withFeature('sso', 'boolean')
+        .onPlan('pro', [flag('sso')]);
+    expect(check(onPlan().withOverride('ovr_1', 'sso', disabled), 'sso')).toMatchObject({
+      allowed: false,
+      reason: 'disabled_by_override',
+      sources: [{ kind: 'override', id: 'ovr_1' }],
+    });
+    const notInPlan = snapshot().withFeature('sso', 'boolean').onPlan('pro', []);
+    expect(check(notInPlan.withOverride('ovr_1', 'sso', disabled), 'sso').reason).toBe(
+      'disabled_by_override',
+    );
+    // An override whose condition does not hold disables nothing: the plan speaks.
+    const conditional = onPlan().withOverride('ovr_1', 'sso', disabled, { condition: 'context.blocked' });
+    expect(check(conditional, 'sso', { context: { blocked: false } })).toMatchObject({ allowed: true });
+    expect(check(conditional, 'sso', { context: { blocked: true } }).reason).toBe('disabled_by_override');
+  });
+});
+
 describe('metered decisions', () => {
   const api = (limit: number | null, overage: 'deny' | 'allow' = 'deny') =>
     snapshot()
@@ -113,7 +136,7 @@ describe('metered decisions', () => {
       used: 90,
       remaining: 10,
       resetsAt: new Date('2025-04-01T00:00:00Z'),
-      overage: 0,
+      overageUsed: 0,
       sources: [{ kind: 'plan', id: 'sub_pro' }],
     });
     expect(check(api(100), 'api', { quantity: 11, usage: { used: 90 } })).toMatchObject({
@@ -139,7 +162,7 @@ describe('metered decisions', () => {
     expect(check(s, 'api', { quantity: 10, usage: { used: 110, creditUsed: 10 } })).toMatchObject({
       allowed: true,
       remaining: 10,
-      overage: 0,
+      overageUsed: 0,
     });
     expect(check(s, 'api', { quantity: 11, usage: { used: 110, creditUsed: 10 } }).allowed).toBe(false);
   });
@@ -149,7 +172,7 @@ describe('metered decisions', () => {
       allowed: true,
       reason: 'granted',
       remaining: 0,
-      overage: 30,
+      overageUsed: 30,
     });
   });
 });
@@ -285,7 +308,7 @@ describe('describeEntitlements', () => {
         used: 100,
         remaining: 5,
         resetsAt: new Date('2025-04-01T00:00:00Z'),
-        overage: 0,
+        overageUsed: 0,
         overageMode: 'allow',
         sources: [
           { kind: 'plan', id: 'sub_pro' },

@@ -225,6 +225,7 @@ describe('resolveEntitlements: metered', () => {
       available: 50,
       used: 30,
       sources: [{ kind: 'grant', id: 'g_late' }],
+      balances: { g_first: 0 },
     });
   });
 

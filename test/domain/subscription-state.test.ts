@@ -171,3 +171,40 @@ describe('state machine properties', () => {
     );
   });
 });
+
+describe('a subscription that starts later', () => {
+  const startsAt = at('2024-03-01T00:00:00Z');
+  const before = at('2024-02-10T00:00:00Z');
+
+  it('is stored scheduled with its first period, and grants nothing until it starts', () => {
+    const sub = started({ startsAt }, before);
+    expect(sub).toMatchObject({ status: 'scheduled', startedAt: startsAt, currentPeriodStart: startsAt });
+    expect(stateAt(sub, before, plans).status).toBe('scheduled');
+    expect(accessOf(sub, before, policy)).toEqual({ access: 'fallback', reason: 'subscription_inactive' });
+    expect(dueTransitions(sub, before, plans)).toEqual([]);
+  });
+
+  it('starts by itself at its start: active, or trialing when it has a trial', () => {
+    const plain = started({ startsAt }, before);
+    expect(dueTransitions(plain, startsAt, plans)).toEqual([{ at: startsAt, event: { type: 'start' } }]);
+    expect(stateAt(plain, startsAt, plans)).toEqual({ ...plain, status: 'active' });
+    expect(accessOf(plain, startsAt, policy).access).toBe('full');
+    const trial = started({ startsAt, trialDays: 14 }, before);
+    expect(trial.status).toBe('scheduled');
+    expect(stateAt(trial, startsAt, plans)).toEqual({ ...trial, status: 'trialing' });
+    // Later on, everything after the start follows as usual.
+    expect(stateAt(trial, at('2024-03-20T00:00:00Z'), plans)).toMatchObject({ status: 'active' });
+  });
+
+  it('may be canceled or changed before it starts, and start is not a command', () => {
+    const sub = started({ startsAt }, before);
+    expect(apply(sub, { type: 'cancel_now' }, before)).toMatchObject({ status: 'canceled', endedAt: before });
+    expect(apply(sub, { type: 'change_now', planKey: 'basic', planVersion: null }, before)).toMatchObject({
+      status: 'scheduled',
+      planKey: 'basic',
+    });
+    expect(() => apply(sub, { type: 'start' }, before)).toThrow(/its start is at/);
+    expect(() => apply(sub, { type: 'pause' }, before)).toThrow();
+    expect(() => apply(stateAt(sub, startsAt, plans), { type: 'start' }, startsAt)).toThrow();
+  });
+});

@@ -15,6 +15,8 @@ const mid = at('2024-02-05T00:00:00Z');
 
 function inStatus(status: SubscriptionStatus): Subscription {
   switch (status) {
+    case 'scheduled':
+      return started({}, at('2023-12-01T00:00:00Z'));
     case 'trialing':
       return started({ trialDays: 14 });
     case 'active':
@@ -56,6 +58,7 @@ describe('startSubscription', () => {
   it('gives a future start its first period and rejects bad input', () => {
     const sub = started({}, at('2023-12-01T00:00:00Z'));
     expect(sub.currentPeriodStart).toEqual(T0);
+    expect(sub.status).toBe('scheduled');
     expect(() => started({ trialDays: -1 })).toThrow(RangeError);
     expect(() => started({ quantity: 0 })).toThrow(RangeError);
     expect(() => started({ trialDays: 7, trialOnEnd: 'downgrade' })).toThrow(RangeError);
@@ -168,7 +171,7 @@ describe('payments, pause and cancel', () => {
   });
 
   it('cancels now from any live state', () => {
-    for (const status of ['trialing', 'active', 'past_due', 'paused'] as const) {
+    for (const status of ['scheduled', 'trialing', 'active', 'past_due', 'paused'] as const) {
       expect(apply(inStatus(status), { type: 'cancel_now' }, mid)).toMatchObject({
         status: 'canceled',
         endedAt: mid,
@@ -240,10 +243,10 @@ describe('periods and plan changes', () => {
 });
 
 describe('legal transitions', () => {
-  const live = ['trialing', 'active', 'past_due', 'paused'];
+  const live = ['scheduled', 'trialing', 'active', 'past_due', 'paused'];
   // Written out by hand so the state machine's own table is checked, not restated.
   const legalIn: Record<SubscriptionEventType, string[]> = {
-    start: [],
+    start: ['scheduled'],
     trial_end: ['trialing'],
     convert: ['trialing'],
     payment_failed: ['trialing', 'active', 'past_due'],
@@ -252,21 +255,33 @@ describe('legal transitions', () => {
     pause: ['active', 'past_due'],
     resume: ['paused'],
     cancel_now: live,
-    cancel_at_period_end: ['trialing', 'active', 'past_due'],
+    cancel_at_period_end: ['scheduled', 'trialing', 'active', 'past_due'],
     undo_cancel_at_period_end: live,
     period_end: ['active', 'past_due', 'paused'],
     change_now: live,
     change_at_period_end: live,
     cancel_scheduled_change: live,
   };
-  const statuses: SubscriptionStatus[] = ['trialing', 'active', 'past_due', 'paused', 'canceled', 'expired'];
+  const statuses: SubscriptionStatus[] = [
+    'scheduled',
+    'trialing',
+    'active',
+    'past_due',
+    'paused',
+    'canceled',
+    'expired',
+  ];
   const eventOf = (type: SubscriptionEventType): SubscriptionEvent =>
     type === 'change_now' || type === 'change_at_period_end'
       ? { type, planKey: 'team', planVersion: null }
       : { type };
   // Time-driven events are tried when due, the others mid-trial so convert is not late.
   const nowFor = (sub: Subscription, type: SubscriptionEventType) =>
-    type === 'trial_end' || type === 'period_end' ? sub.currentPeriodEnd : at('2024-02-01T00:00:00Z');
+    type === 'start'
+      ? sub.startedAt
+      : type === 'trial_end' || type === 'period_end'
+        ? sub.currentPeriodEnd
+        : at('2024-02-01T00:00:00Z');
 
   for (const status of statuses) {
     for (const type of Object.keys(legalIn) as SubscriptionEventType[]) {

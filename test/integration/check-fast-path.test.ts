@@ -19,16 +19,32 @@ beforeAll(async () => {
   app = await createTestApp({ config: { apiKeyCacheSeconds: 5 } });
   await app.json('POST', '/v1/features', { key: 'sso', name: 'SSO', type: 'boolean' });
   await app.json('POST', '/v1/features', { key: 'theme', name: 'Theme', type: 'config' });
+  await app.json('POST', '/v1/features', { key: 'calls', name: 'Calls', type: 'metered' });
   await app.json('POST', '/v1/plans', {
     key: 'pro',
     name: 'Pro',
     entitlements: [
       { feature: 'sso', enabled: true },
       { feature: 'theme', value: { c: 1 } },
+      { feature: 'calls', limit: 2, reset: 'none', overage: 'allow' },
     ],
   });
   await app.json('PUT', '/v1/customers/acme', { attributes: { region: 'eu' } });
   await app.json('POST', '/v1/customers/acme/subscriptions', { plan: 'pro' });
+  // Past the soft limit (overage_used) and an override that disables sso (disabled_by_override).
+  await app.json('POST', '/v1/usage', {
+    customer_id: 'acme',
+    feature: 'calls',
+    value: 5,
+    idempotency_key: 'k1',
+  });
+  await app.json('PUT', '/v1/customers/blocked', {});
+  await app.json('POST', '/v1/customers/blocked/subscriptions', { plan: 'pro' });
+  await app.json('POST', '/v1/customers/blocked/overrides', {
+    feature: 'sso',
+    enabled: false,
+    reason: 'test',
+  });
   http = await serveOverHttp(app.runtime);
   base = http.base;
 });
@@ -67,6 +83,8 @@ describe('POST /v1/check over node:http', () => {
   const bodies = [
     { customer_id: 'acme', feature: 'sso' },
     { customer_id: 'acme', feature: 'theme', quantity: 2 },
+    { customer_id: 'acme', feature: 'calls' },
+    { customer_id: 'blocked', feature: 'sso' },
     { customer_id: 'acme', feature: 'sso', context: { device_compliant: true } },
     { customer_id: 'nobody', feature: 'sso' },
     { customer_id: 'acme', feature: 'nope' },
@@ -84,6 +102,15 @@ describe('POST /v1/check over node:http', () => {
     expect(fast.type).toBe(slow.type);
     expect(strip(fast.body)).toEqual(strip(slow.body));
     expect(fast.requestId).toMatch(/^req_/);
+  });
+
+  it('names overage_used and disabled_by_override on the fast path too', async () => {
+    const calls = JSON.stringify({ customer_id: 'acme', feature: 'calls' });
+    await overHttp(calls);
+    expect((await overHttp(calls)).body).toMatchObject({ used: 5, overage_used: 3 });
+    expect((await overHttp(calls)).body).not.toHaveProperty('overage');
+    const sso = JSON.stringify({ customer_id: 'blocked', feature: 'sso' });
+    expect((await overHttp(sso)).body).toMatchObject({ allowed: false, reason: 'disabled_by_override' });
   });
 
   it('takes the fast path for well-formed requests', async () => {

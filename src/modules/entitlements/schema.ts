@@ -32,6 +32,7 @@ const SourceSchema = z
 export const ReasonSchema = z.enum([
   'granted',
   'not_in_plan',
+  'disabled_by_override',
   'limit_exceeded',
   'no_subscription',
   'subscription_inactive',
@@ -54,7 +55,9 @@ export const CheckResultSchema = z
     used: z.number().optional(),
     remaining: z.number().nullable().optional(),
     resets_at: z.string().optional(),
-    overage: z.number().optional().openapi({ description: 'Usage this period past the limit and credits' }),
+    overage_used: z.number().optional().openapi({
+      description: 'Past a soft limit (`overage: allow`): usage this period past the limit and credits',
+    }),
     sources: z.array(SourceSchema),
     version: z.number().int().openapi({ description: 'The customer’s entitlement version' }),
   })

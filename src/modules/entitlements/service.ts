@@ -87,7 +87,7 @@ function checkResult(input: CheckInput, decision: Decision, version: number): Ch
   if (decision.used !== undefined) out.used = decision.used;
   if (decision.remaining !== undefined) out.remaining = decision.remaining;
   if (decision.resetsAt) out.resets_at = decision.resetsAt.toISOString();
-  if (decision.overage !== undefined && decision.overage > 0) out.overage = decision.overage;
+  if (decision.overageUsed !== undefined && decision.overageUsed > 0) out.overage_used = decision.overageUsed;
   out.sources = decision.sources;
   out.version = version;
   return out;
@@ -117,7 +117,7 @@ export async function listEntitlements(
       ...(e.used !== undefined ? { used: e.used } : {}),
       ...(e.remaining !== undefined ? { remaining: e.remaining } : {}),
       ...(e.resetsAt ? { resets_at: e.resetsAt.toISOString() } : {}),
-      ...(e.overageMode !== undefined ? { overage: e.overageMode, overage_used: e.overage ?? 0 } : {}),
+      ...(e.overageMode !== undefined ? { overage: e.overageMode, overage_used: e.overageUsed ?? 0 } : {}),
       sources: e.sources,
     })),
   };

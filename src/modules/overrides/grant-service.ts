@@ -1,8 +1,9 @@
+import { type GrantBalances, remainingOf } from '../../domain/burn-down.ts';
 import { type Ctx, requireScope, withTransaction } from '../../platform/context.ts';
 import { NotFound } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
 import { listHeld } from './list-held.ts';
-import { lockHeldRow, lockLiveCustomer } from './repo.ts';
+import { lockHeldRow, lockLiveCustomer, toGrant } from './repo.ts';
 import { toGrantResource } from './resources.ts';
 import type { CreateGrantInput, GrantResource } from './schema.ts';
 import { invalid, liveFeature, validateWindow } from './validation.ts';
@@ -50,12 +51,34 @@ export async function createGrant(
   });
 }
 
-export function listGrants(
+/**
+ * A page of the customer's grants, each with `remaining`: what it has left to pay with now, from
+ * the same resolution checks use (the feature's credit used, drawn through the burn-down, or the
+ * exact per-grant balances metering keeps). See `remainingOf` in src/domain/burn-down.ts.
+ */
+export async function listGrants(
   ctx: Ctx,
   customerId: string,
   query: { limit: number; cursor?: string | undefined },
 ) {
-  return listHeld(ctx, 'credit_grants', customerId, query, toGrantResource);
+  const now = ctx.deps.clock.now();
+  const page = await listHeld(ctx, 'credit_grants', customerId, query, (row) => ({
+    row,
+    resource: toGrantResource(row, now),
+  }));
+  const resolved = await ctx.deps.decisions.resolve(ctx.environment, customerId, now);
+  const balancesOf = (feature: string): GrantBalances => {
+    const entitlement = resolved.entitlements.get(feature);
+    // A feature nobody holds now reads no usage, so nothing has drawn its grants.
+    return entitlement?.type === 'metered' ? entitlement.credit.balances : {};
+  };
+  return {
+    data: page.data.map(({ row, resource }) => ({
+      ...resource,
+      remaining: remainingOf(toGrant(row), balancesOf(row.feature), now),
+    })),
+    next_cursor: page.next_cursor,
+  };
 }
 
 /** Voids a grant now: its remaining credit stops counting; what it already paid for stays paid. */

@@ -78,6 +78,10 @@ export const GrantSchema = z
     expires_at: z.string().nullable(),
     voided_at: z.string().nullable(),
     status: z.enum(['pending', 'active', 'expired', 'voided']),
+    remaining: z.number().optional().openapi({
+      description:
+        'In listings: the credit it has left now (its unburnt balance; its whole amount while pending; 0 once expired or voided)',
+    }),
     reason: z.string(),
     created_by: z.object({ type: z.string(), id: z.string().nullable(), name: z.string().nullable() }),
     created_at: z.string(),

@@ -41,6 +41,8 @@ export function mayBeDue(sub: Subscription, now: Date): boolean {
     case 'canceled':
     case 'expired':
       return false;
+    case 'scheduled':
+      return sub.startedAt <= now;
     case 'trialing':
       return trialEndOf(sub) <= now;
     case 'past_due':
@@ -55,6 +57,8 @@ function actionOf(transition: DueTransition, before: Subscription, after: Subscr
   if (after.status === 'canceled') return 'subscription.canceled';
   const planChanged = before.planKey !== after.planKey || before.planVersion !== after.planVersion;
   switch (transition.event.type) {
+    case 'start':
+      return 'subscription.started';
     case 'trial_end':
       if (after.status === 'expired') return 'subscription.trial_expired';
       return planChanged && before.trialOnEnd === 'downgrade'

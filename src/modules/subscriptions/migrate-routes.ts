@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AppEnv, ctxOf, errorResponses, jsonBody, jsonContent, security } from '../../platform/http.ts';
 import { migratePlanVersion } from './migrate.ts';
+import { SubscriptionStatusSchema } from './schema.ts';
 
 const Version = z.number().int().min(1);
 
@@ -46,7 +47,7 @@ export const MigrationResultSchema = z
       Impact.extend({
         subscription_id: z.string(),
         customer_id: z.string(),
-        status: z.enum(['trialing', 'active', 'past_due', 'paused', 'canceled', 'expired']),
+        status: SubscriptionStatusSchema,
         quantity: z.number().int(),
       }),
     ),

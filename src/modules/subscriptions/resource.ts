@@ -1,7 +1,14 @@
 import type { Subscription, SubscriptionStatus } from '../../domain/types.ts';
 import type { SubscriptionResource } from './schema.ts';
 
-export const LIVE_STATUSES: readonly SubscriptionStatus[] = ['trialing', 'active', 'past_due', 'paused'];
+/** Held or about to be: a scheduled subscription counts as the customer's one base plan already. */
+export const LIVE_STATUSES: readonly SubscriptionStatus[] = [
+  'scheduled',
+  'trialing',
+  'active',
+  'past_due',
+  'paused',
+];
 export const ENDED_STATUSES: readonly SubscriptionStatus[] = ['canceled', 'expired'];
 
 export function isLive(sub: Subscription): boolean {

@@ -11,6 +11,13 @@ const Timing = z
   .enum(['immediate', 'period_end'])
   .openapi({ description: '`immediate`: now; `period_end`: when the current period (or trial) ends' });
 
+export const SubscriptionStatusSchema = z
+  .enum(['scheduled', 'trialing', 'active', 'past_due', 'paused', 'canceled', 'expired'])
+  .openapi({
+    description:
+      'The status now, derived from the stored timestamps; `scheduled` until `started_at`, then `trialing` or `active` by itself',
+  });
+
 export const CustomerParam = z.object({ customer_id: z.string().min(1).max(255) });
 export const SubscriptionParam = z.object({ id: z.string().min(1).max(100) });
 
@@ -44,9 +51,7 @@ export const SubscriptionSchema = z
     plan: z.string(),
     plan_version: z.number().int(),
     addon: z.boolean(),
-    status: z
-      .enum(['trialing', 'active', 'past_due', 'paused', 'canceled', 'expired'])
-      .openapi({ description: 'The status now, derived from the stored timestamps' }),
+    status: SubscriptionStatusSchema,
     quantity: z.number().int(),
     started_at: z.string(),
     trial_ends_at: z.string().nullable(),
