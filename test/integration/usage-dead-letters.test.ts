@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished, vi } from 'vitest';
+import { runUsageCommand } from '../../src/modules/metering/cli.ts';
 import { FLUSH_GROUP } from '../../src/modules/metering/keys.ts';
 import { LedgerCopier } from '../../src/modules/metering/ledger-copy.ts';
 import { loadScripts } from '../../src/modules/metering/redis-scripts.ts';
@@ -11,7 +12,7 @@ import { ManualClock } from '../../src/platform/clock.ts';
 import type { Database } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { Metrics } from '../../src/platform/metrics.ts';
-import { createTestDatabase, services } from '../helpers/harness.ts';
+import { createTestApp, createTestDatabase, services } from '../helpers/harness.ts';
 import { freePort } from '../helpers/processes.ts';
 import { customer, event } from './metering-fixtures.ts';
 
@@ -190,5 +191,73 @@ describe.skipIf(!services.redis)('usage records the ledger refuses', () => {
     });
     expect(await back.flush({ claimIdleMs: 0 })).toBe(2);
     expect(await ledgerKeys(customers)).toEqual(['u1', 'u2']);
+  });
+});
+
+describe.skipIf(!services.redis)('tessera usage dead-letters', () => {
+  /** Runs the verb as the CLI does, and answers its exit code and what it printed. */
+  async function usage(runtime: Parameters<typeof runUsageCommand>[0], ...args: string[]) {
+    let out = '';
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      out += String(chunk);
+      return true;
+    });
+    try {
+      const code = await runUsageCommand(runtime, args[0], args.slice(1));
+      return { code, out };
+    } finally {
+      write.mockRestore();
+    }
+  }
+
+  it('lists dead letters, replays one whose customer now exists, and discards one', async () => {
+    const app = await createTestApp({ redis: true });
+    onTestFinished(() => app.close());
+    const { runtime, clock } = app;
+    const store = runtime.metering.store as RedisUsageStore;
+    await store.record(
+      'test',
+      [event('late', { idempotencyKey: 'late-1' }), event('gone', { idempotencyKey: 'gone-1' })],
+      clock.now(),
+    );
+    await store.record('live', [event('other', { idempotencyKey: 'other-1' })], clock.now());
+    expect(await runtime.metering.flush()).toBe(0);
+
+    const listed = await usage(runtime, 'dead-letters', '--env', 'test');
+    expect(listed.code).toBe(0);
+    const letters = listed.out
+      .trim()
+      .split('\n')
+      .slice(0, -1)
+      .map((l) => JSON.parse(l) as { id: string; customerId: string; reason: string; record: string });
+    expect(letters.map((l) => [l.customerId, l.reason])).toEqual([
+      ['late', 'unknown_customer'],
+      ['gone', 'unknown_customer'],
+    ]);
+    expect(listed.out).toMatch(/2 dead letters\n$/);
+    expect(letters[0]!.record).toContain('late-1');
+
+    // The customer is created here after all: its event is replayed into the ledger.
+    expect((await app.json('PUT', '/v1/customers/late', { name: 'Late' })).status).toBe(201);
+    const replayed = await usage(runtime, 'dead-letters', 'replay', letters[0]!.id);
+    expect(replayed).toMatchObject({ code: 0, out: expect.stringContaining('1 event(s) written') });
+    const ledger = await sql<{ idempotency_key: string }>`
+      SELECT idempotency_key FROM usage_events WHERE environment = 'test'`.execute(runtime.deps.db);
+    expect(ledger.rows.map((r) => r.idempotency_key)).toEqual(['late-1']);
+    // Replaying one still refused says so and keeps it.
+    const again = await usage(runtime, 'dead-letters', 'replay', letters[1]!.id);
+    expect(again).toMatchObject({ code: 1, out: expect.stringContaining('refused again') });
+
+    const left = await usage(runtime, 'dead-letters');
+    expect(left.out).toMatch(/2 dead letters\n$/);
+    const gone = left.out
+      .split('\n')
+      .filter((l) => l.includes('gone-1'))
+      .map((l) => JSON.parse(l) as { id: string })[0]!;
+    expect(await usage(runtime, 'dead-letters', 'discard', gone.id)).toMatchObject({ code: 0 });
+    expect(await usage(runtime, 'dead-letters', 'discard', gone.id)).toMatchObject({ code: 1 });
+    expect((await usage(runtime, 'dead-letters')).out).toMatch(
+      /^\{.*"customerId":"other".*\n1 dead letters\n$/s,
+    );
   });
 });

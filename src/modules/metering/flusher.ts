@@ -49,6 +49,8 @@ const FULL_SWEEP_MS = 5_000;
 const CLAIM_EVERY_MS = 30_000;
 const MARKS_PER_SWEEP = 10_000;
 const DEFAULT_CLAIM_IDLE_MS = 60_000;
+/** Customers remembered as known to the database (a customer, once there, stays: deletion is a mark). */
+const KNOWN_CUSTOMERS = 100_000;
 
 export class LedgerFlusher {
   readonly consumer = `${hostname()}-${process.pid}-${randomToken(6)}`;
@@ -58,6 +60,8 @@ export class LedgerFlusher {
   private lastClaim = Date.now();
   /** Events per entry in the last read that found any (script calls hold up to 100 each). */
   private eventsPerEntry = 100;
+  /** Customer keys (`LedgerLines.customerKeys`) the database was found to have. */
+  private readonly known = new Set<string>();
 
   constructor(
     private readonly redis: Redis,
@@ -204,12 +208,18 @@ export class LedgerFlusher {
   }
 
   /**
-   * The common way is one query (are the read's customers known?) and one batch; the events are
-   * taken apart only when that finds a stranger or the batch fails for a reason of its rows.
+   * The common way is one batch: a read's customers are looked up (one query) only the first time
+   * this flusher meets them. The events are taken apart only when a customer is not in the
+   * database or the batch fails for a reason of its rows.
    */
   private async write(lines: LedgerLines, read: ReadEntry[]): Promise<number> {
-    const keys = lines.customerKeys();
-    const unknown = await unknownCustomers(this.db, keys.map(customerOfKey));
+    // Only customers not seen before are looked up: in the common case, no query at all.
+    const keys = lines.customerKeys().filter((k) => !this.known.has(k));
+    const unknown = keys.length > 0 ? await unknownCustomers(this.db, keys.map(customerOfKey)) : NONE;
+    if (this.known.size + keys.length > KNOWN_CUSTOMERS) this.known.clear();
+    keys.forEach((k, i) => {
+      if (!unknown.has(i)) this.known.add(k);
+    });
     if (unknown.size === 0) {
       try {
         await appendLines(this.db, lines, this.copier);
@@ -228,6 +238,8 @@ export class LedgerFlusher {
     return moved;
   }
 }
+
+const NONE: ReadonlySet<number> = new Set();
 
 function idsByStream(read: ReadEntry[]): Map<string, string[]> {
   const byStream = new Map<string, string[]>();
