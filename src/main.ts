@@ -21,6 +21,8 @@ const USAGE = `usage: tessera <command>
   keys revoke --env test|live ID
   usage rebuild                          rebuild Redis's usage counters from the ledger
   usage verify                           compare Redis's usage counters with the ledger
+  usage dead-letters [--env ENV]         list usage records kept out of the ledger
+  usage dead-letters replay|discard ID   append one to the usage stream again, or delete it
   audit checkpoint [--env test|live]     sign a checkpoint of the audit chain head now (every environment by default)
   audit verify [--env test|live]         re-walk the audit chains and check their signed checkpoints
 `;
@@ -122,7 +124,7 @@ async function runMigrate(config: ReturnType<typeof loadConfig>, args: string[])
 async function runUsage(config: ReturnType<typeof loadConfig>, args: string[]): Promise<number> {
   const runtime = await startRuntime(config, { workers: false, logger: createLogger('warn') });
   try {
-    return await runUsageCommand(runtime, args[0]);
+    return await runUsageCommand(runtime, args[0], args.slice(1));
   } finally {
     await runtime.close();
   }

@@ -55,6 +55,13 @@ export class Metrics {
     labelNames: ['outcome'] as const,
   });
 
+  readonly usageDeadLetters = new Counter({
+    name: 'tessera_usage_dead_letters_total',
+    help: 'Usage records the flusher set aside in usage_dead_letters instead of the ledger, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   private readonly decisionTallies = new Map<string, Tally>();
 
   /** Counts a decision (a map look-up and an addition; see `Tally`). */

@@ -9,7 +9,7 @@ import type { CreditGrant } from '../../src/domain/types.ts';
 import type { UsageEvent, UsageStore } from '../../src/modules/metering/store.ts';
 import type { ManualClock } from '../../src/platform/clock.ts';
 import type { Db } from '../../src/platform/db.ts';
-import { customer, event, grant, period, snapshot, terms } from './metering-fixtures.ts';
+import { event, grant, knownCustomer, period, snapshot, terms } from './metering-fixtures.ts';
 
 const env = 'test';
 
@@ -51,7 +51,7 @@ export function describeUsageStoreContract(
     afterAll(async () => f?.close());
 
     it('counts, answers with the standing, and replays an idempotency key without counting', async () => {
-      const c = customer();
+      const c = await knownCustomer(f.db);
       const first = event(c, { value: 30 });
       const [a] = await record(first);
       expect(a).toMatchObject({
@@ -71,7 +71,7 @@ export function describeUsageStoreContract(
     });
 
     it('refuses an event that does not fit under deny whole, and remembers the refusal', async () => {
-      const c = customer();
+      const c = await knownCustomer(f.db);
       await record(event(c, { value: 95 }));
       const big = event(c, { value: 10 });
       const [refused] = await record(big);
@@ -83,14 +83,14 @@ export function describeUsageStoreContract(
     });
 
     it('under allow records the part past the limit as overage', async () => {
-      const c = customer();
+      const c = await knownCustomer(f.db);
       const t = terms({ limit: 10, overage: 'allow' });
       const answers = await record(event(c, { value: 8, terms: t }), event(c, { value: 5, terms: t }));
       expect(answers[1]).toMatchObject({ accepted: true, used: 13, overage: 3, remaining: 0 });
     });
 
     it('draws credit in the order given and reports exact grant balances', async () => {
-      const c = customer();
+      const c = await knownCustomer(f.db);
       const grants = [grant(c, 'g-b', 5), grant(c, 'g-a', 5)];
       const t = terms({ limit: 10, grants: grants.map((g) => ({ id: g.id, amount: g.amount })) });
       const answers = await record(
@@ -108,7 +108,7 @@ export function describeUsageStoreContract(
     });
 
     it('accepts exactly the limit from 200 concurrent single events, and the ledger agrees', async () => {
-      const c = customer();
+      const c = await knownCustomer(f.db);
       const answers = await Promise.all(Array.from({ length: 200 }, () => record(event(c))));
       expect(answers.flat().filter((a) => a.accepted)).toHaveLength(100);
       expect((await read(c))?.used).toBe(100);
@@ -116,7 +116,7 @@ export function describeUsageStoreContract(
     });
 
     it('counts a duplicate idempotency key sent concurrently once, and answers every copy alike', async () => {
-      const c = customer();
+      const c = await knownCustomer(f.db);
       const once = event(c, { value: 7 });
       const answers = (await Promise.all(Array.from({ length: 20 }, () => record(once)))).flat();
       expect(new Set(answers.map((a) => JSON.stringify(a))).size).toBe(1);
@@ -125,7 +125,7 @@ export function describeUsageStoreContract(
     });
 
     it('keeps the peak for max features', async () => {
-      const c = customer();
+      const c = await knownCustomer(f.db);
       const t = terms({ aggregation: 'max', limit: 50 });
       const answers = await record(...[10, 30, 20, 60, 45].map((value) => event(c, { value, terms: t })));
       expect(answers.map((a) => (a.accepted ? a.used : 'refused'))).toEqual([10, 30, 30, 'refused', 45]);
@@ -133,7 +133,7 @@ export function describeUsageStoreContract(
     });
 
     it('counts distinct members for unique features', async () => {
-      const c = customer();
+      const c = await knownCustomer(f.db);
       const t = terms({ aggregation: 'unique', limit: 3 });
       const answers = await record(
         ...['u1', 'u2', 'u1', 'u3', 'u4', 'u2'].map((member) => event(c, { member, terms: t })),
@@ -143,7 +143,7 @@ export function describeUsageStoreContract(
     });
 
     it('announces each threshold once even when concurrent events cross it together', async () => {
-      const c = customer();
+      const c = await knownCustomer(f.db);
       const t = terms({ limit: 100, overage: 'allow', thresholds: [50, 80, 100] });
       await Promise.all(Array.from({ length: 60 }, () => record(event(c, { value: 3, terms: t }))));
       await f.store.flush({ claimIdleMs: 0 });
@@ -165,7 +165,7 @@ export function describeUsageStoreContract(
     });
 
     it('holds count as used until committed in part (the rest freed) or released', async () => {
-      const c = customer();
+      const c = await knownCustomer(f.db);
       const t = terms({ limit: 10 });
       const hold = (amount: number, ttlMs = 60_000) =>
         f.store.hold(
@@ -203,7 +203,7 @@ export function describeUsageStoreContract(
     });
 
     it('stops counting a hold when it expires, and the sweeper settles it', async () => {
-      const c = customer();
+      const c = await knownCustomer(f.db);
       const t = terms({ limit: 10 });
       const held = await f.store.hold(
         env,

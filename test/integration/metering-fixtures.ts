@@ -3,9 +3,11 @@
  * shorthands for sending usage. Built on the scenario builder, so names are per-scenario.
  */
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { expect } from 'vitest';
 import type { CreditGrant, CustomerSnapshot } from '../../src/domain/types.ts';
 import type { UsageEvent, UsageTerms } from '../../src/modules/metering/store.ts';
+import type { Db } from '../../src/platform/db.ts';
 import type { TestApp } from '../helpers/harness.ts';
 import { type EntitlementSpec, type Scenario, scenario } from '../helpers/scenario.ts';
 
@@ -85,6 +87,20 @@ export function terms(fields: Partial<UsageTerms> = {}): UsageTerms {
 
 export function customer(): string {
   return `c-${randomBytes(5).toString('hex')}`;
+}
+
+/**
+ * A customer the database has: the flusher writes no ledger row for a customer its database does
+ * not know (it dead-letters the event), so suites that read the ledger use these.
+ */
+export async function knownCustomer(db: Db, environment = 'test'): Promise<string> {
+  const id = customer();
+  await sql`INSERT INTO customers (environment, customer_id) VALUES (${environment}, ${id})`.execute(db);
+  return id;
+}
+
+export function knownCustomers(db: Db, n: number): Promise<string[]> {
+  return Promise.all(Array.from({ length: n }, () => knownCustomer(db)));
 }
 
 export function event(customerId: string, fields: Partial<UsageEvent> = {}): UsageEvent {

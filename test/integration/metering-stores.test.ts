@@ -15,7 +15,7 @@ import { ManualClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createTestDatabase, services } from '../helpers/harness.ts';
 import { describeUsageStoreContract } from './metering-contract.ts';
-import { customer, event, period, terms } from './metering-fixtures.ts';
+import { event, knownCustomer, knownCustomers, period, terms } from './metering-fixtures.ts';
 
 const start = '2026-01-15T12:00:00Z';
 
@@ -74,7 +74,7 @@ describe.skipIf(!services.redis)('unique members past the exact cap (Redis)', ()
     const { clock, redis } = f;
     const store = f.store({ exactMembers: 3 });
     try {
-      const c = customer();
+      const c = await knownCustomer(f.database.db);
       const t = terms({ aggregation: 'unique', limit: null });
       const members = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'a', 'e', 'g'];
       const answers = await store.record(
@@ -110,7 +110,7 @@ describe.skipIf(!services.redis)('a flusher in another process (Redis)', () => {
     const api = f.store();
     const worker = f.store();
     try {
-      const customers = Array.from({ length: 20 }, () => customer());
+      const customers = await knownCustomers(database.db, 20);
       await api.record(
         'test',
         customers.map((c) => event(c)),
@@ -154,7 +154,7 @@ describe.skipIf(!services.redis)('stream entries of a script call (Redis)', () =
     const { clock, redis, database } = f;
     const store = f.store();
     try {
-      const customers = Array.from({ length: 5 }, () => customer());
+      const customers = await knownCustomers(database.db, 5);
       const events = Array.from({ length: 50 }, (_, i) => event(customers[i % 5]!));
       const answers = await store.record('test', events, clock.now());
       expect(answers.every((a) => a.accepted)).toBe(true);
@@ -179,7 +179,7 @@ describe.skipIf(!services.redis)('stream entries of a script call (Redis)', () =
     const { clock, redis, database } = f;
     const store = f.store();
     try {
-      const [a, bad, c] = [customer(), customer(), customer()];
+      const [a, bad, c] = (await knownCustomers(database.db, 3)) as [string, string, string];
       // A counter key of the wrong type: that event's script step fails (WRONGTYPE).
       const badCounter = store.keys.counter(store.keys.customer('test', bad), 'calls', period);
       await redis.set(badCounter, 'not a hash');
@@ -209,7 +209,7 @@ describe.skipIf(!services.redis)('stream entries of a script call (Redis)', () =
     const { redis, database } = f;
     const store = f.store();
     try {
-      const c = customer();
+      const c = await knownCustomer(database.db);
       await store.registerSlots('test', [c]);
       const legacy = [
         JSON.stringify([

@@ -6,16 +6,24 @@
  * (or this one, later) claims it once idle. Entries are acknowledged and deleted only after the
  * ledger transaction commits, and the insert ignores rows already there, so an entry delivered
  * twice is written once.
+ *
+ * A record the ledger refuses holds back nothing else: when a read's batch fails for a reason of
+ * its rows, or names a customer this database does not have, the flusher writes the rest and sets
+ * those records aside in `usage_dead_letters` (ledger-refusals.ts, dead-letters.ts) before it
+ * acknowledges the read's entries.
  */
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Db } from '../../platform/db.ts';
 import { randomToken } from '../../platform/ids.ts';
 import type { Logger } from '../../platform/logger.ts';
+import type { Metrics } from '../../platform/metrics.ts';
+import { refusedByLedger, unknownCustomers, writeDeadLetters } from './dead-letters.ts';
 import { FLUSH_GROUP, type UsageKeys } from './keys.ts';
 import { appendLines, type LedgerRow } from './ledger.ts';
 import type { LedgerCopier } from './ledger-copy.ts';
-import { LedgerLines } from './ledger-line.ts';
+import { customerOfKey, LedgerLines } from './ledger-line.ts';
+import { type ReadEntry, writeSeparating } from './ledger-refusals.ts';
 import type { FlushOptions } from './store.ts';
 
 type StreamEntry = [id: string, fields: string[]];
@@ -41,6 +49,8 @@ const FULL_SWEEP_MS = 5_000;
 const CLAIM_EVERY_MS = 30_000;
 const MARKS_PER_SWEEP = 10_000;
 const DEFAULT_CLAIM_IDLE_MS = 60_000;
+/** Customers remembered as known to the database (a customer, once there, stays: deletion is a mark). */
+const KNOWN_CUSTOMERS = 100_000;
 
 export class LedgerFlusher {
   readonly consumer = `${hostname()}-${process.pid}-${randomToken(6)}`;
@@ -50,6 +60,8 @@ export class LedgerFlusher {
   private lastClaim = Date.now();
   /** Events per entry in the last read that found any (script calls hold up to 100 each). */
   private eventsPerEntry = 100;
+  /** Customer keys (`LedgerLines.customerKeys`) the database was found to have. */
+  private readonly known = new Set<string>();
 
   constructor(
     private readonly redis: Redis,
@@ -58,6 +70,8 @@ export class LedgerFlusher {
     private readonly logger: Logger,
     /** COPY for the ledger rows (real PostgreSQL); null: inserts. */
     private readonly copier: LedgerCopier | null = null,
+    /** Counts dead letters (`tessera_usage_dead_letters_total`); null: not counted. */
+    private readonly metrics: Metrics | null = null,
   ) {}
 
   /**
@@ -160,41 +174,81 @@ export class LedgerFlusher {
   }
 
   /**
-   * Writes the entries' events to the ledger, then (after the commit) acknowledges and deletes the
-   * entries. Returns how many events it wrote.
+   * Writes the entries' events to the ledger (and those it refuses to the dead letters), then,
+   * after the commit, acknowledges and deletes the entries. Returns how many events reached the
+   * ledger. Settling the same entries again (a crash before the acknowledgement) writes nothing new.
    */
-  private async settle(reply: StreamReply): Promise<number> {
+  async settle(reply: StreamReply): Promise<number> {
     const lines = new LedgerLines();
-    const written: Array<[stream: string, ids: string[]]> = [];
-    let entryCount = 0;
+    const read: ReadEntry[] = [];
     for (const [stream, entries] of reply) {
-      const ids: string[] = [];
       for (const [id, fields] of entries) {
         try {
           // Every event of the entry, or none: an entry is acknowledged whole.
           const entry = new LedgerLines();
           addEntry(entry, fields);
           lines.append(entry);
-          ids.push(id);
+          read.push({ stream, id, fields });
         } catch (err) {
           this.logger.error({ err, stream, id }, 'unreadable usage stream entry left pending');
         }
       }
-      entryCount += ids.length;
-      if (ids.length > 0) written.push([stream, ids]);
     }
     if (lines.count === 0) return 0;
-    this.eventsPerEntry = lines.count / entryCount;
-    await appendLines(this.db, lines, this.copier);
+    this.eventsPerEntry = lines.count / read.length;
+    const moved = await this.write(lines, read);
     const pipeline = this.redis.pipeline();
-    for (const [stream, ids] of written) {
+    for (const [stream, ids] of idsByStream(read)) {
       pipeline.xack(stream, FLUSH_GROUP, ...ids);
       pipeline.xdel(stream, ...ids);
     }
     const results = (await pipeline.exec()) ?? [];
     for (const [err] of results) if (err) throw err;
-    return lines.count;
+    return moved;
   }
+
+  /**
+   * The common way is one batch: a read's customers are looked up (one query) only the first time
+   * this flusher meets them. The events are taken apart only when a customer is not in the
+   * database or the batch fails for a reason of its rows.
+   */
+  private async write(lines: LedgerLines, read: ReadEntry[]): Promise<number> {
+    // Only customers not seen before are looked up: in the common case, no query at all.
+    const keys = lines.customerKeys().filter((k) => !this.known.has(k));
+    const unknown = keys.length > 0 ? await unknownCustomers(this.db, keys.map(customerOfKey)) : NONE;
+    if (this.known.size + keys.length > KNOWN_CUSTOMERS) this.known.clear();
+    keys.forEach((k, i) => {
+      if (!unknown.has(i)) this.known.add(k);
+    });
+    if (unknown.size === 0) {
+      try {
+        await appendLines(this.db, lines, this.copier);
+        return lines.count;
+      } catch (err) {
+        if (!refusedByLedger(err)) throw err;
+      }
+    }
+    const strangers = new Set([...unknown].map((i) => keys[i]!));
+    const { moved, letters } = await writeSeparating(this.db, this.copier, read, strangers);
+    for (const letter of await writeDeadLetters(this.db, letters)) {
+      this.metrics?.usageDeadLetters.inc({ reason: letter.reason });
+      const { record: _, ...where } = letter;
+      this.logger.warn(where, 'usage record kept out of the ledger: moved to usage_dead_letters');
+    }
+    return moved;
+  }
+}
+
+const NONE: ReadonlySet<number> = new Set();
+
+function idsByStream(read: ReadEntry[]): Map<string, string[]> {
+  const byStream = new Map<string, string[]>();
+  for (const { stream, id } of read) {
+    const ids = byStream.get(stream);
+    if (ids) ids.push(id);
+    else byStream.set(stream, [id]);
+  }
+  return byStream;
 }
 
 /** XREADGROUP answers a map: RESP3 sends it as [key, value, ...], RESP2 as [[key, value], ...]. */

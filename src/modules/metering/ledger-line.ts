@@ -203,6 +203,11 @@ export class LedgerLines {
     );
   }
 
+  /** The lines' distinct environment-and-customer starts, as written (see `customerOfKey`). */
+  customerKeys(): string[] {
+    return [...new Set(this.customers)];
+  }
+
   rows(): LedgerRow[] {
     const crossings = new Map(this.crossed.map((c) => [c.line, c.crossings]));
     return this.lines.map((line, i) => rowOfLine(line, crossings.get(i) ?? NO_CROSSINGS));
@@ -225,6 +230,12 @@ const NO_CROSSINGS: Crossing[] = [];
 /** A line's (or head's) environment and customer: its start up to the second tab. */
 function customerOf(line: string): string {
   return line.slice(0, line.indexOf('\t', line.indexOf('\t') + 1));
+}
+
+/** A key of `customerKeys` as its environment and customer. */
+export function customerOfKey(key: string): [environment: string, customerId: string] {
+  const tab = key.indexOf('\t');
+  return [untext(key.slice(0, tab)), untext(key.slice(tab + 1))];
 }
 
 const OPEN_BRACKET = 0x5b;

@@ -20,6 +20,7 @@ export class Metering {
           ...DEFAULT_REDIS_OPTIONS,
           // The embedded database keeps the insert (see ledger-copy.ts).
           copier: database.kind === 'postgres' ? new LedgerCopier(database.pool) : null,
+          metrics: deps.metrics,
         })
       : new PostgresUsageStore(deps.db, deps.clock);
   }

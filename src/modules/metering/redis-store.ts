@@ -10,6 +10,7 @@ import type { CustomerSnapshot } from '../../domain/types.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { Db } from '../../platform/db.ts';
 import type { Logger } from '../../platform/logger.ts';
+import type { Metrics } from '../../platform/metrics.ts';
 import type { UsageQuery } from '../entitlements/engine.ts';
 import { decodeAnswer } from './answer.ts';
 import { CounterCache, type CounterCacheOptions, type CounterReply } from './counter-cache.ts';
@@ -48,6 +49,8 @@ export interface RedisStoreOptions {
   groupBySlot?: boolean;
   /** Writes the flusher's ledger rows with COPY (real PostgreSQL); without it, with inserts. */
   copier?: LedgerCopier | null;
+  /** Where the flusher counts the records it dead-letters. */
+  metrics?: Metrics | null;
 }
 
 export const DEFAULT_REDIS_OPTIONS: RedisStoreOptions = {
@@ -169,7 +172,14 @@ export class RedisUsageStore implements UsageStore {
     readonly options: RedisStoreOptions = DEFAULT_REDIS_OPTIONS,
   ) {
     this.keys = new UsageKeys(prefix);
-    this.flusher = new LedgerFlusher(redis, db, this.keys, logger, options.copier ?? null);
+    this.flusher = new LedgerFlusher(
+      redis,
+      db,
+      this.keys,
+      logger,
+      options.copier ?? null,
+      options.metrics ?? null,
+    );
     this.reservations = new RedisReservations(this);
     this.groupBySlot = options.groupBySlot ?? redis.isCluster;
   }

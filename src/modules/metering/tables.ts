@@ -73,6 +73,22 @@ export interface UsageThresholdsTable {
   reached_at: CreatedAt;
 }
 
+/** Usage records the flusher set aside instead of writing them to the ledger (see dead-letters.ts). */
+export interface UsageDeadLettersTable {
+  id: Generated<number>;
+  stream: string;
+  entry_id: string;
+  /** The event's place among its entry's events (a script call's entry holds up to 100). */
+  position: number;
+  environment: string;
+  customer_id: string;
+  /** The stream record as a JSON string. */
+  record: string;
+  reason: string;
+  detail: string | null;
+  created_at: CreatedAt;
+}
+
 export interface ReservationsTable {
   id: string;
   environment: string;
@@ -100,6 +116,7 @@ export interface MeteringTables {
   usage_members: UsageMembersTable;
   usage_refusals: UsageRefusalsTable;
   usage_thresholds: UsageThresholdsTable;
+  usage_dead_letters: UsageDeadLettersTable;
   reservations: ReservationsTable;
   metering_state: MeteringStateTable;
 }

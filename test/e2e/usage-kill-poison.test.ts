@@ -1,0 +1,225 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { FLUSH_GROUP, UsageKeys } from '../../src/modules/metering/keys.ts';
+import { SHARED_STREAM_SLOT } from '../../src/modules/metering/redis-store.ts';
+import { createTestDatabase, services } from '../helpers/harness.ts';
+import { freePort, waitUntilUp } from '../helpers/processes.ts';
+
+/**
+ * One poisoned record in the usage stream holds back no accepted event, even through a SIGKILL: a
+ * record PostgreSQL refuses (a NUL byte in its key) and one of a customer this database does not
+ * have are put straight into the stream (the API refuses such input; another deployment sharing
+ * the Redis, or an older version, need not) while clients send batches; the worker is killed while
+ * it flushes and the server with batches in flight. After `usage rebuild` every event a client saw
+ * accepted is in the ledger once, `usage verify` finds no counter off, and the two records are in
+ * `usage dead-letters` with their reasons.
+ */
+const run = promisify(execFile);
+const ADMIN = `sk_test_${randomBytes(12).toString('hex')}`;
+
+describe.skipIf(!services.postgres || !services.redis)(
+  'usage with a poisoned stream record when processes are killed',
+  () => {
+    let created: Awaited<ReturnType<typeof createTestDatabase>>;
+    let env: NodeJS.ProcessEnv;
+    let redis: Redis;
+    let db: pg.Client;
+    const prefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
+    const children: ChildProcess[] = [];
+
+    function start(command: 'serve' | 'worker', extra: NodeJS.ProcessEnv = {}): ChildProcess {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', command], {
+        env: { ...env, ...extra },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      children.push(child);
+      return child;
+    }
+    const exited = (child: ChildProcess) =>
+      child.exitCode !== null || child.signalCode !== null
+        ? Promise.resolve()
+        : new Promise<void>((r) => child.once('exit', () => r()));
+    const call = (base: string, method: string, path: string, body?: unknown) =>
+      fetch(`${base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+    const cli = (...args: string[]) =>
+      run(process.execPath, ['--import', 'tsx', 'src/main.ts', 'usage', ...args], { env, timeout: 60_000 });
+
+    beforeAll(async () => {
+      created = await createTestDatabase();
+      redis = new Redis(inject('redisUrl')!);
+      db = new pg.Client({ connectionString: created.url! });
+      await db.connect();
+      env = {
+        ...process.env,
+        DATABASE_URL: created.url!,
+        REDIS_URL: inject('redisUrl')!,
+        REDIS_PREFIX: prefix,
+        TESSERA_ADMIN_KEY: ADMIN,
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'error',
+        RUN_WORKERS: 'false',
+      };
+    });
+    afterAll(async () => {
+      for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+      await db?.end();
+      await created?.drop();
+    });
+
+    /** A stream record as the API and the script write it (ledger-line.ts): a head, then the answer. */
+    function record(customer: string, key: string, now: Date): string {
+      const start = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
+      const end = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1);
+      const iso = (ms: number) => new Date(ms).toISOString();
+      const head = [
+        'test',
+        customer,
+        'calls',
+        key,
+        '\\N',
+        now.toISOString(),
+        iso(start),
+        iso(end),
+        '\\N',
+        '1',
+      ];
+      return `${head.join('\t')}\n1|1|1000000000|999999999|${end}|${start}|0|0`;
+    }
+
+    it('writes every accepted event once and dead-letters only the poisoned records', async () => {
+      const port = await freePort();
+      const base = `http://127.0.0.1:${port}`;
+      const server = start('serve', { PORT: String(port) });
+      await waitUntilUp(base);
+      expect(
+        (await call(base, 'POST', '/v1/features', { key: 'calls', name: 'Calls', type: 'metered' })).status,
+      ).toBe(201);
+      const plan = {
+        key: 'p',
+        name: 'P',
+        entitlements: [{ feature: 'calls', limit: 1e9, reset: 'month', overage: 'deny' }],
+      };
+      expect((await call(base, 'POST', '/v1/plans', plan)).status).toBe(201);
+      const customers = ['c1', 'c2', 'c3', 'c4'];
+      for (const c of customers) {
+        expect((await call(base, 'PUT', `/v1/customers/${c}`, { name: c })).status).toBe(201);
+        expect((await call(base, 'POST', `/v1/customers/${c}/subscriptions`, { plan: 'p' })).status).toBe(
+          201,
+        );
+      }
+
+      const accepted = new Map<string, number>();
+      let sent = 0;
+      const client = async () => {
+        for (;;) {
+          const events = Array.from({ length: 100 }, () => ({
+            customer_id: customers[sent % customers.length],
+            feature: 'calls',
+            value: 1 + (sent % 3),
+            idempotency_key: `k-${sent++}`,
+          }));
+          let res: Response;
+          try {
+            res = await call(base, 'POST', '/v1/usage/batch', { events });
+          } catch {
+            return;
+          }
+          if (res.status !== 200) return;
+          const body = (await res.json()) as { results: Array<{ accepted: boolean }> };
+          body.results.forEach((r, i) => {
+            if (r.accepted) accepted.set(events[i]!.idempotency_key, events[i]!.value);
+          });
+        }
+      };
+      const worker = start('worker');
+      const clients = Array.from({ length: 8 }, client);
+      const ledgerRows = async () =>
+        Number((await db.query<{ n: string }>('SELECT count(*)::text AS n FROM usage_events')).rows[0]!.n);
+      const started = Date.now();
+      while ((await ledgerRows()) === 0) {
+        if (Date.now() - started > 60_000) throw new Error('the worker wrote nothing to the ledger');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+
+      // Mid-burst, into the shared stream: an entry whose middle event PostgreSQL refuses (NUL),
+      // between two it takes, and one of a customer the database does not have.
+      const stream = new UsageKeys(prefix).streamOfSlot(SHARED_STREAM_SLOT);
+      const now = new Date();
+      const poisoned = (await redis.xadd(
+        stream,
+        '*',
+        'e',
+        record('c1', 'beside-1', now),
+        'e',
+        record('c2', 'poison\u0000', now),
+        'e',
+        record('c3', 'beside-2', now),
+      ))!;
+      const stranger = (await redis.xadd(stream, '*', 'e', record('stranger', 'elsewhere', now)))!;
+      // The worker is killed once it has read them (or after 5 s), while it is still flushing.
+      const read = async () => {
+        const groups = (await redis.call('XINFO', 'GROUPS', stream)) as unknown[][];
+        const group = groups.find((g) => g[1] === FLUSH_GROUP) ?? [];
+        const last = String(group[group.indexOf('last-delivered-id') + 1] ?? '0-0');
+        const [ms, seq] = last.split('-').map(Number) as [number, number];
+        const [pms, pseq] = stranger.split('-').map(Number) as [number, number];
+        return ms > pms || (ms === pms && seq >= pseq);
+      };
+      const waited = Date.now();
+      while (!(await read()) && Date.now() - waited < 5_000) await new Promise((r) => setTimeout(r, 10));
+      worker.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 500));
+      server.kill('SIGKILL');
+      await Promise.all(clients);
+      await Promise.all([exited(server), exited(worker)]);
+      expect(accepted.size).toBeGreaterThan(1_000);
+
+      const rebuilt = await cli('rebuild');
+      expect(rebuilt.stdout).toContain('rebuilt from the ledger');
+      const verified = await cli('verify');
+      expect(verified.stdout).toMatch(/ 0 differ from the ledger/);
+      expect(await redis.xlen(stream)).toBe(0);
+
+      const { rows } = await db.query<{ idempotency_key: string; value: string; n: string }>(
+        `SELECT idempotency_key, max(value)::text AS value, count(*)::text AS n
+         FROM usage_events GROUP BY idempotency_key`,
+      );
+      const ledger = new Map(rows.map((r) => [r.idempotency_key, r]));
+      expect(rows.filter((r) => r.n !== '1')).toEqual([]);
+      expect([...accepted.keys()].filter((k) => !ledger.has(k))).toEqual([]);
+      for (const [key, value] of accepted) expect(Number(ledger.get(key)!.value)).toBe(value);
+      // The poisoned entry's other events are written; neither poisoned record is.
+      expect(ledger.has('beside-1') && ledger.has('beside-2')).toBe(true);
+      expect(ledger.has('elsewhere')).toBe(false);
+      // Beside those, only events clients sent (a batch in flight when the server died is counted
+      // and written, though its client never heard).
+      const strays = rows
+        .map((r) => r.idempotency_key)
+        .filter((k) => !k.startsWith('beside-') && !(k.startsWith('k-') && Number(k.slice(2)) < sent));
+      expect(strays).toEqual([]);
+
+      const dead = await db.query<{ entry_id: string; customer_id: string; reason: string; record: string }>(
+        'SELECT entry_id, customer_id, reason, record FROM usage_dead_letters ORDER BY reason',
+      );
+      expect(dead.rows.map((d) => [d.entry_id, d.customer_id, d.reason])).toEqual([
+        [poisoned, 'c2', 'ledger_refused'],
+        [stranger, 'stranger', 'unknown_customer'],
+      ]);
+      expect(JSON.parse(dead.rows[0]!.record)).toBe(record('c2', 'poison\u0000', now));
+      const listed = await cli('dead-letters', '--env', 'test');
+      expect(listed.stdout).toContain('ledger_refused');
+      expect(listed.stdout).toContain('unknown_customer');
+    }, 150_000);
+  },
+);
