@@ -16,6 +16,8 @@ import { BadRequest, problem, problemFor } from './platform/errors.ts';
 import { type AppEnv, createRouter } from './platform/http.ts';
 import { idempotency } from './platform/idempotency.ts';
 import { requestEdge } from './platform/request-edge.ts';
+import { requireRouteScope } from './platform/route-scope.ts';
+import { scopeOfRoute } from './route-scopes.ts';
 
 /** Builds the HTTP app from the modules. No IO happens here: everything arrives in `deps`. */
 export function createApp(deps: AppDeps) {
@@ -55,11 +57,22 @@ export function createApp(deps: AppDeps) {
     return c.body(await deps.metrics.registry.metrics());
   });
 
+  // Authentication, then the route's scope, then idempotency, then (in each route) validation.
   const requireKey = authenticate(resolver);
   app.use('/v1/*', async (c, next) => {
     if (c.req.path.startsWith('/v1/webhooks/')) return next();
     return requireKey(c, next);
   });
+  app.use(
+    '/v1/*',
+    requireRouteScope(
+      () =>
+        app.openAPIRegistry.definitions.flatMap((d) =>
+          d.type === 'route' ? [{ method: d.route.method, path: d.route.path }] : [],
+        ),
+      scopeOfRoute,
+    ),
+  );
   app.use('/v1/*', idempotency(deps.config.idempotencyTtlSeconds));
 
   registerApiKeyRoutes(app);
