@@ -10,6 +10,7 @@ import { registerOverrideRoutes } from './modules/overrides/routes.ts';
 import { registerSettingsRoutes } from './modules/settings/routes.ts';
 import { registerSubscriptionRoutes } from './modules/subscriptions/routes.ts';
 import { ApiKeyResolver, authenticate } from './platform/auth.ts';
+import { AuthBrake } from './platform/auth-brake.ts';
 import type { AppDeps } from './platform/context.ts';
 import { renderDocsPage } from './platform/docs-page.ts';
 import { BadRequest, problem, problemFor } from './platform/errors.ts';
@@ -22,7 +23,9 @@ import { scopeOfRoute } from './route-scopes.ts';
 /** Builds the HTTP app from the modules. No IO happens here: everything arrives in `deps`. */
 export function createApp(deps: AppDeps) {
   const app = createRouter();
-  const resolver = new ApiKeyResolver(deps.db, deps.config.apiKeyCacheSeconds);
+  const { config } = deps;
+  const resolver = new ApiKeyResolver(deps.db, config.apiKeyCacheSeconds, { clock: deps.clock });
+  const authBrake = new AuthBrake(deps.clock, config.authFailureLimit, config.authFailureWindowSeconds);
   // This node forgets a revoked key at once; other nodes within their cache time (at most 5 s).
   deps.commitListeners.push(({ topics }) => {
     if (topics.includes('api_key.revoked')) resolver.forget();
@@ -58,7 +61,7 @@ export function createApp(deps: AppDeps) {
   });
 
   // Authentication, then the route's scope, then idempotency, then (in each route) validation.
-  const requireKey = authenticate(resolver);
+  const requireKey = authenticate(resolver, { brake: authBrake, trustProxy: config.trustProxy });
   app.use('/v1/*', async (c, next) => {
     if (c.req.path.startsWith('/v1/webhooks/')) return next();
     return requireKey(c, next);
@@ -73,7 +76,7 @@ export function createApp(deps: AppDeps) {
       scopeOfRoute,
     ),
   );
-  app.use('/v1/*', idempotency(deps.config.idempotencyTtlSeconds));
+  app.use('/v1/*', idempotency(config.idempotencyTtlSeconds));
 
   registerApiKeyRoutes(app);
   registerCatalogRoutes(app);
@@ -142,7 +145,7 @@ export function createApp(deps: AppDeps) {
     return c.json(body, body.status as 400, { 'content-type': 'application/problem+json' });
   });
 
-  return { app, resolver };
+  return { app, resolver, authBrake };
 }
 
 export type TesseraApp = ReturnType<typeof createApp>['app'];

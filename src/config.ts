@@ -50,6 +50,14 @@ const EnvSchema = z.object({
     .default('true')
     .transform((v) => v === 'true' || v === '1'),
   STRIPE_API_BASE: z.url().optional(),
+  /** Authentication failures one client address may make per window before it gets 429; 0 turns the brake off. */
+  TESSERA_AUTH_FAILURE_LIMIT: z.coerce.number().int().min(0).default(30),
+  TESSERA_AUTH_FAILURE_WINDOW_SECONDS: durationSeconds.default(60),
+  /** Behind a trusted reverse proxy: take the client address from the last X-Forwarded-For entry. */
+  TESSERA_TRUST_PROXY: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
 });
 
@@ -74,6 +82,9 @@ export type Config = {
   runWorkers: boolean;
   stripeApiBase: string | undefined;
   shutdownGraceMs: number;
+  authFailureLimit: number;
+  authFailureWindowSeconds: number;
+  trustProxy: boolean;
 };
 
 export class ConfigError extends Error {}
@@ -108,5 +119,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     runWorkers: e.RUN_WORKERS,
     stripeApiBase: e.STRIPE_API_BASE,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    authFailureLimit: e.TESSERA_AUTH_FAILURE_LIMIT,
+    authFailureWindowSeconds: e.TESSERA_AUTH_FAILURE_WINDOW_SECONDS,
+    trustProxy: e.TESSERA_TRUST_PROXY,
   };
 }

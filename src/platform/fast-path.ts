@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Histogram } from 'prom-client';
 import type { ApiKeyResolver, ResolvedKey } from './auth.ts';
+import { type AuthBrake, clientAddress } from './auth-brake.ts';
 import type { AppDeps, Ctx, Scope } from './context.ts';
 import { requestIdFactory } from './ids.ts';
 import type { Tally } from './metrics.ts';
@@ -47,7 +48,14 @@ export function createFastPath(
   // biome-ignore lint/suspicious/noExplicitAny: routes differ in their input type; each is typed where it is defined
   routes: FastRoute<any>[],
   fallback: Fallback,
+  brake?: { brake: AuthBrake; trustProxy: boolean },
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const addressOf = (req: IncomingMessage) =>
+    clientAddress(
+      req.socket.remoteAddress,
+      headerText(req.headers['x-forwarded-for']),
+      brake?.trustProxy ?? false,
+    );
   const nextRequestId = requestIdFactory();
   const byPath = new Map<string, Entry>(
     routes.map((route) => [
@@ -81,6 +89,8 @@ export function createFastPath(
     const secret = auth.slice(7);
     const key = resolver.peek(secret);
     if (key === null || (key !== undefined && !allows(key, route.scope))) return false;
+    // A key the cache cannot vouch for, from an address the brake holds back: the app answers 429.
+    if (key === undefined && brake !== undefined && brake.brake.retryAfter(addressOf(req)) > 0) return false;
 
     const started = performance.now();
     const chunks: Buffer[] = [];
@@ -102,6 +112,10 @@ export function createFastPath(
     });
     return true;
   };
+
+  function headerText(value: string | string[] | undefined): string | undefined {
+    return Array.isArray(value) ? value.join(', ') : value;
+  }
 
   function allows(key: ResolvedKey, scope: Scope): boolean {
     return key.scopes.has(scope) || key.scopes.has('admin');
