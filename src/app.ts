@@ -13,10 +13,11 @@ import { ApiKeyResolver, authenticate } from './platform/auth.ts';
 import { AuthBrake } from './platform/auth-brake.ts';
 import type { AppDeps } from './platform/context.ts';
 import { renderDocsPage } from './platform/docs-page.ts';
-import { BadRequest, problem, problemFor } from './platform/errors.ts';
+import { BadRequest, problem, problemFor, Unauthorized } from './platform/errors.ts';
 import { type AppEnv, createRouter } from './platform/http.ts';
 import { idempotency } from './platform/idempotency.ts';
 import { requestEdge } from './platform/request-edge.ts';
+import { bearerMatches, corsFor } from './platform/response-headers.ts';
 import { requireRouteScope } from './platform/route-scope.ts';
 import { scopeOfRoute } from './route-scopes.ts';
 
@@ -32,6 +33,8 @@ export function createApp(deps: AppDeps) {
   });
 
   app.use('*', requestEdge(deps));
+  // Before authentication, so a browser's preflight (which carries no key) is answered.
+  if (config.corsOrigins.length > 0) app.use('*', corsFor(config.corsOrigins));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
@@ -56,6 +59,11 @@ export function createApp(deps: AppDeps) {
     return c.json({ status: ready ? 'ready' : 'not_ready', checks }, ready ? 200 : 503);
   });
   app.get('/metrics', async (c) => {
+    if (
+      config.metricsToken !== undefined &&
+      !bearerMatches(c.req.header('authorization'), config.metricsToken)
+    )
+      throw new Unauthorized('Send the metrics token as `Authorization: Bearer <token>`');
     c.header('content-type', deps.metrics.registry.contentType);
     return c.body(await deps.metrics.registry.metrics());
   });

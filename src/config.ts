@@ -58,6 +58,25 @@ const EnvSchema = z.object({
     .enum(['true', 'false', '1', '0'])
     .default('false')
     .transform((v) => v === 'true' || v === '1'),
+  /** Browser origins allowed by CORS, comma-separated (`*` for any); unset: no CORS headers. */
+  TESSERA_CORS_ORIGINS: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((o) => o.trim())
+        .filter((o) => o !== ''),
+    )
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^(\*|https?:\/\/[^/\s]+)$/, 'must be origins like https://console.example.com, or *'),
+      ),
+    )
+    .optional(),
+  /** When set, GET /metrics needs `Authorization: Bearer <this token>`. */
+  TESSERA_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
 });
 
@@ -85,6 +104,8 @@ export type Config = {
   authFailureLimit: number;
   authFailureWindowSeconds: number;
   trustProxy: boolean;
+  corsOrigins: string[];
+  metricsToken: string | undefined;
 };
 
 export class ConfigError extends Error {}
@@ -122,5 +143,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authFailureLimit: e.TESSERA_AUTH_FAILURE_LIMIT,
     authFailureWindowSeconds: e.TESSERA_AUTH_FAILURE_WINDOW_SECONDS,
     trustProxy: e.TESSERA_TRUST_PROXY,
+    corsOrigins: e.TESSERA_CORS_ORIGINS ?? [],
+    metricsToken: e.TESSERA_METRICS_TOKEN,
   };
 }

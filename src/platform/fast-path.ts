@@ -5,6 +5,7 @@ import { type AuthBrake, clientAddress } from './auth-brake.ts';
 import type { AppDeps, Ctx, Scope } from './context.ts';
 import { requestIdFactory } from './ids.ts';
 import type { Tally } from './metrics.ts';
+import { NOSNIFF } from './response-headers.ts';
 
 /**
  * A JSON POST route answered straight on node:http, for the request shapes product backends send
@@ -32,7 +33,7 @@ export type Fallback = (req: IncomingMessage, res: ServerResponse, body?: Buffer
 
 /**
  * Takes a request only when its shape is the common one: a bearer key, a JSON body of known
- * length, no Idempotency-Key or X-Request-Id. Everything else, and every error, goes to the full
+ * length, no Idempotency-Key, X-Request-Id or Origin. Everything else, and every error, goes to the full
  * app, so error answers have one source. Returns false when the request is not taken (the caller
  * then hands it to the app untouched).
  *
@@ -80,7 +81,9 @@ export function createFastPath(
     if (!entry) return false;
     const { route } = entry;
     const h = req.headers;
-    if (h['idempotency-key'] !== undefined || h['x-request-id'] !== undefined) return false;
+    // A browser's request (it sends Origin) goes to the app, which answers CORS.
+    if (h['idempotency-key'] !== undefined || h['x-request-id'] !== undefined || h.origin !== undefined)
+      return false;
     if (h['content-type'] !== 'application/json' || h['transfer-encoding'] !== undefined) return false;
     const length = Number(h['content-length']);
     if (!(length > 0 && length <= route.maxBody)) return false;
@@ -154,6 +157,7 @@ export function createFastPath(
           'content-type': 'application/json',
           'content-length': length,
           'x-request-id': requestId,
+          [NOSNIFF.name]: NOSNIFF.value,
         });
         res.end(json);
         entry.ok.inc();
