@@ -10,23 +10,31 @@ import { registerOverrideRoutes } from './modules/overrides/routes.ts';
 import { registerSettingsRoutes } from './modules/settings/routes.ts';
 import { registerSubscriptionRoutes } from './modules/subscriptions/routes.ts';
 import { ApiKeyResolver, authenticate } from './platform/auth.ts';
+import { AuthBrake } from './platform/auth-brake.ts';
 import type { AppDeps } from './platform/context.ts';
 import { renderDocsPage } from './platform/docs-page.ts';
-import { BadRequest, problem, problemFor } from './platform/errors.ts';
+import { BadRequest, problem, problemFor, Unauthorized } from './platform/errors.ts';
 import { type AppEnv, createRouter } from './platform/http.ts';
 import { idempotency } from './platform/idempotency.ts';
 import { requestEdge } from './platform/request-edge.ts';
+import { bearerMatches, corsFor } from './platform/response-headers.ts';
+import { requireRouteScope } from './platform/route-scope.ts';
+import { scopeOfRoute } from './route-scopes.ts';
 
 /** Builds the HTTP app from the modules. No IO happens here: everything arrives in `deps`. */
 export function createApp(deps: AppDeps) {
   const app = createRouter();
-  const resolver = new ApiKeyResolver(deps.db, deps.config.apiKeyCacheSeconds);
+  const { config } = deps;
+  const resolver = new ApiKeyResolver(deps.db, config.apiKeyCacheSeconds, { clock: deps.clock });
+  const authBrake = new AuthBrake(deps.clock, config.authFailureLimit, config.authFailureWindowSeconds);
   // This node forgets a revoked key at once; other nodes within their cache time (at most 5 s).
   deps.commitListeners.push(({ topics }) => {
     if (topics.includes('api_key.revoked')) resolver.forget();
   });
 
   app.use('*', requestEdge(deps));
+  // Before authentication, so a browser's preflight (which carries no key) is answered.
+  if (config.corsOrigins.length > 0) app.use('*', corsFor(config.corsOrigins));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
@@ -51,16 +59,32 @@ export function createApp(deps: AppDeps) {
     return c.json({ status: ready ? 'ready' : 'not_ready', checks }, ready ? 200 : 503);
   });
   app.get('/metrics', async (c) => {
+    if (
+      config.metricsToken !== undefined &&
+      !bearerMatches(c.req.header('authorization'), config.metricsToken)
+    )
+      throw new Unauthorized('Send the metrics token as `Authorization: Bearer <token>`');
     c.header('content-type', deps.metrics.registry.contentType);
     return c.body(await deps.metrics.registry.metrics());
   });
 
-  const requireKey = authenticate(resolver);
+  // Authentication, then the route's scope, then idempotency, then (in each route) validation.
+  const requireKey = authenticate(resolver, { brake: authBrake, trustProxy: config.trustProxy });
   app.use('/v1/*', async (c, next) => {
     if (c.req.path.startsWith('/v1/webhooks/')) return next();
     return requireKey(c, next);
   });
-  app.use('/v1/*', idempotency(deps.config.idempotencyTtlSeconds));
+  app.use(
+    '/v1/*',
+    requireRouteScope(
+      () =>
+        app.openAPIRegistry.definitions.flatMap((d) =>
+          d.type === 'route' ? [{ method: d.route.method, path: d.route.path }] : [],
+        ),
+      scopeOfRoute,
+    ),
+  );
+  app.use('/v1/*', idempotency(config.idempotencyTtlSeconds));
 
   registerApiKeyRoutes(app);
   registerCatalogRoutes(app);
@@ -129,7 +153,7 @@ export function createApp(deps: AppDeps) {
     return c.json(body, body.status as 400, { 'content-type': 'application/problem+json' });
   });
 
-  return { app, resolver };
+  return { app, resolver, authBrake };
 }
 
 export type TesseraApp = ReturnType<typeof createApp>['app'];

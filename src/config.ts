@@ -54,6 +54,33 @@ const EnvSchema = z.object({
     .enum(['true', 'false', '1', '0'])
     .default('true')
     .transform((v) => v === 'true' || v === '1'),
+  /** Authentication failures one client address may make per window before it gets 429; 0 turns the brake off. */
+  TESSERA_AUTH_FAILURE_LIMIT: z.coerce.number().int().min(0).default(30),
+  TESSERA_AUTH_FAILURE_WINDOW_SECONDS: durationSeconds.default(60),
+  /** Behind a trusted reverse proxy: take the client address from the last X-Forwarded-For entry. */
+  TESSERA_TRUST_PROXY: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
+  /** Browser origins allowed by CORS, comma-separated (`*` for any); unset: no CORS headers. */
+  TESSERA_CORS_ORIGINS: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((o) => o.trim())
+        .filter((o) => o !== ''),
+    )
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^(\*|https?:\/\/[^/\s]+)$/, 'must be origins like https://console.example.com, or *'),
+      ),
+    )
+    .optional(),
+  /** When set, GET /metrics needs `Authorization: Bearer <this token>`. */
+  TESSERA_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
 });
 
@@ -78,6 +105,11 @@ export type Config = {
   outboxPollMs: number;
   runWorkers: boolean;
   shutdownGraceMs: number;
+  authFailureLimit: number;
+  authFailureWindowSeconds: number;
+  trustProxy: boolean;
+  corsOrigins: string[];
+  metricsToken: string | undefined;
 };
 
 export class ConfigError extends Error {}
@@ -112,5 +144,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     outboxPollMs: e.OUTBOX_POLL_MS,
     runWorkers: e.RUN_WORKERS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    authFailureLimit: e.TESSERA_AUTH_FAILURE_LIMIT,
+    authFailureWindowSeconds: e.TESSERA_AUTH_FAILURE_WINDOW_SECONDS,
+    trustProxy: e.TESSERA_TRUST_PROXY,
+    corsOrigins: e.TESSERA_CORS_ORIGINS ?? [],
+    metricsToken: e.TESSERA_METRICS_TOKEN,
   };
 }

@@ -32,6 +32,8 @@ export interface Runtime {
   deps: AppDeps;
   app: ReturnType<typeof createApp>['app'];
   resolver: ReturnType<typeof createApp>['resolver'];
+  /** Authentication failures per client address (the app and the fast path share it). */
+  authBrake: ReturnType<typeof createApp>['authBrake'];
   dispatcher: OutboxDispatcher;
   /** Persists due subscription transitions; started only with workers, `runOnce()` always works. */
   scheduler: Scheduler;
@@ -85,7 +87,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   const metering = new Metering(deps);
   attachMetering(deps, metering);
   await metering.start();
-  const { app, resolver } = createApp(deps);
+  const { app, resolver, authBrake } = createApp(deps);
   const scheduler = new Scheduler(deps);
   const workers = options.workers ?? config.runWorkers;
   if (workers) {
@@ -98,6 +100,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     deps,
     app,
     resolver,
+    authBrake,
     dispatcher,
     scheduler,
     metering,

@@ -25,7 +25,8 @@ export function createHttpServer(runtime: Runtime): Server {
       headers,
       body: new Uint8Array(body),
     });
-    Promise.resolve(runtime.app.fetch(request))
+    // The node:http objects as bindings, as @hono/node-server passes them: the client's address.
+    Promise.resolve(runtime.app.fetch(request, { incoming: req, outgoing: res }))
       .then(async (response) => {
         const payload = Buffer.from(await response.arrayBuffer());
         res.writeHead(response.status, Object.fromEntries(response.headers));
@@ -42,6 +43,7 @@ export function createHttpServer(runtime: Runtime): Server {
     runtime.resolver,
     [checkFastRoute, ...usageFastRoutes],
     replay,
+    { brake: runtime.authBrake, trustProxy: runtime.deps.config.trustProxy },
   );
   return createServer((req, res) => {
     if (!fastPath(req, res)) replay(req, res);

@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
+import { LRUCache } from 'lru-cache';
+import { type AuthBrake, clientAddress, socketAddressOf } from './auth-brake.ts';
+import { type Clock, systemClock } from './clock.ts';
 import type { Scope } from './context.ts';
 import type { Db } from './db.ts';
-import { Unauthorized } from './errors.ts';
+import { problem, Unauthorized } from './errors.ts';
 import type { AppEnv } from './http.ts';
 import { randomToken } from './ids.ts';
 
@@ -24,6 +27,15 @@ export function generateSecret(environment: string): string {
   return `sk_${environment}_${randomToken(32)}`;
 }
 
+/** How long an unknown (well-formed) key is remembered as unknown, whatever the key cache time. */
+const UNKNOWN_KEY_SECONDS = 5;
+
+export interface ApiKeyResolverOptions {
+  clock?: Clock;
+  /** Secrets cached at once; the least recently used entry makes room for a new one. */
+  maxEntries?: number;
+}
+
 /**
  * Resolves API keys by the hash of their secret, caching answers in process for at most
  * `ttlSeconds` so a revoked key stops working within that time without a query per request.
@@ -31,16 +43,24 @@ export function generateSecret(environment: string): string {
  * time, so under steady traffic the entry never lapses (no request waits on the database and none
  * is handed from the fast path to the app for it); the entry's end stays the bound on how long a
  * revoked key is honoured. Look-ups of one secret share one query.
+ *
+ * A secret that does not look like a key is refused without a query and is not cached. An unknown
+ * key is remembered for `UNKNOWN_KEY_SECONDS` (a secret is generated when its key is created, so no
+ * request can have tried it before: caching "unknown" never hides a new key).
  */
 export class ApiKeyResolver {
-  private readonly cache = new Map<string, CachedKey>();
+  private readonly cache: LRUCache<string, CachedKey>;
   private readonly inFlight = new Map<string, Promise<ResolvedKey | null>>();
+  private readonly clock: Clock;
   private generation = 0;
   constructor(
     private readonly db: Db,
     private readonly ttlSeconds: number,
-    private readonly maxEntries = 10_000,
-  ) {}
+    options: ApiKeyResolverOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.cache = new LRUCache({ max: options.maxEntries ?? 10_000 });
+  }
 
   resolve(secret: string): Promise<ResolvedKey | null> {
     // Cached by the secret itself (it arrives in every request anyway), so a hit costs no hashing.
@@ -54,8 +74,9 @@ export class ApiKeyResolver {
    */
   peek(secret: string): ResolvedKey | null | undefined {
     const hit = this.cache.get(secret);
-    if (hit === undefined) return undefined;
-    const now = Date.now();
+    // Only well-formed secrets are ever cached, so the pattern is tested on a miss alone.
+    if (hit === undefined) return KEY_PATTERN.test(secret) ? undefined : null;
+    const now = this.clock.now().getTime();
     if (hit.until <= now) return undefined;
     if (hit.refreshAt <= now && hit.key !== null && !this.inFlight.has(secret))
       this.lookUp(secret).catch(() => {
@@ -83,8 +104,7 @@ export class ApiKeyResolver {
   }
 
   private async query(secret: string): Promise<ResolvedKey | null> {
-    if (!KEY_PATTERN.test(secret)) return null;
-    const started = Date.now();
+    const started = this.clock.now().getTime();
     const generation = this.generation;
     const row = await this.db
       .selectFrom('api_keys')
@@ -102,10 +122,9 @@ export class ApiKeyResolver {
         }
       : null;
     if (generation !== this.generation) return key;
-    if (this.cache.size >= this.maxEntries && !this.cache.has(secret)) this.cache.clear();
     // Unknown keys are remembered briefly too, so a flood of bad keys does not become a flood of
     // queries. The entry's time counts from when the query started: what it read is that old.
-    const ms = (key ? this.ttlSeconds : Math.min(1, this.ttlSeconds)) * 1000;
+    const ms = (key ? this.ttlSeconds : UNKNOWN_KEY_SECONDS) * 1000;
     this.cache.set(secret, { key, until: started + ms, refreshAt: started + ms * REFRESH_AT });
     return key;
   }
@@ -120,13 +139,46 @@ interface CachedKey {
   refreshAt: number;
 }
 
-export function authenticate(resolver: ApiKeyResolver): MiddlewareHandler<AppEnv> {
+export interface AuthenticateOptions {
+  brake: AuthBrake;
+  trustProxy: boolean;
+}
+
+/**
+ * `Authorization: Bearer <key>` (the scheme name in any case). Every failure counts against the
+ * client's address; a braked address gets 429 unless its key is one the cache already knows.
+ */
+export function authenticate(
+  resolver: ApiKeyResolver,
+  options: AuthenticateOptions,
+): MiddlewareHandler<AppEnv> {
+  const { brake, trustProxy } = options;
   return async (c, next) => {
+    const address = clientAddress(socketAddressOf(c), c.req.header('x-forwarded-for'), trustProxy);
     const header = c.req.header('authorization');
-    const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
-    if (!match) throw new Unauthorized('Send an API key as `Authorization: Bearer sk_...`');
-    const key = await resolver.resolve(match[1]!);
-    if (!key) throw new Unauthorized('The API key is not valid or has been revoked');
+    const secret = header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+    const wait = brake.retryAfter(address);
+    if (wait > 0 && (secret === undefined || !resolver.peek(secret))) {
+      return c.json(
+        problem(
+          429,
+          'too_many_auth_failures',
+          `Too many failed authentications from this address; try again in ${wait} s`,
+          c.get('requestId'),
+        ),
+        429,
+        { 'content-type': 'application/problem+json', 'retry-after': String(wait) },
+      );
+    }
+    if (secret === undefined) {
+      brake.fail(address);
+      throw new Unauthorized('Send an API key as `Authorization: Bearer sk_...`');
+    }
+    const key = await resolver.resolve(secret);
+    if (!key) {
+      brake.fail(address);
+      throw new Unauthorized('The API key is not valid or has been revoked');
+    }
     c.set('ctx', {
       deps: c.get('deps'),
       environment: key.environment,

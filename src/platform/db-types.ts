@@ -36,6 +36,8 @@ export interface ApiKeysTable {
 
 export interface IdempotencyKeysTable {
   environment: string;
+  /** The API key that sent the request: a record is never seen by another key. */
+  api_key_id: string;
   key: string;
   method: string;
   path: string;

@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Histogram } from 'prom-client';
 import type { ApiKeyResolver, ResolvedKey } from './auth.ts';
+import { type AuthBrake, clientAddress } from './auth-brake.ts';
 import type { AppDeps, Ctx, Scope } from './context.ts';
 import { requestIdFactory } from './ids.ts';
 import type { Tally } from './metrics.ts';
+import { NOSNIFF } from './response-headers.ts';
 
 /**
  * A JSON POST route answered straight on node:http, for the request shapes product backends send
@@ -31,7 +33,7 @@ export type Fallback = (req: IncomingMessage, res: ServerResponse, body?: Buffer
 
 /**
  * Takes a request only when its shape is the common one: a bearer key, a JSON body of known
- * length, no Idempotency-Key or X-Request-Id. Everything else, and every error, goes to the full
+ * length, no Idempotency-Key, X-Request-Id or Origin. Everything else, and every error, goes to the full
  * app, so error answers have one source. Returns false when the request is not taken (the caller
  * then hands it to the app untouched).
  *
@@ -47,7 +49,14 @@ export function createFastPath(
   // biome-ignore lint/suspicious/noExplicitAny: routes differ in their input type; each is typed where it is defined
   routes: FastRoute<any>[],
   fallback: Fallback,
+  brake?: { brake: AuthBrake; trustProxy: boolean },
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const addressOf = (req: IncomingMessage) =>
+    clientAddress(
+      req.socket.remoteAddress,
+      headerText(req.headers['x-forwarded-for']),
+      brake?.trustProxy ?? false,
+    );
   const nextRequestId = requestIdFactory();
   const byPath = new Map<string, Entry>(
     routes.map((route) => [
@@ -72,7 +81,9 @@ export function createFastPath(
     if (!entry) return false;
     const { route } = entry;
     const h = req.headers;
-    if (h['idempotency-key'] !== undefined || h['x-request-id'] !== undefined) return false;
+    // A browser's request (it sends Origin) goes to the app, which answers CORS.
+    if (h['idempotency-key'] !== undefined || h['x-request-id'] !== undefined || h.origin !== undefined)
+      return false;
     if (h['content-type'] !== 'application/json' || h['transfer-encoding'] !== undefined) return false;
     const length = Number(h['content-length']);
     if (!(length > 0 && length <= route.maxBody)) return false;
@@ -81,6 +92,8 @@ export function createFastPath(
     const secret = auth.slice(7);
     const key = resolver.peek(secret);
     if (key === null || (key !== undefined && !allows(key, route.scope))) return false;
+    // A key the cache cannot vouch for, from an address the brake holds back: the app answers 429.
+    if (key === undefined && brake !== undefined && brake.brake.retryAfter(addressOf(req)) > 0) return false;
 
     const started = performance.now();
     const chunks: Buffer[] = [];
@@ -102,6 +115,10 @@ export function createFastPath(
     });
     return true;
   };
+
+  function headerText(value: string | string[] | undefined): string | undefined {
+    return Array.isArray(value) ? value.join(', ') : value;
+  }
 
   function allows(key: ResolvedKey, scope: Scope): boolean {
     return key.scopes.has(scope) || key.scopes.has('admin');
@@ -140,6 +157,7 @@ export function createFastPath(
           'content-type': 'application/json',
           'content-length': length,
           'x-request-id': requestId,
+          [NOSNIFF.name]: NOSNIFF.value,
         });
         res.end(json);
         entry.ok.inc();

@@ -3,37 +3,46 @@ import type { MiddlewareHandler } from 'hono';
 import { sql } from 'kysely';
 import { BadRequest, Conflict, Unprocessable } from './errors.ts';
 import type { AppEnv } from './http.ts';
+import { redactSecrets, secretFieldsOf } from './secret-answer.ts';
 
 /** A claimed key whose request never finished (a crash) may be taken over after this long. */
 const ABANDONED_AFTER_MS = 60_000;
 
 /**
- * `Idempotency-Key` on every POST: the first request claims the key; a repeat with the same body
- * replays the stored answer, one with another body is a 422, one racing the first is a 409.
- * Server errors release the key so the client can retry.
+ * `Idempotency-Key` on every POST of an authenticated caller. A record belongs to the API key that
+ * made it (another key never sees or blocks it) and runs after authentication and the route's scope
+ * check. The first request claims the key; a repeat with the same body replays the stored answer,
+ * one with another body is a 422, one racing the first is a 409.
+ *
+ * Only 2xx answers are stored: a 4xx or 5xx changed nothing, so the key is released and the client
+ * may fix its request and retry with it. Fields a route marked secret (`carriesSecret`) are removed
+ * from the stored copy, so a replay never hands out a secret.
  */
 export function idempotency(ttlSeconds: number): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const key = c.req.header('idempotency-key');
     if (c.req.method !== 'POST' || key === undefined) return next();
+    // Unauthenticated routes (Stripe's webhooks) have no caller to own a record.
+    const ctx = c.get('ctx');
+    const owner = ctx?.actor.type === 'api_key' ? ctx.actor.id : null;
+    if (!ctx || owner === null) return next();
     if (key.length < 1 || key.length > 255) {
       throw new BadRequest('invalid_idempotency_key', 'Idempotency-Key must be 1-255 characters', [
         { path: 'header.idempotency-key', message: 'must be 1-255 characters' },
       ]);
     }
-    const ctx = c.get('ctx');
     const db = ctx.deps.db;
     const body = await c.req.text();
     const requestHash = createHash('sha256').update(`${c.req.method} ${c.req.path}\n${body}`).digest('hex');
     const now = ctx.deps.clock.now();
+    const record = db
+      .selectFrom('idempotency_keys')
+      .where('environment', '=', ctx.environment)
+      .where('api_key_id', '=', owner)
+      .where('key', '=', key);
 
     for (let attempt = 0; attempt < 2; attempt++) {
-      const existing = await db
-        .selectFrom('idempotency_keys')
-        .selectAll()
-        .where('environment', '=', ctx.environment)
-        .where('key', '=', key)
-        .executeTakeFirst();
+      const existing = await record.selectAll().executeTakeFirst();
       if (existing) {
         const expired = existing.expires_at.getTime() <= now.getTime();
         const abandoned =
@@ -42,6 +51,7 @@ export function idempotency(ttlSeconds: number): MiddlewareHandler<AppEnv> {
           await db
             .deleteFrom('idempotency_keys')
             .where('environment', '=', ctx.environment)
+            .where('api_key_id', '=', owner)
             .where('key', '=', key)
             .where('created_at', '=', existing.created_at)
             .execute();
@@ -69,6 +79,7 @@ export function idempotency(ttlSeconds: number): MiddlewareHandler<AppEnv> {
         .insertInto('idempotency_keys')
         .values({
           environment: ctx.environment,
+          api_key_id: owner,
           key,
           method: c.req.method,
           path: c.req.path,
@@ -76,7 +87,7 @@ export function idempotency(ttlSeconds: number): MiddlewareHandler<AppEnv> {
           created_at: now,
           expires_at: new Date(now.getTime() + ttlSeconds * 1000),
         })
-        .onConflict((oc) => oc.columns(['environment', 'key']).doNothing())
+        .onConflict((oc) => oc.columns(['environment', 'api_key_id', 'key']).doNothing())
         .executeTakeFirst();
       if (Number(claimed.numInsertedOrUpdatedRows ?? 0) === 1) break;
     }
@@ -85,16 +96,18 @@ export function idempotency(ttlSeconds: number): MiddlewareHandler<AppEnv> {
     try {
       await next();
       const res = c.res;
-      if (res.status < 500) {
+      if (res.status >= 200 && res.status < 300) {
         const text = await res.clone().text();
+        const secrets = secretFieldsOf(c);
         await db
           .updateTable('idempotency_keys')
           .set({
             status_code: res.status,
-            response_body: text,
+            response_body: secrets ? redactSecrets(text, secrets) : text,
             response_content_type: res.headers.get('content-type'),
           })
           .where('environment', '=', ctx.environment)
+          .where('api_key_id', '=', owner)
           .where('key', '=', key)
           .execute();
         stored = true;
@@ -104,6 +117,7 @@ export function idempotency(ttlSeconds: number): MiddlewareHandler<AppEnv> {
         await db
           .deleteFrom('idempotency_keys')
           .where('environment', '=', ctx.environment)
+          .where('api_key_id', '=', owner)
           .where('key', '=', key)
           .where('status_code', 'is', null)
           .execute();

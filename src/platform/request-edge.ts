@@ -4,6 +4,7 @@ import type { AppDeps } from './context.ts';
 import { PayloadTooLarge, problem } from './errors.ts';
 import type { AppEnv } from './http.ts';
 import { requestIdFactory } from './ids.ts';
+import { NOSNIFF } from './response-headers.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -47,6 +48,7 @@ export function requestEdge(deps: AppDeps): MiddlewareHandler<AppEnv> {
     c.set('deps', deps);
     // Set before the response exists: headers added afterwards force a slow Response rebuild.
     c.header('x-request-id', requestId);
+    c.header(NOSNIFF.name, NOSNIFF.value);
     const started = performance.now();
     const method = c.req.method;
 

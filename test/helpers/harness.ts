@@ -128,6 +128,9 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     redisPrefix: redisPrefix ?? 'tessera:',
     logLevel: 'silent',
     runWorkers: false,
+    // Suites share one address bucket (app.request has no socket) and try bad keys on purpose;
+    // the brake's own tests turn it on.
+    authFailureLimit: 0,
     ...options.config,
   };
   const clock = options.clock ?? systemClock;

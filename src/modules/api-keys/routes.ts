@@ -9,6 +9,7 @@ import {
   ListQuery,
   security,
 } from '../../platform/http.ts';
+import { carriesSecret } from '../../platform/secret-answer.ts';
 import { ApiKeySchema, CreateApiKeyBody, CreatedApiKeySchema } from './schema.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from './service.ts';
 
@@ -20,6 +21,11 @@ const createKey = createRoute({
   tags,
   security,
   summary: 'Create an API key in the caller’s environment',
+  description:
+    'The answer carries the new key’s `secret` this once (sent with `Cache-Control: no-store`). ' +
+    'A repeat with the same `Idempotency-Key` and body answers the same 201 with header ' +
+    '`idempotent-replayed: true`, but with `secret: null` and `secret_redacted: true`: secrets are ' +
+    'never stored for replay. A client that lost the secret revokes the key and creates another.',
   request: jsonBody(CreateApiKeyBody),
   responses: {
     201: jsonContent(CreatedApiKeySchema, 'The key, with its secret shown this once'),
@@ -54,7 +60,11 @@ const revokeKey = createRoute({
 });
 
 export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
-  app.openapi(createKey, async (c) => c.json(await createApiKey(ctxOf(c), c.req.valid('json')), 201));
+  app.openapi(createKey, async (c) => {
+    const created = await createApiKey(ctxOf(c), c.req.valid('json'));
+    carriesSecret(c, ['secret']);
+    return c.json(created, 201);
+  });
   app.openapi(listKeys, async (c) => c.json(await listApiKeys(ctxOf(c), c.req.valid('query')), 200));
   app.openapi(revokeKey, async (c) => c.json(await revokeApiKey(ctxOf(c), c.req.valid('param').id), 200));
 }

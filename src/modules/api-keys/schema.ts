@@ -31,7 +31,14 @@ export const ApiKeySchema = z
   .openapi('ApiKey');
 
 export const CreatedApiKeySchema = ApiKeySchema.extend({
-  secret: z.string().openapi({ description: 'Shown this once; store it now', example: 'sk_test_...' }),
+  secret: z.string().nullable().openapi({
+    description: 'Shown this once; store it now. null in an idempotent replay (see `secret_redacted`)',
+    example: 'sk_test_...',
+  }),
+  secret_redacted: z
+    .boolean()
+    .optional()
+    .openapi({ description: 'true in an idempotent replay, whose `secret` is null' }),
 }).openapi('CreatedApiKey');
 
 export type ApiKey = z.infer<typeof ApiKeySchema>;

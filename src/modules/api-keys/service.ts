@@ -4,7 +4,7 @@ import type { Db } from '../../platform/db.ts';
 import { NotFound } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
 import { decodeCursor, page } from '../../platform/pagination.ts';
-import type { ApiKey, CreatedApiKey } from './schema.ts';
+import type { ApiKey } from './schema.ts';
 
 type Scope = 'admin' | 'check';
 
@@ -33,7 +33,7 @@ function toApiKey(row: KeyRow): ApiKey {
 export async function createApiKey(
   ctx: Ctx,
   input: { name: string; scopes: Scope[] },
-): Promise<CreatedApiKey> {
+): Promise<ApiKey & { secret: string }> {
   requireScope(ctx, 'admin');
   return withTransaction(ctx, async (t) => {
     const secret = generateSecret(ctx.environment);
