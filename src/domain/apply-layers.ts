@@ -3,6 +3,7 @@
  * what they grant. Shared by `decide` (one feature) and `describeEntitlements` (all of them).
  */
 import { type ConditionInput, evaluateCondition } from './conditions.ts';
+import { remainingWithin } from './quota.ts';
 import type { ResolvedEntitlement, ResolvedMetered } from './resolved.ts';
 import type { EntitlementSource, JsonValue } from './types.ts';
 
@@ -105,14 +106,15 @@ export interface MeteredStanding {
 
 /**
  * Credit pays for what the limit does not, so what is left is the unused part of the limit plus
- * the credit still available. Usage already beyond the limit has drawn credit down (or is
- * overage), so it is not subtracted from the credit a second time.
+ * the credit still available (the quota model's `remaining`, quota.ts). Usage already beyond the
+ * limit has drawn credit down (or is overage), so it is not subtracted from the credit a second
+ * time; the reading has already taken the credit live holds claim out of `available`.
  */
 export function meteredStanding(metered: ResolvedMetered, limit: number | null): MeteredStanding {
   if (limit === null) return { remaining: null, overage: 0 };
   const beyondLimit = Math.max(0, metered.used - limit);
   return {
-    remaining: Math.max(0, limit - metered.used) + metered.credit.available,
+    remaining: remainingWithin(limit, metered.used, metered.credit.available),
     overage: Math.max(0, beyondLimit - metered.credit.used),
   };
 }

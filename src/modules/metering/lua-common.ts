@@ -44,10 +44,14 @@ end
 local fmt, floor = string.format, math.floor
 -- An integer that %d prints exactly (string.format is about half the cost of tostring).
 local function int(x) return x == floor(x) and x > -9e15 and x < 9e15 end
+-- remainingOf in src/domain/quota.ts: unused limit (holds count as used) plus credit no hold claims.
+local function remaining(used, held, limit, avail)
+  return math.max(0, limit - used - held) + math.max(0, avail - held_beyond(used, held, limit))
+end
 local function answer(accepted, used, held, limit, avail, resets, ps, over, credit)
   local u = used + held
   if limit then
-    local rem = math.max(0, limit - used - held) + math.max(0, avail - held_beyond(used, held, limit))
+    local rem = remaining(used, held, limit, avail)
     if over == 0 and credit == 0 and int(u) and int(limit) and int(rem) then
       return fmt('%d|%d|%d|%d|%s|%s|0|0', accepted, u, limit, rem, resets, ps)
     end

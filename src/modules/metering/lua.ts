@@ -212,8 +212,7 @@ local held = expire_holds(KEYS[1], KEYS[3], num(c[2]), now)
 local ids, amounts, gused = load_grants(KEYS[2], 11)
 local avail = available(amounts, gused)
 if limit and ARGV[3] == 'deny' then
-  local rem = math.max(0, limit - used - held) + math.max(0, avail - held_beyond(used, held, limit))
-  if amount > rem then return answer(0, used, held, limit, avail, ARGV[9], ARGV[10], 0, 0) end
+  if amount > remaining(used, held, limit, avail) then return answer(0, used, held, limit, avail, ARGV[9], ARGV[10], 0, 0) end
 end
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
 redis.call('HSET', KEYS[1], 'h', s(held + amount))

@@ -1,6 +1,6 @@
 /** One usage event in the Postgres store, under the customer's advisory lock (postgres-state.ts). */
-import { type AnswerJson, answerFromJson, answerJson, periodFields } from './answer.ts';
-import { planEvent, remainingOf, withDraws } from './consume.ts';
+import { type AnswerJson, answerFromJson, answerJson } from './answer.ts';
+import { answerOf, countedAmount, planEvent, withDraws } from './consume.ts';
 import { writeLedgerRows } from './ledger.ts';
 import { applyPlan, type CounterRef, loadCounter, loadGrantUsage } from './postgres-state.ts';
 import type { UsageAnswer, UsageEvent } from './store.ts';
@@ -29,16 +29,9 @@ export async function consumeOne(
   const add = await amountToAdd(tx, ref, event, state.used);
   const plan = planEvent(state, usage, terms, add, reservationId !== null);
   const after = plan.after;
-  const answer: UsageAnswer = {
-    accepted: plan.fits,
-    ...(plan.fits ? {} : { reason: 'limit_exceeded' as const }),
-    used: after.used + after.held,
-    limit: terms.limit,
-    remaining: remainingOf(after, terms, withDraws(usage, plan.draws)),
-    ...periodFields(terms.period),
-    overage: plan.overage,
-    creditUsed: plan.credit,
-  };
+  const answer: UsageAnswer = plan.fits
+    ? answerOf(true, after, terms, withDraws(usage, plan.draws), plan.overage, plan.credit)
+    : answerOf(false, state, terms, usage);
   const json = answerJson(answer);
   if (!plan.fits) {
     await tx
@@ -107,24 +100,18 @@ async function amountToAdd(
   event: UsageEvent,
   used: number,
 ): Promise<number> {
-  switch (event.terms.aggregation) {
-    case 'sum':
-      return event.value;
-    case 'max':
-      return Math.max(0, event.value - used);
-    case 'unique': {
-      const known = await tx
-        .selectFrom('usage_members')
-        .select('member')
-        .where('environment', '=', ref.environment)
-        .where('customer_id', '=', ref.customerId)
-        .where('feature', '=', ref.feature)
-        .where('period_start', '=', ref.period.start)
-        .where('member', '=', event.member ?? '')
-        .executeTakeFirst();
-      return known ? 0 : 1;
-    }
-  }
+  const { aggregation } = event.terms;
+  if (aggregation !== 'unique') return countedAmount(aggregation, event.value, used, false);
+  const known = await tx
+    .selectFrom('usage_members')
+    .select('member')
+    .where('environment', '=', ref.environment)
+    .where('customer_id', '=', ref.customerId)
+    .where('feature', '=', ref.feature)
+    .where('period_start', '=', ref.period.start)
+    .where('member', '=', event.member ?? '')
+    .executeTakeFirst();
+  return countedAmount(aggregation, event.value, used, known !== undefined);
 }
 
 function refColumns(ref: CounterRef) {

@@ -7,8 +7,8 @@ import type { CustomerSnapshot } from '../../domain/types.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { Db } from '../../platform/db.ts';
 import type { UsageQuery } from '../entitlements/engine.ts';
-import { answerFromJson, periodFields } from './answer.ts';
-import { holdFits, remainingOf } from './consume.ts';
+import { answerFromJson } from './answer.ts';
+import { answerOf, holdFits } from './consume.ts';
 import { consumeOne, priorAnswer } from './postgres-consume.ts';
 import { PostgresReservations } from './postgres-reservations.ts';
 import { loadCounter, loadGrantUsage, lockCustomer } from './postgres-state.ts';
@@ -89,16 +89,7 @@ export class PostgresUsageStore implements UsageStore {
       const usage = await loadGrantUsage(tx, environment, request.customerId, request.feature);
       const fits = holdFits(state, usage, request.terms, request.amount);
       const after = fits ? { ...state, held: state.held + request.amount } : state;
-      const answer: UsageAnswer = {
-        accepted: fits,
-        ...(fits ? {} : { reason: 'limit_exceeded' as const }),
-        used: after.used + after.held,
-        limit: request.terms.limit,
-        remaining: remainingOf(after, request.terms, usage),
-        ...periodFields(request.terms.period),
-        overage: 0,
-        creditUsed: 0,
-      };
+      const answer: UsageAnswer = answerOf(fits, after, request.terms, usage);
       if (!fits) return { held: false, answer };
       const reservation = await this.reservations.insert(tx, environment, request, now);
       return { held: true, reservation, answer };
