@@ -142,6 +142,8 @@ interface Target {
   grantUsage(customerId: string): Promise<Record<string, number>>;
   /** What the ledger counted per period start (ms), after the store flushed what it holds back. */
   ledger(customerId: string): Promise<Record<string, number>>;
+  /** Makes the customer known to the store's database (the flusher dead-letters unknown ones). */
+  addCustomer?(customerId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -193,6 +195,11 @@ async function redisTarget(): Promise<Target> {
       await store.flush({ claimIdleMs: 0 });
       return ledgerOf(database, customerId);
     },
+    async addCustomer(customerId) {
+      await sql`INSERT INTO customers (environment, customer_id) VALUES (${ENV}, ${customerId})`.execute(
+        database.db,
+      );
+    },
     async close() {
       const found = await redis.keys(`${prefix}*`);
       if (found.length) await redis.del(...found);
@@ -219,6 +226,7 @@ function withoutZeros(usage: Readonly<Record<string, number>>): Record<string, n
 /** One sequence: the model and every store, step by step. */
 async function runSequence(targets: Target[], setup: Setup, ops: Op[]): Promise<void> {
   const customerId = `c-${randomBytes(6).toString('hex')}`;
+  for (const t of targets) await t.addCustomer?.(customerId);
   let now = START;
   let limit = setup.limit;
   let overage = setup.overage;
