@@ -15,6 +15,7 @@ import { renderDocsPage } from './platform/docs-page.ts';
 import { BadRequest, problem, problemFor } from './platform/errors.ts';
 import { type AppEnv, createRouter } from './platform/http.ts';
 import { idempotency } from './platform/idempotency.ts';
+import { jsonBodyRule } from './platform/input-rules.ts';
 import { requestEdge } from './platform/request-edge.ts';
 
 /** Builds the HTTP app from the modules. No IO happens here: everything arrives in `deps`. */
@@ -60,6 +61,7 @@ export function createApp(deps: AppDeps) {
     if (c.req.path.startsWith('/v1/webhooks/')) return next();
     return requireKey(c, next);
   });
+  app.use('/v1/*', jsonBodyRule());
   app.use('/v1/*', idempotency(deps.config.idempotencyTtlSeconds));
 
   registerApiKeyRoutes(app);
