@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { getRequestListener } from '@hono/node-server';
+import { getRequestListener, RequestError } from '@hono/node-server';
 import { checkFastRoute } from './modules/entitlements/check-fast-path.ts';
 import { usageFastRoutes } from './modules/metering/usage-fast-path.ts';
 import { problem } from './platform/errors.ts';
@@ -23,18 +23,20 @@ export function createHttpServer(runtime: Runtime): Server {
     const body = JSON.stringify(doc);
     return { requestId, title: doc.title, body, length: Buffer.byteLength(body) };
   };
-  const badRequest = (detail: string) => {
-    const { requestId, body } = refusal(400, 'bad_request', detail);
+  const answer = (status: number, code: string, detail: string) => {
+    const { requestId, body } = refusal(status, code, detail);
     return new Response(body, {
-      status: 400,
+      status,
       headers: { 'content-type': 'application/problem+json', 'x-request-id': requestId },
     });
   };
+  const badRequest = (detail: string) => answer(400, 'bad_request', detail);
   const appListener = getRequestListener(runtime.app.fetch, {
-    // Called when no Request can be built (a backslash in the path, a bad Host header).
+    // A RequestError: no Request could be built (a backslash in the path, a bad Host header).
     errorHandler: (err) => {
-      runtime.deps.logger.debug({ err }, 'request refused before the app');
-      return badRequest(err instanceof Error ? err.message : 'The request is not valid');
+      if (err instanceof RequestError) return badRequest(err.message);
+      runtime.deps.logger.error({ err }, 'request failed before the app answered');
+      return answer(500, 'internal_error', 'An unexpected error occurred; it has been logged');
     },
   });
   const replay = (req: IncomingMessage, res: ServerResponse, body?: Buffer) => {
@@ -80,14 +82,14 @@ export function createHttpServer(runtime: Runtime): Server {
     }
     const [status, code, detail] = clientErrorAnswer(err.code);
     const { requestId, title, body, length } = refusal(status, code, detail);
-    const answer =
+    const reply =
       `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json\r\n` +
       `content-length: ${length}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`;
     // A request read before the bad bytes (a body longer than its Content-Length) is answered
     // first; node:http keeps the response in progress on the socket.
     const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (inFlight && !inFlight.writableFinished) inFlight.once('finish', () => socket.end(answer));
-    else socket.end(answer);
+    if (inFlight && !inFlight.writableFinished) inFlight.once('finish', () => socket.end(reply));
+    else socket.end(reply);
   });
   return server;
 }
