@@ -16,6 +16,7 @@ import { renderDocsPage } from './platform/docs-page.ts';
 import { BadRequest, problem, problemFor, Unauthorized } from './platform/errors.ts';
 import { type AppEnv, createRouter } from './platform/http.ts';
 import { idempotency } from './platform/idempotency.ts';
+import { jsonBodyRule } from './platform/input-rules.ts';
 import { requestEdge } from './platform/request-edge.ts';
 import { bearerMatches, corsFor } from './platform/response-headers.ts';
 import { requireRouteScope } from './platform/route-scope.ts';
@@ -84,6 +85,7 @@ export function createApp(deps: AppDeps) {
       scopeOfRoute,
     ),
   );
+  app.use('/v1/*', jsonBodyRule());
   app.use('/v1/*', idempotency(config.idempotencyTtlSeconds));
 
   registerApiKeyRoutes(app);

@@ -1,9 +1,11 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Histogram } from 'prom-client';
 import type { ApiKeyResolver, ResolvedKey } from './auth.ts';
 import { type AuthBrake, clientAddress } from './auth-brake.ts';
 import type { AppDeps, Ctx, Scope } from './context.ts';
 import { requestIdFactory } from './ids.ts';
+import { findViolation } from './input-rules.ts';
 import type { Tally } from './metrics.ts';
 import { NOSNIFF } from './response-headers.ts';
 
@@ -198,13 +200,20 @@ function serialize(result: unknown): { json: string; length: number } {
   return out;
 }
 
-/** A JSON object, or null for anything else (the app then answers the request). */
+/**
+ * A JSON object that passes the input rule (src/platform/input-rules.ts), or null for anything
+ * else (the app then answers the request, with the 400 naming the field). Decoded UTF-8 can hold
+ * a NUL or an unpaired surrogate only through a `\u` escape, so the walk runs only when the text
+ * has one; bytes that were not UTF-8 show as U+FFFD.
+ */
 export function parseJsonObject(body: Buffer): Record<string, unknown> | null {
   try {
-    const value: unknown = JSON.parse(body.toString('utf8'));
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : null;
+    const text = body.toString('utf8');
+    if (text.includes('\uFFFD') && !isUtf8(body)) return null;
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+    if (text.includes('\\u') && findViolation(value) !== null) return null;
+    return value as Record<string, unknown>;
   } catch {
     return null;
   }

@@ -2,6 +2,7 @@ import { OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { AppDeps, Ctx } from './context.ts';
 import { type FieldError, ValidationFailed } from './errors.ts';
+import { enforceUrlRule } from './input-rules.ts';
 
 export interface AppEnv {
   Variables: {
@@ -33,14 +34,20 @@ export function fieldErrors(issues: readonly z.core.$ZodIssue[], prefix?: string
 
 const TARGET_PREFIX: Record<string, string> = { json: '', query: 'query', param: 'path', header: 'header' };
 
-/** A router whose validation failures become problem+json naming every bad field. */
+/**
+ * A router whose validation failures become problem+json naming every bad field. Path parameters
+ * and query values also pass the input rule (src/platform/input-rules.ts) here, where their names
+ * are known; JSON bodies pass it as they are read (`jsonBodyRule`).
+ */
 export function createRouter(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({
-    defaultHook: (result) => {
+    defaultHook: (result, c) => {
       if (!result.success) {
         const prefix = TARGET_PREFIX[result.target] ?? '';
         throw new ValidationFailed(fieldErrors(result.error.issues, prefix));
       }
+      if (result.target === 'param' || result.target === 'query')
+        enforceUrlRule(result.target, result.data as Record<string, unknown>, c.req.routePath, c.req.url);
     },
   });
 }

@@ -9,6 +9,8 @@ import { NOSNIFF } from './response-headers.ts';
 export const MAX_BODY_BYTES = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
+/** JSON is UTF-8 (RFC 8259): a charset parameter naming anything else is refused, not misread. */
+const OTHER_CHARSET = /;\s*charset\s*=\s*"?(?!utf-?8\b)/i;
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
 /**
@@ -59,9 +61,13 @@ export function requestEdge(deps: AppDeps): MiddlewareHandler<AppEnv> {
       // A body that is not JSON would otherwise validate as `{}` and produce confusing errors.
       const hasBody = chunked || (length !== undefined && length !== '0');
       const type = c.req.header('content-type');
-      if (hasBody && !c.req.path.startsWith('/v1/webhooks/') && (!type || !JSON_TYPE.test(type))) {
+      if (
+        hasBody &&
+        !c.req.path.startsWith('/v1/webhooks/') &&
+        (!type || !JSON_TYPE.test(type) || OTHER_CHARSET.test(type))
+      ) {
         return c.json(
-          problem(415, 'unsupported_media_type', 'Send the body as application/json', requestId),
+          problem(415, 'unsupported_media_type', 'Send the body as application/json in UTF-8', requestId),
           415,
           {
             'content-type': 'application/problem+json',

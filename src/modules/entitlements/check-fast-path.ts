@@ -23,7 +23,10 @@ export function parseCheck(body: Buffer): CheckInput | null {
   for (const _ in rest) return null;
   if (typeof customer_id !== 'string' || customer_id.length < 1 || customer_id.length > 255) return null;
   if (typeof feature !== 'string' || feature.length < 1 || feature.length > 64) return null;
-  if (quantity !== undefined && !(typeof quantity === 'number' && quantity > 0 && quantity <= 1e12))
+  if (
+    quantity !== undefined &&
+    !(Number.isInteger(quantity) && (quantity as number) > 0 && (quantity as number) <= 1e12)
+  )
     return null;
   if (context !== undefined) {
     if (typeof context !== 'object' || context === null || Array.isArray(context)) return null;
@@ -34,7 +37,7 @@ export function parseCheck(body: Buffer): CheckInput | null {
   return {
     customer_id,
     feature,
-    ...(quantity !== undefined ? { quantity } : {}),
+    ...(quantity !== undefined ? { quantity: quantity as number } : {}),
     ...(context !== undefined ? { context: context as CheckInput['context'] } : {}),
   };
 }

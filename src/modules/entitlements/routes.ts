@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { NotFound, ValidationFailed } from '../../platform/errors.ts';
 import { type AppEnv, ctxOf, errorResponses, jsonBody, jsonContent, security } from '../../platform/http.ts';
+import { enforceInputRule } from '../../platform/input-rules.ts';
 import { CheckBody, CheckResultSchema, EntitlementsResultSchema } from './schema.ts';
 import { checkEntitlement, listEntitlements } from './service.ts';
 
@@ -59,6 +60,7 @@ function parseContext(raw: string | undefined): Record<string, string | number |
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ValidationFailed([{ path: 'query.context', message: 'must be a JSON object' }]);
   }
+  enforceInputRule(parsed, 'query.context');
   for (const [k, v] of Object.entries(parsed)) {
     if (!['string', 'number', 'boolean'].includes(typeof v)) {
       throw new ValidationFailed([

@@ -17,6 +17,7 @@ export const CheckBody = z
     feature: z.string().min(1).max(64).openapi({ example: 'api_calls' }),
     quantity: z
       .number()
+      .int()
       .positive()
       .max(1e12)
       .optional()

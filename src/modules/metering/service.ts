@@ -8,6 +8,7 @@ import { type Ctx, requireScope } from '../../platform/context.ts';
 import { Unprocessable } from '../../platform/errors.ts';
 import { JsonText } from '../../platform/fast-path.ts';
 import { fieldErrors } from '../../platform/http.ts';
+import { enforceInputRule } from '../../platform/input-rules.ts';
 import { answerJson } from './answer.ts';
 import { meteringOf } from './metering.ts';
 import { parseUsageEvent } from './parse-event.ts';
@@ -96,6 +97,9 @@ async function prepareAll(ctx: Ctx, raw: unknown[], prefix: string, now: Date): 
         ? parseUsageEvent(item as Record<string, unknown>)
         : null;
     if (quick !== null) return quick;
+    // The app's body reading has done this already; the fast path leaves it to the rare event
+    // that is not flat, and its failure hands the batch to the app, which answers the 400.
+    enforceInputRule(item, prefix ? `${prefix}[${i}]` : '');
     const parsed = UsageEventBody.safeParse(item);
     if (parsed.success) return parsed.data;
     const [first] = fieldErrors(parsed.error.issues, prefix ? `${prefix}[${i}]` : undefined);

@@ -53,7 +53,10 @@ export const OverrideSchema = z
 export const CreateGrantBody = z
   .strictObject({
     feature: z.string().min(1).max(64),
-    amount: z.number().positive().max(1e15),
+    amount: z.number().int().positive().max(1e15).openapi({
+      description: 'Whole units of the metered feature (quotas are whole numbers)',
+      example: 1000,
+    }),
     priority: z
       .number()
       .int()
