@@ -3,6 +3,7 @@
  * to the Postgres ledger) and Postgres (a per-customer lock and conditional writes, ledger row in
  * the same transaction). Both pass the same contract suite and both serve decisions (`read`).
  */
+import type { QuotaAnswer } from '../../domain/quota.ts';
 import type { Aggregation, OverageMode } from '../../domain/types.ts';
 import type { UsageSource } from '../entitlements/engine.ts';
 
@@ -42,21 +43,8 @@ export interface UsageEvent {
   terms: UsageTerms;
 }
 
-export interface UsageAnswer {
-  accepted: boolean;
-  reason?: 'limit_exceeded';
-  /** Used in the period after this event, live reservations included. */
-  used: number;
-  limit: number | null;
-  /** What still fits: unused limit plus credit not claimed by reservations; null when unlimited. */
-  remaining: number | null;
-  resetsAt: Date | null;
-  periodStart: Date;
-  /** The part of this event past the limit and credit (only under `allow`). */
-  overage: number;
-  /** The part of this event credit grants paid for. */
-  creditUsed: number;
-}
+/** The answer to a usage event, a hold or a commit: the quota model's (src/domain/quota.ts). */
+export type UsageAnswer = QuotaAnswer;
 
 export type ReservationStatus = 'held' | 'committed' | 'released' | 'expired';
 
