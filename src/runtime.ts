@@ -12,6 +12,7 @@ import { type Database, openDatabase } from './platform/db.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
 import { Metrics } from './platform/metrics.ts';
 import { migrateToLatest } from './platform/migrate.ts';
+import { claimNamespace, deploymentId } from './platform/namespace.ts';
 import { OutboxDispatcher } from './platform/outbox.ts';
 import { connectRedis, readRedisSettings, redisSettingsWarnings, waitForRedis } from './platform/redis.ts';
 import { Scheduler } from './workers/scheduler.ts';
@@ -56,6 +57,14 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
       logger.debug('Redis refused CONFIG GET: its eviction and persistence settings are not checked');
     } else {
       for (const warning of redisSettingsWarnings(settings)) logger.warn(warning);
+    }
+    // Before anything is read or written under the prefix: it may be another deployment's.
+    try {
+      await claimNamespace(redis, config.redisPrefix, await deploymentId(database.db));
+    } catch (err) {
+      redis.disconnect();
+      if (!options.database) await database.close();
+      throw err;
     }
   }
   const metrics = new Metrics(options.defaultMetrics ?? false);
