@@ -100,6 +100,13 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     await scheduler.start();
   }
   const usageWorkers = workers ? await startUsageWorkers(metering, config, logger) : null;
+  // Redis lost its data: the job schedulers went with it.
+  metering.recovery?.onRenewed(() => {
+    const renewing = [usageWorkers?.renew(), scheduler.renew()];
+    Promise.all(renewing).catch((err: unknown) =>
+      logger.error({ err }, 'could not set up the job schedulers again'),
+    );
+  });
 
   return {
     deps,
