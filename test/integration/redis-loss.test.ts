@@ -117,6 +117,52 @@ describe.skipIf(!services.redis)('usage counters when Redis loses its data', () 
     expect((await ledgerSum(s)).counted).toBe(100);
   });
 
+  it('keeps a live reservation through a FLUSHDB: it still holds room and can be committed', async () => {
+    const c = await meteredCustomer(nodeA, { limit: 10, overage: 'deny' });
+    const body = (value: number) => ({
+      customer_id: c.customerId,
+      feature: c.key('calls'),
+      value,
+      idempotency_key: uniqueKey(),
+    });
+    const hold = await nodeA.json<{ id: string }>('POST', '/v1/reservations', {
+      customer_id: c.customerId,
+      feature: c.key('calls'),
+      amount: 6,
+      ttl_seconds: 600,
+    });
+    expect(hold.status).toBe(201);
+    await admin.flushdb();
+    const during = await nodeB.json<UsageReply>('POST', '/v1/reservations', {
+      customer_id: c.customerId,
+      feature: c.key('calls'),
+      amount: 1,
+      ttl_seconds: 600,
+    });
+    expect(during.status).toBe(503);
+    expect(during.body.code).toBe('counters_rebuilding');
+    let after: { status: number; body: UsageReply } | null = null;
+    await until(
+      5000,
+      async () => {
+        after = await nodeB.json<UsageReply>('POST', '/v1/usage', body(5));
+        return after.status !== 503;
+      },
+      'usage served again',
+    );
+    expect(after!.body).toMatchObject({ accepted: false, reason: 'limit_exceeded', used: 6 });
+    expect((await nodeA.json<UsageReply>('POST', '/v1/usage', body(4))).body).toMatchObject({
+      accepted: true,
+      used: 10,
+    });
+    const commit = await nodeB.json<{ status?: string }>('POST', `/v1/reservations/${hold.body.id}/commit`, {
+      amount: 6,
+    });
+    expect(commit.status).toBe(200);
+    await nodeA.runtime.metering.flush();
+    expect((await ledgerSum(c)).counted).toBe(10);
+  });
+
   it('notices a restart of Redis without persistence within seconds, with no usage arriving', async () => {
     await nodeA.runtime.metering.flush();
     const before = (await ledgerSum(s)).counted;
