@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import {
   ADMIN_KEY,
   api,
+  deletePrefix,
   drainWith,
   drive,
   outboxDrained,
@@ -102,6 +103,9 @@ export async function runCheckBench(s: BenchSettings): Promise<string> {
   const profile = process.env.BENCH_PROFILE
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
     : [];
+  // Each run seeds a new database (a deployment of its own), so the prefix starts empty: a Redis
+  // namespace belongs to one database, and Tessera refuses to start on another's.
+  await deletePrefix(redis, env.REDIS_PREFIX);
   try {
     // The scale-out topology: the API node only serves (RUN_WORKERS=false) and a `tessera worker`
     // runs the outbox, scheduler and flusher, so the figures are of the API alone.

@@ -13,7 +13,7 @@ import { ApiKeyResolver, authenticate } from './platform/auth.ts';
 import { AuthBrake } from './platform/auth-brake.ts';
 import type { AppDeps } from './platform/context.ts';
 import { renderDocsPage } from './platform/docs-page.ts';
-import { BadRequest, problem, problemFor, Unauthorized } from './platform/errors.ts';
+import { BadRequest, problem, problemFor, TryAgainLater, Unauthorized } from './platform/errors.ts';
 import { type AppEnv, createRouter } from './platform/http.ts';
 import { idempotency } from './platform/idempotency.ts';
 import { jsonBodyRule } from './platform/input-rules.ts';
@@ -150,6 +150,13 @@ export function createApp(deps: AppDeps) {
             requestId,
           )
         : problem(err.status, 'http_error', err.message || 'Request failed', requestId);
+    }
+    // Not logged per request: what makes it (a rebuild, say) logs once.
+    if (err instanceof TryAgainLater) {
+      return c.json(body, 503, {
+        'content-type': 'application/problem+json',
+        'retry-after': String(err.retryAfterSeconds),
+      });
     }
     if (body.status >= 500) deps.logger.error({ err, requestId }, 'unhandled error');
     return c.json(body, body.status as 400, { 'content-type': 'application/problem+json' });

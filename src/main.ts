@@ -8,6 +8,7 @@ import { systemContext } from './platform/context.ts';
 import { openDatabase } from './platform/db.ts';
 import { createLogger } from './platform/logger.ts';
 import { migrateDown, migrateToLatest } from './platform/migrate.ts';
+import { StartupRefused } from './platform/namespace.ts';
 import { startRuntime } from './runtime.ts';
 import { createHttpServer } from './server.ts';
 
@@ -210,7 +211,8 @@ async function runKeys(config: ReturnType<typeof loadConfig>, args: string[]): P
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof ConfigError) process.stderr.write(`tessera: ${err.message}\n`);
+    if (err instanceof ConfigError || err instanceof StartupRefused)
+      process.stderr.write(`tessera: ${err.message}\n`);
     else
       process.stderr.write(`tessera: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);

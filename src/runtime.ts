@@ -12,6 +12,7 @@ import { type Database, openDatabase } from './platform/db.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
 import { Metrics } from './platform/metrics.ts';
 import { migrateToLatest } from './platform/migrate.ts';
+import { claimNamespace, deploymentId } from './platform/namespace.ts';
 import { OutboxDispatcher } from './platform/outbox.ts';
 import { connectRedis, readRedisSettings, redisSettingsWarnings, waitForRedis } from './platform/redis.ts';
 import { SecretKeys } from './platform/secret-key.ts';
@@ -60,6 +61,14 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     } else {
       for (const warning of redisSettingsWarnings(settings)) logger.warn(warning);
     }
+    // Before anything is read or written under the prefix: it may be another deployment's.
+    try {
+      await claimNamespace(redis, config.redisPrefix, await deploymentId(database.db));
+    } catch (err) {
+      redis.disconnect();
+      if (!options.database) await database.close();
+      throw err;
+    }
   }
   const metrics = new Metrics(options.defaultMetrics ?? false);
   const cache = new SnapshotCache(config.snapshotCacheSize, config.snapshotCacheTtlSeconds * 1000);
@@ -95,6 +104,13 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     await scheduler.start();
   }
   const usageWorkers = workers ? await startUsageWorkers(metering, config, logger) : null;
+  // Redis lost its data: the job schedulers went with it.
+  metering.recovery?.onRenewed(() => {
+    const renewing = [usageWorkers?.renew(), scheduler.renew()];
+    Promise.all(renewing).catch((err: unknown) =>
+      logger.error({ err }, 'could not set up the job schedulers again'),
+    );
+  });
 
   return {
     deps,

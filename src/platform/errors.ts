@@ -90,6 +90,18 @@ export class ServiceUnavailable extends AppError {
   readonly code = 'unavailable';
 }
 
+/** Not now, soon: answered 503 with `Retry-After` (seconds). */
+export class TryAgainLater extends AppError {
+  readonly status = 503;
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
 const TITLES: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',

@@ -195,6 +195,15 @@ export class Scheduler {
     else this.schedule(0);
   }
 
+  /** Sets the job scheduler up again (Redis lost its data, and the scheduler with it). */
+  async renew(): Promise<void> {
+    await this.queue?.upsertJobScheduler(
+      JOB_SCHEDULER_ID,
+      { every: this.intervalMs },
+      { name: 'run', opts: { removeOnComplete: true, removeOnFail: 100 } },
+    );
+  }
+
   async stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
@@ -233,11 +242,7 @@ export class Scheduler {
       return connection;
     };
     this.queue = new Queue(QUEUE, { connection: connect(), prefix });
-    await this.queue.upsertJobScheduler(
-      JOB_SCHEDULER_ID,
-      { every: this.intervalMs },
-      { name: 'run', opts: { removeOnComplete: true, removeOnFail: 100 } },
-    );
+    await this.renew();
     this.worker = new Worker(QUEUE, async () => this.runOnce(), {
       connection: connect(),
       prefix,

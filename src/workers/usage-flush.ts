@@ -22,6 +22,8 @@ const JOB_MS = 5_000;
 const FLUSH_BUDGET_MS = 5_000;
 
 export interface UsageWorkers {
+  /** Sets the job scheduler up again (Redis lost its data, and the scheduler with it). */
+  renew(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -68,13 +70,15 @@ export async function startUsageWorkers(
       metering.sweep().catch((err: unknown) => logger.error({ err }, 'reservation sweep failed'));
     }, SWEEP_EVERY_MS);
     timer.unref();
-    return { stop: async () => clearInterval(timer) };
+    return { renew: async () => {}, stop: async () => clearInterval(timer) };
   }
   const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
   const prefix = `${config.redisPrefix}bull`;
   const queue = new Queue('usage', { connection, prefix });
   const template = { opts: { removeOnComplete: true, removeOnFail: 100 } };
-  await queue.upsertJobScheduler('usage-flush', { every: JOB_MS }, { name: 'flush', ...template });
+  const schedule = () =>
+    queue.upsertJobScheduler('usage-flush', { every: JOB_MS }, { name: 'flush', ...template });
+  await schedule();
   // Earlier versions scheduled the sweep as a job of its own; the flush job runs it now.
   await queue.removeJobScheduler('usage-sweep');
   const stopping = new AbortController();
@@ -91,6 +95,9 @@ export async function startUsageWorkers(
   worker.on('failed', (job, err) => logger.error({ err, job: job?.name }, 'usage job failed'));
   worker.on('error', (err) => logger.error({ err }, 'usage worker error'));
   return {
+    async renew() {
+      await schedule();
+    },
     async stop() {
       stopping.abort();
       await worker.close();

@@ -7,6 +7,7 @@ import { RedisUsageStore } from '../../src/modules/metering/redis-store.ts';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createTestDatabase, createTestNodes, services, type TestApp } from '../helpers/harness.ts';
+import { startOwnRedis } from '../helpers/own-redis.ts';
 import type { Scenario } from '../helpers/scenario.ts';
 import { customer, event, meteredCustomer, period, snapshot, uniqueKey } from './metering-fixtures.ts';
 
@@ -297,10 +298,10 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
     await until(1000, () => cache.get(keys[0]!) === undefined, 'entry dropped after re-arming');
   });
 
-  it('forgets everything on FLUSHDB (in a database of its own)', async () => {
-    const db = new URL(url);
-    db.pathname = '/13';
-    const own = new Redis(db.toString());
+  it('forgets everything on FLUSHDB (on a redis-server of its own)', async () => {
+    // Never a FLUSHDB on the shared Redis: other processes use every database of it.
+    const server = await startOwnRedis();
+    const own = new Redis(server.url);
     try {
       await loadScripts(own);
       const cache = new CounterCache(own, logger, { maxEntries: 10, maxAgeMs: 60_000 });
@@ -315,8 +316,10 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
       expect(cache.size).toBe(1);
       await own.flushdb();
       await until(1000, () => cache.size === 0, 'cache emptied');
+      cache.stop();
     } finally {
       own.disconnect();
+      await server.stop();
     }
   });
 

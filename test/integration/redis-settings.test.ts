@@ -1,25 +1,29 @@
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRedisSettings } from '../../src/platform/redis.ts';
 import { createTestApp, services } from '../helpers/harness.ts';
+import { type OwnRedis, startOwnRedis } from '../helpers/own-redis.ts';
 
 /** Start-up reads the Redis server's eviction and persistence settings and warns about risky ones. */
 // Skipped only outside CI when Redis is not reachable (the run says so); with CI=true the global
 // setup fails the whole run instead, so CI never skips this.
+// On a redis-server of its own: the test changes a setting (CONFIG SET), never done to the shared one.
 describe.skipIf(!services.redis)('Redis settings at start-up', () => {
+  let own: OwnRedis;
   let redis: Redis;
   let policy: string;
   beforeAll(async () => {
-    redis = new Redis(inject('redisUrl')!);
+    own = await startOwnRedis();
+    redis = new Redis(own.url);
     const settings = await readRedisSettings(redis);
     expect(settings).not.toBeNull();
     policy = settings!.maxmemoryPolicy;
   });
   afterAll(async () => {
-    await redis.call('CONFIG', 'SET', 'maxmemory-policy', policy);
-    redis.disconnect();
+    redis?.disconnect();
+    await own?.stop();
   });
 
   it('reads the server’s own settings', async () => {
@@ -36,10 +40,13 @@ describe.skipIf(!services.redis)('Redis settings at start-up', () => {
         done();
       },
     });
-    // Without maxmemory set no key is evicted whatever the policy, so other suites are unaffected.
     await redis.call('CONFIG', 'SET', 'maxmemory-policy', 'volatile-lru');
     try {
-      const app = await createTestApp({ redis: true, logger: pino({ level: 'warn' }, sink) });
+      const app = await createTestApp({
+        redis: true,
+        config: { redisUrl: own.url },
+        logger: pino({ level: 'warn' }, sink),
+      });
       await app.close();
     } finally {
       await redis.call('CONFIG', 'SET', 'maxmemory-policy', policy);

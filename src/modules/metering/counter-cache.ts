@@ -300,13 +300,18 @@ export class CounterCache {
     }
   }
 
+  /** Forgets every reading, and reads in flight are not cached (Redis lost its data, say). */
+  clear(): void {
+    this.entries.clear();
+    this.owners.clear();
+    for (const key of this.inflight.keys()) this.dirty.add(key);
+  }
+
   /** An invalidation message: one key, a list of keys, or null (FLUSHDB / FLUSHALL: everything). */
   private invalidated(payload: unknown): void {
     this.invalidations += 1;
     if (payload === null || payload === undefined) {
-      this.entries.clear();
-      this.owners.clear();
-      for (const key of this.inflight.keys()) this.dirty.add(key);
+      this.clear();
       return;
     }
     const keys = Array.isArray(payload) ? payload : [payload];

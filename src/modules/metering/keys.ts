@@ -55,6 +55,17 @@ export class UsageKeys {
   get marker(): string {
     return `${this.prefix}u:marker`;
   }
+  /**
+   * Exists while Redis holds the counters (a new random value each time they are rebuilt): gone
+   * means Redis lost its data, and the scripts then refuse to count (see counter-recovery.ts).
+   */
+  get epoch(): string {
+    return `${this.prefix}epoch`;
+  }
+  /** The lock of the one process that rebuilds the counters after a loss. */
+  get rebuilding(): string {
+    return `${this.prefix}u:rebuilding`;
+  }
 }
 
 export const FLUSH_GROUP = 'ledger';

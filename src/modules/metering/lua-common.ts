@@ -114,3 +114,17 @@ local function crossed(before, after, limit, csv)
   return table.concat(out, ',')
 end
 `;
+
+/**
+ * What every script starts with: `GUARD` says whether its last key is the epoch key, which must
+ * exist (Redis holds the counters) for the script to run at all. When it is gone, Redis lost its
+ * data and every counter would restart from zero: the script counts nothing and fails with
+ * EPOCHLOST (answered 503 until the counters are rebuilt; see counter-recovery.ts).
+ */
+export const GUARD_OFF = `local GUARD = 0
+`;
+export const GUARD_ON = `local GUARD = 1
+if redis.call('EXISTS', KEYS[#KEYS]) == 0 then
+  return redis.error_reply('EPOCHLOST usage counters are being rebuilt from the ledger')
+end
+`;

@@ -276,12 +276,12 @@ return state
 `;
 
 /**
- * KEYS: (counter, credit, holds) per feature. ARGV: now.
+ * KEYS: (counter, credit, holds) per feature (then the epoch key when guarded). ARGV: now.
  * Returns per feature: {used, live held, credit drawn this period, {grant, used, ...}}.
  */
 export const READ = `${COMMON}
 local now, out = tonumber(ARGV[1]), {}
-for i = 1, #KEYS, 3 do
+for i = 1, #KEYS - GUARD, 3 do
   local c = redis.call('HMGET', KEYS[i], 'u', 'h', 'cr')
   local held = num(c[2])
   if held > 0 then

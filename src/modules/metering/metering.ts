@@ -3,29 +3,39 @@
  * its start-up check against the ledger, and the verbs the workers and the CLI call.
  */
 import type { AppDeps } from '../../platform/context.ts';
+import { CounterRecovery } from './counter-recovery.ts';
 import { LedgerCopier } from './ledger-copy.ts';
 import { PostgresUsageStore } from './postgres-store.ts';
-import { ensureCountersMatchLedger, type RebuildReport, rebuildFromLedger } from './rebuild.ts';
+import { type RebuildReport, rebuildFromLedger } from './rebuild.ts';
 import { loadScripts } from './redis-scripts.ts';
 import { DEFAULT_REDIS_OPTIONS, RedisUsageStore } from './redis-store.ts';
 import type { FlushOptions, UsageStore } from './store.ts';
 
 export class Metering {
   readonly store: UsageStore;
+  /** Redis mode: notices Redis losing its data and rebuilds the counters (counter-recovery.ts). */
+  readonly recovery: CounterRecovery | null;
 
   constructor(private readonly deps: AppDeps) {
     const { database } = deps;
-    this.store = deps.redis
+    const store = deps.redis
       ? new RedisUsageStore(deps.redis, deps.db, deps.config.redisPrefix, deps.clock, deps.logger, {
           ...DEFAULT_REDIS_OPTIONS,
           // The embedded database keeps the insert (see ledger-copy.ts).
           copier: database.kind === 'postgres' ? new LedgerCopier(database.pool) : null,
           metrics: deps.metrics,
         })
-      : new PostgresUsageStore(deps.db, deps.clock);
+      : null;
+    this.store = store ?? new PostgresUsageStore(deps.db, deps.clock);
+    this.recovery = store
+      ? new CounterRecovery(store, deps.config.redisPrefix, deps.clock, deps.logger)
+      : null;
   }
 
-  /** Loads the scripts and, when Redis lost what the ledger says it had, rebuilds it. */
+  /**
+   * Loads the scripts and, when Redis does not hold what the ledger says it had, rebuilds it; then
+   * watches for Redis losing its data while running.
+   */
   async start(): Promise<void> {
     if (!(this.store instanceof RedisUsageStore)) return;
     await loadScripts(this.store.redis);
@@ -36,15 +46,11 @@ export class Metering {
       maxAgeMs: config.counterCacheSeconds * 1000,
       reads: { hit: reads('hit'), miss: reads('miss') },
     });
-    const report = await ensureCountersMatchLedger(this.store, this.deps.clock.now());
-    if (report && (report.counters > 0 || report.holds > 0))
-      this.deps.logger.warn(
-        report,
-        'Redis did not hold the usage ledger’s marker: counters rebuilt from the ledger',
-      );
+    await this.recovery?.start();
   }
 
   stop(): void {
+    this.recovery?.stop();
     if (this.store instanceof RedisUsageStore) this.store.stopCounterCache();
   }
 

@@ -1,8 +1,8 @@
 /**
  * The ledger is the source of truth: this rebuilds Redis's counters, credit use, distinct members,
- * live holds and recent idempotency answers from Postgres. It runs from `tessera usage rebuild`
- * and at start-up when Redis's marker does not match the ledger's (Redis lost its data or is
- * another instance). Pending stream entries are flushed into the ledger first, so nothing Redis
+ * live holds and recent idempotency answers from Postgres. It runs from `tessera usage rebuild`,
+ * and from counter-recovery.ts at start-up when Redis's marker does not match the ledger's (Redis
+ * lost its data or is another instance) and whenever Redis loses its data while running. Pending stream entries are flushed into the ledger first, so nothing Redis
  * still holds is lost. Counters are overwritten, not added to, so a rebuild can run twice.
  */
 import { sql } from 'kysely';
@@ -150,16 +150,4 @@ export async function ledgerMarker(store: RedisUsageStore): Promise<string> {
     .where('key', '=', MARKER)
     .executeTakeFirstOrThrow();
   return row.value;
-}
-
-/** Rebuilds when Redis's marker differs from the ledger's; returns the report, or null when in step. */
-export async function ensureCountersMatchLedger(
-  store: RedisUsageStore,
-  now: Date,
-): Promise<RebuildReport | null> {
-  const marker = await ledgerMarker(store);
-  if ((await store.redis.get(store.keys.marker)) === marker) return null;
-  const report = await rebuildFromLedger(store, now);
-  await store.redis.set(store.keys.marker, marker);
-  return report;
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Command, type Redis } from 'ioredis';
 import { COMMIT, CONSUME, CONSUME_MANY, HOLD, READ, RELEASE } from './lua.ts';
+import { GUARD_OFF, GUARD_ON } from './lua-common.ts';
 
 export interface LuaScript {
   name: string;
@@ -12,18 +13,48 @@ function script(name: string, source: string): LuaScript {
   return { name, source, sha: createHash('sha1').update(source).digest('hex') };
 }
 
-export const SCRIPTS = {
-  consume: script('consume', CONSUME),
-  consumeMany: script('consume-many', CONSUME_MANY),
-  hold: script('hold', HOLD),
-  commit: script('commit', COMMIT),
-  release: script('release', RELEASE),
-  read: script('read', READ),
+const SOURCES = {
+  consume: CONSUME,
+  consumeMany: CONSUME_MANY,
+  hold: HOLD,
+  commit: COMMIT,
+  release: RELEASE,
+  read: READ,
 };
+type ScriptSet = Record<keyof typeof SOURCES, LuaScript>;
+
+function scriptSet(guard: string, suffix: string): ScriptSet {
+  const set = {} as ScriptSet;
+  for (const [name, source] of Object.entries(SOURCES) as Array<[keyof typeof SOURCES, string]>)
+    set[name] = script(`${name}${suffix}`, `${guard}${source}`);
+  return set;
+}
+
+/** The scripts as they are. */
+export const SCRIPTS = scriptSet(GUARD_OFF, '');
+
+/**
+ * The same scripts, each taking the epoch key as its last key and refusing to run when it is gone
+ * (Redis lost its data: see GUARD_ON). The store uses these on a standalone Redis; on a cluster
+ * the epoch key is in another slot than the customer's keys, and only the once-a-second look at
+ * it notices a loss.
+ */
+export const GUARDED_SCRIPTS = scriptSet(GUARD_ON, '-guarded');
+
+const guardedOf = new Map<LuaScript, LuaScript>(
+  (Object.keys(SOURCES) as Array<keyof typeof SOURCES>).map((name) => [SCRIPTS[name], GUARDED_SCRIPTS[name]]),
+);
+
+/** The guarded twin of one of SCRIPTS. */
+export function guarded(lua: LuaScript): LuaScript {
+  return guardedOf.get(lua) ?? lua;
+}
 
 /** SCRIPT LOAD every script once at start-up, so the hot path is a bare EVALSHA. */
 export async function loadScripts(redis: Redis): Promise<void> {
-  await Promise.all(Object.values(SCRIPTS).map((s) => redis.script('LOAD', s.source)));
+  await Promise.all(
+    [...Object.values(SCRIPTS), ...Object.values(GUARDED_SCRIPTS)].map((s) => redis.script('LOAD', s.source)),
+  );
 }
 
 function isNoScript(err: unknown): boolean {

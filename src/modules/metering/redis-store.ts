@@ -14,6 +14,7 @@ import type { Metrics } from '../../platform/metrics.ts';
 import type { UsageQuery } from '../entitlements/engine.ts';
 import { decodeAnswer } from './answer.ts';
 import { CounterCache, type CounterCacheOptions, type CounterReply } from './counter-cache.ts';
+import { CountersRebuilding, isCountersLost } from './counters-rebuilding.ts';
 import { ensureGroup, LedgerFlusher } from './flusher.ts';
 import { slotOf, UsageKeys } from './keys.ts';
 import type { LedgerCopier } from './ledger-copy.ts';
@@ -21,7 +22,7 @@ import { answerText, ledgerHead } from './ledger-line.ts';
 import { readingOf } from './reading.ts';
 import { packTerms, storedPeriod } from './redis-args.ts';
 import { RedisReservations } from './redis-reservations.ts';
-import { type LuaScript, runScript, SCRIPTS, TickBatcher } from './redis-scripts.ts';
+import { guarded, type LuaScript, runScript, SCRIPTS, TickBatcher } from './redis-scripts.ts';
 import type {
   CommitAnswer,
   FlushOptions,
@@ -162,6 +163,10 @@ export class RedisUsageStore implements UsageStore {
   private readonly packed = new WeakMap<UsageTerms, string>();
   /** Cached counter readings for decisions (see counter-cache.ts); null until `startCounterCache`. */
   counters: CounterCache | null = null;
+  /** Called when a script found the epoch key gone (Redis lost its data). */
+  onCountersLost: (() => void) | null = null;
+  /** Keys every script call ends with: the epoch key once guarded (see `guard`). */
+  private guardKeys: readonly string[] = NO_KEYS;
 
   constructor(
     readonly redis: Redis,
@@ -184,6 +189,31 @@ export class RedisUsageStore implements UsageStore {
     this.groupBySlot = options.groupBySlot ?? redis.isCluster;
   }
 
+  /**
+   * From now on every script also takes the epoch key and refuses to run without it (Redis lost
+   * its data; see counter-recovery.ts, which turns this on once the epoch is set). Not on a
+   * cluster: the epoch key is in another slot than a customer's keys.
+   */
+  guard(): void {
+    if (!this.redis.isCluster) this.guardKeys = [this.keys.epoch];
+  }
+
+  /** A script as this store runs it: its guarded twin when the store is guarded. */
+  private script(lua: LuaScript): LuaScript {
+    return this.guardKeys.length > 0 ? guarded(lua) : lua;
+  }
+
+  private withGuard(keys: readonly string[]): readonly string[] {
+    return this.guardKeys.length > 0 ? [...keys, ...this.guardKeys] : keys;
+  }
+
+  /** A script's failure as callers see it: the epoch key gone is a 503 (and starts a rebuild). */
+  private failure(err: unknown): unknown {
+    if (!isCountersLost(err)) return err;
+    this.onCountersLost?.();
+    return new CountersRebuilding();
+  }
+
   private readonly groupBySlot: boolean;
 
   /** Events recorded in the same turn of the event loop leave in one script call (per slot). */
@@ -196,18 +226,25 @@ export class RedisUsageStore implements UsageStore {
           const stream = this.keys.streamOfSlot(group[0]!.slot);
           if (group.length === 1) {
             const [keys, args] = singleCall(group[0]!, stream);
-            return [await runScript(this.redis, SCRIPTS.consume, keys, args)];
+            for (const key of this.guardKeys) keys.push(key);
+            return [await runScript(this.redis, this.script(SCRIPTS.consume), keys, args)];
           }
           const [keys, args] = manyCall(group, stream);
-          return (await runScript(this.redis, SCRIPTS.consumeMany, keys, args)) as unknown[];
+          for (const key of this.guardKeys) keys.push(key);
+          return (await runScript(this.redis, this.script(SCRIPTS.consumeMany), keys, args)) as unknown[];
         },
       )
         // Also after a failure: a script that failed part-way may have counted some events.
         .finally(() => this.wrote(calls))
-        .then((answers) => {
-          this.markWritten(calls.map((call) => call.slot));
-          return answers;
-        }),
+        .then(
+          (answers) => {
+            this.markWritten(calls.map((call) => call.slot));
+            return answers;
+          },
+          (err: unknown) => {
+            throw this.failure(err);
+          },
+        ),
     MAX_EVENTS_PER_CALL,
     CONSUMES_IN_FLIGHT,
   );
@@ -221,19 +258,26 @@ export class RedisUsageStore implements UsageStore {
         async (group) => {
           const keys = group.flat();
           const now = [this.clock.now().getTime()];
+          const read = this.script(SCRIPTS.read);
+          const sent = this.withGuard(keys);
           const tracked = this.counters?.begin(keys) ?? null;
           let reply: ReadReply[] | null = null;
           if (tracked) {
             try {
-              reply = (await runScript(tracked.connection, SCRIPTS.read, keys, now)) as ReadReply[];
-            } catch {
+              reply = (await runScript(tracked.connection, read, sent, now)) as ReadReply[];
+            } catch (err) {
+              if (isCountersLost(err)) throw this.failure(err);
               // The tracking connection went away mid-read: read on the shared one (not cached).
               reply = null;
             } finally {
               this.counters?.settle(tracked, reply);
             }
           }
-          reply ??= (await runScript(this.redis, SCRIPTS.read, keys, now)) as ReadReply[];
+          try {
+            reply ??= (await runScript(this.redis, read, sent, now)) as ReadReply[];
+          } catch (err) {
+            throw this.failure(err);
+          }
           let next = 0;
           return group.map((keys) => {
             const part = reply.slice(next, next + keys.length / 3);
@@ -268,10 +312,32 @@ export class RedisUsageStore implements UsageStore {
     args: ReadonlyArray<string | number>,
   ): Promise<unknown> {
     try {
-      return await runScript(this.redis, lua, keys, args);
+      return await runScript(this.redis, this.script(lua), this.withGuard(keys), args);
+    } catch (err) {
+      throw this.failure(err);
     } finally {
       this.counters?.written(keys);
     }
+  }
+
+  /**
+   * After Redis lost its data: slots are registered again on their next use (list and consumer
+   * group), and the streams this process used get their groups back now.
+   */
+  async restoreStreams(): Promise<void> {
+    const slots = new Set(this.registered.keys());
+    if (!this.groupBySlot) slots.add(SHARED_STREAM_SLOT);
+    this.registered.clear();
+    if (slots.size === 0) return;
+    await Promise.all([
+      this.redis.sadd(this.keys.slots, ...slots),
+      ...[...slots].map((slot) => ensureGroup(this.redis, this.keys.streamOfSlot(slot))),
+    ]);
+  }
+
+  /** Slots are registered again on their next use (Redis may have lost the list and the groups). */
+  forgetRegisteredSlots(): void {
+    this.registered.clear();
   }
 
   /** This process's writes drop the cached readings they change (read-your-writes on this node). */
