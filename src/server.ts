@@ -71,15 +71,15 @@ export function createHttpServer(runtime: Runtime): Server {
         res.end();
       });
   };
-  const fastPath = createFastPath(
-    runtime.deps,
-    runtime.resolver,
-    [checkFastRoute, ...usageFastRoutes],
-    replay,
-    { brake: runtime.authBrake, trustProxy: runtime.deps.config.trustProxy },
-  );
+  // TESSERA_FAST_PATH=false: every request goes through the app (the benchmark compares the two).
+  const fastPath = runtime.deps.config.fastPath
+    ? createFastPath(runtime.deps, runtime.resolver, [checkFastRoute, ...usageFastRoutes], replay, {
+        brake: runtime.authBrake,
+        trustProxy: runtime.deps.config.trustProxy,
+      })
+    : null;
   const server = createServer((req, res) => {
-    if (!fastPath(req, res)) replay(req, res);
+    if (fastPath === null || !fastPath(req, res)) replay(req, res);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
