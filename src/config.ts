@@ -64,7 +64,7 @@ const EnvSchema = z.object({
     .transform((v) => v === 'true' || v === '1'),
   /**
    * Answer `POST /v1/check`, `/v1/usage` and `/v1/usage/batch` in their common shape on node:http
-   * directly (src/server.ts); false sends every request through the Hono app.
+   * directly (src/http/server.ts); false sends every request through the Hono app.
    */
   TESSERA_FAST_PATH: z
     .enum(['true', 'false', '1', '0'])

@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { parseCheck } from '../../src/modules/entitlements/check-fast-path.ts';
+import { parseCheck } from '../../src/http/check-fast-path.ts';
 import { CheckBody } from '../../src/modules/entitlements/schema.ts';
 import { parseUsageEvent } from '../../src/modules/metering/parse-event.ts';
 import { UsageBatchBody, UsageEventBody } from '../../src/modules/metering/schema.ts';

@@ -1,5 +1,5 @@
-import { type FastRoute, parseJsonObject } from '../../platform/fast-path.ts';
-import { type CheckInput, checkEntitlement } from './service.ts';
+import { type CheckInput, checkEntitlement } from '../modules/entitlements/service.ts';
+import { type FastRoute, parseJsonObject } from '../platform/fast-path.ts';
 
 /**
  * `POST /v1/check` on the node:http fast path (src/platform/fast-path.ts): the same service verb as
