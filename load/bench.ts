@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- check|usage|floor]`: starts Tessera on real PostgreSQL and Redis, seeds it, and drives
+ * `npm run bench [-- check|usage|fastpath|floor]`: starts Tessera on real PostgreSQL and Redis, seeds it, and drives
  * it with autocannon beside a bare Hono route in the same run, so ratios are measured together.
  * Environment: BENCH_PG (admin URL, default postgres://postgres@127.0.0.1:5432/postgres),
  * BENCH_REDIS (default redis://127.0.0.1:6379), BENCH_DURATION (seconds, default 20),
@@ -28,13 +28,18 @@ async function main() {
       report = await runUsageBench(settings);
       break;
     }
+    case 'fastpath': {
+      const { runFastPathBench } = await import('./fastpath-bench.ts');
+      report = await runFastPathBench(settings);
+      break;
+    }
     case 'floor': {
       const { runFloorBench } = await import('./floor-bench.ts');
       report = await runFloorBench(settings);
       break;
     }
     default:
-      throw new Error(`unknown scenario '${scenario}' (check | usage | floor)`);
+      throw new Error(`unknown scenario '${scenario}' (check | usage | fastpath | floor)`);
   }
   process.stdout.write(`\n${report}\n`);
   mkdirSync('load/results', { recursive: true });

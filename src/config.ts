@@ -62,6 +62,14 @@ const EnvSchema = z.object({
     .enum(['true', 'false', '1', '0'])
     .default('false')
     .transform((v) => v === 'true' || v === '1'),
+  /**
+   * Answer `POST /v1/check`, `/v1/usage` and `/v1/usage/batch` in their common shape on node:http
+   * directly (src/http/server.ts); false sends every request through the Hono app.
+   */
+  TESSERA_FAST_PATH: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
   /** Browser origins allowed by CORS, comma-separated (`*` for any); unset: no CORS headers. */
   TESSERA_CORS_ORIGINS: z
     .string()
@@ -108,6 +116,7 @@ export type Config = {
   authFailureLimit: number;
   authFailureWindowSeconds: number;
   trustProxy: boolean;
+  fastPath: boolean;
   corsOrigins: string[];
   metricsToken: string | undefined;
 };
@@ -147,6 +156,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authFailureLimit: e.TESSERA_AUTH_FAILURE_LIMIT,
     authFailureWindowSeconds: e.TESSERA_AUTH_FAILURE_WINDOW_SECONDS,
     trustProxy: e.TESSERA_TRUST_PROXY,
+    fastPath: e.TESSERA_FAST_PATH,
     corsOrigins: e.TESSERA_CORS_ORIGINS ?? [],
     metricsToken: e.TESSERA_METRICS_TOKEN,
   };

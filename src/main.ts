@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
+import { createHttpServer } from './http/server.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from './modules/api-keys/service.ts';
 import { runAuditCommand } from './modules/audit/cli.ts';
 import { runUsageCommand } from './modules/metering/cli.ts';
@@ -10,7 +11,6 @@ import { createLogger } from './platform/logger.ts';
 import { migrateDown, migrateToLatest } from './platform/migrate.ts';
 import { StartupRefused } from './platform/namespace.ts';
 import { startRuntime } from './runtime.ts';
-import { createHttpServer } from './server.ts';
 
 const USAGE = `usage: tessera <command>
 

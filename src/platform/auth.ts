@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { LRUCache } from 'lru-cache';
 import { type AuthBrake, clientAddress, socketAddressOf } from './auth-brake.ts';
-import { type Clock, systemClock } from './clock.ts';
+import type { Clock } from './clock.ts';
 import type { Scope } from './context.ts';
 import type { Db } from './db.ts';
 import { problem, Unauthorized } from './errors.ts';
@@ -31,7 +31,8 @@ export function generateSecret(environment: string): string {
 const UNKNOWN_KEY_SECONDS = 5;
 
 export interface ApiKeyResolverOptions {
-  clock?: Clock;
+  /** Every time the cache reads (entry ends, refresh points) comes from here; there is no default. */
+  clock: Clock;
   /** Secrets cached at once; the least recently used entry makes room for a new one. */
   maxEntries?: number;
 }
@@ -56,9 +57,9 @@ export class ApiKeyResolver {
   constructor(
     private readonly db: Db,
     private readonly ttlSeconds: number,
-    options: ApiKeyResolverOptions = {},
+    options: ApiKeyResolverOptions,
   ) {
-    this.clock = options.clock ?? systemClock;
+    this.clock = options.clock;
     this.cache = new LRUCache({ max: options.maxEntries ?? 10_000 });
   }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
-import { sql } from 'kysely';
+import type { Db } from './db.ts';
 import { BadRequest, Conflict, Unprocessable } from './errors.ts';
 import type { AppEnv } from './http.ts';
 import { redactSecrets, secretFieldsOf } from './secret-answer.ts';
@@ -126,10 +126,48 @@ export function idempotency(ttlSeconds: number): MiddlewareHandler<AppEnv> {
   };
 }
 
-export async function purgeExpiredIdempotencyKeys(db: import('./db.ts').Db): Promise<number> {
-  const res = await db
-    .deleteFrom('idempotency_keys')
-    .where('expires_at', '<', sql<Date>`now()`)
-    .executeTakeFirst();
-  return Number(res.numDeletedRows);
+export interface PurgeOptions {
+  /** Records deleted per statement (default 1,000). */
+  batchSize?: number;
+  /** Statements per call at most (default 100); the next call takes the rest. */
+  maxBatches?: number;
+}
+
+/**
+ * Deletes the records that expired by `now` (the injected clock's time, not the database's), a
+ * batch per statement, so a large backlog never holds its locks for long. A record a request holds
+ * at this moment is skipped (a later run takes it). Returns how many went.
+ */
+export async function purgeExpiredIdempotencyKeys(
+  db: Db,
+  now: Date,
+  options: PurgeOptions = {},
+): Promise<number> {
+  const batchSize = options.batchSize ?? 1_000;
+  const maxBatches = options.maxBatches ?? 100;
+  let purged = 0;
+  for (let batch = 0; batch < maxBatches; batch++) {
+    const res = await db
+      .deleteFrom('idempotency_keys')
+      .where((eb) =>
+        eb(
+          eb.refTuple('environment', 'api_key_id', 'key'),
+          'in',
+          eb
+            .selectFrom('idempotency_keys')
+            .select(['environment', 'api_key_id', 'key'])
+            .where('expires_at', '<=', now)
+            .orderBy('expires_at')
+            .limit(batchSize)
+            .forUpdate()
+            .skipLocked()
+            .$asTuple('environment', 'api_key_id', 'key'),
+        ),
+      )
+      .executeTakeFirst();
+    const deleted = Number(res.numDeletedRows);
+    purged += deleted;
+    if (deleted < batchSize) break;
+  }
+  return purged;
 }

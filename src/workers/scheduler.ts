@@ -12,7 +12,8 @@
  * fires `runOnce` every interval on one of the workers; without Redis a timer runs it in process.
  *
  * Each run also signs a checkpoint of every audit chain whose head moved and whose last checkpoint
- * is AUDIT_CHECKPOINT_SECONDS old (see modules/audit/checkpoints.ts).
+ * is AUDIT_CHECKPOINT_SECONDS old (see modules/audit/checkpoints.ts), and deletes the
+ * idempotency records that expired by `now`, in batches (platform/idempotency.ts).
  */
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -23,6 +24,7 @@ import { catchUpRow } from '../modules/subscriptions/catch-up.ts';
 import type { Actor, AppDeps } from '../platform/context.ts';
 import { systemContext, withTransaction } from '../platform/context.ts';
 import type { Db } from '../platform/db.ts';
+import { purgeExpiredIdempotencyKeys } from '../platform/idempotency.ts';
 
 export const SCHEDULER_ACTOR: Actor = { type: 'system', id: null, name: 'scheduler' };
 const QUEUE = 'scheduler';
@@ -43,6 +45,8 @@ export interface SchedulerRun {
   failed: number;
   /** Signed audit checkpoints written (environments whose chain head moved and whose checkpoint was due). */
   checkpoints: number;
+  /** Idempotency records deleted because they expired by `now`. */
+  idempotencyKeysPurged: number;
 }
 
 interface Candidate {
@@ -128,7 +132,7 @@ export async function runDueTransitions(
   const batchSize = options.batchSize ?? 200;
   // Transactions take their `now` from the clock: pin it to the instant this run is for.
   const pinned: AppDeps = { ...deps, clock: { now: () => new Date(now) } };
-  const run: SchedulerRun = { updated: 0, skipped: 0, failed: 0, checkpoints: 0 };
+  const run: SchedulerRun = { updated: 0, skipped: 0, failed: 0, checkpoints: 0, idempotencyKeysPurged: 0 };
   for (let round = 0; round < 50; round++) {
     const candidates = await dueCandidates(deps.db, now, batchSize);
     let progress = 0;
@@ -150,7 +154,19 @@ export async function runDueTransitions(
   }
   if (run.updated > 0) deps.logger.info(run, 'scheduler persisted due subscription transitions');
   run.checkpoints = await writeAuditCheckpoints(deps, now);
+  run.idempotencyKeysPurged = await purgeIdempotencyKeys(deps, now);
   return run;
+}
+
+async function purgeIdempotencyKeys(deps: AppDeps, now: Date): Promise<number> {
+  try {
+    const purged = await purgeExpiredIdempotencyKeys(deps.db, now);
+    if (purged > 0) deps.logger.debug({ purged }, 'deleted expired idempotency records');
+    return purged;
+  } catch (err) {
+    deps.logger.error({ err }, 'scheduler could not delete expired idempotency records');
+    return 0;
+  }
 }
 
 async function writeAuditCheckpoints(deps: AppDeps, now: Date): Promise<number> {

@@ -32,4 +32,10 @@ describe('config', () => {
   it('treats empty variables as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', PORT: '' }).port).toBe(3000);
   });
+
+  it('turns the node:http fast path off only when asked', () => {
+    expect(loadConfig({}).fastPath).toBe(true);
+    expect(loadConfig({ TESSERA_FAST_PATH: 'false' }).fastPath).toBe(false);
+    expect(() => loadConfig({ TESSERA_FAST_PATH: 'off' })).toThrow(/TESSERA_FAST_PATH/);
+  });
 });

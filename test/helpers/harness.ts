@@ -4,6 +4,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { type Config, loadConfig } from '../../src/config.ts';
+import { createHttpServer } from '../../src/http/server.ts';
 import { createApiKey } from '../../src/modules/api-keys/service.ts';
 import { type Clock, ManualClock, systemClock } from '../../src/platform/clock.ts';
 import { systemContext } from '../../src/platform/context.ts';
@@ -11,7 +12,6 @@ import { type Database, openEmbedded } from '../../src/platform/db.ts';
 import { createLogger, type Logger } from '../../src/platform/logger.ts';
 import { migrateToLatest } from '../../src/platform/migrate.ts';
 import { type Runtime, startRuntime } from '../../src/runtime.ts';
-import { createHttpServer } from '../../src/server.ts';
 
 export const services = {
   postgres: inject('postgresAdminUrl') !== null,

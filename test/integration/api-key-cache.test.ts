@@ -1,6 +1,7 @@
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiKeyResolver } from '../../src/platform/auth.ts';
+import { ManualClock } from '../../src/platform/clock.ts';
 import { createTestApp, type TestApp } from '../helpers/harness.ts';
 
 /** Counts the queries a Kysely instance runs. */
@@ -14,8 +15,6 @@ class QueryCounter implements KyselyPlugin {
     return args.result;
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The in-process key cache the fast path and the app share (src/platform/auth.ts). */
 describe('API key cache', () => {
@@ -35,9 +34,13 @@ describe('API key cache', () => {
     await app?.close();
   });
 
+  // Each resolver has a clock of its own: the test moves time, nothing sleeps. Waiting remains only
+  // for a look-up's query to come back (vi.waitFor).
   const resolver = (ttlSeconds: number) => {
     const counter = new QueryCounter();
-    return { counter, resolver: new ApiKeyResolver(app.runtime.deps.db.withPlugin(counter), ttlSeconds) };
+    const clock = new ManualClock('2026-06-01T00:00:00.000Z');
+    const keys = new ApiKeyResolver(app.runtime.deps.db.withPlugin(counter), ttlSeconds, { clock });
+    return { counter, clock, resolver: keys };
   };
 
   it('answers concurrent look-ups of one secret with one query', async () => {
@@ -49,17 +52,24 @@ describe('API key cache', () => {
   });
 
   it('refreshes a key in use before its entry ends, so the entry never lapses under traffic', async () => {
-    const { counter, resolver: keys } = resolver(1);
+    const { counter, clock, resolver: keys } = resolver(1);
     await keys.resolve(secret);
     expect(counter.count).toBe(1);
-    // Past the refresh point (60% of 1 s) a peek still answers from the cache and looks it up again.
-    await sleep(700);
+    // Before the refresh point (60% of 1 s) a peek answers from the cache and asks nothing.
+    clock.advance(599);
     expect(keys.peek(secret)?.id).toBe(keyId);
-    await sleep(100);
+    expect(counter.count).toBe(1);
+    // Past it, a peek still answers from the cache and looks the key up again in the background.
+    clock.advance(101);
+    expect(keys.peek(secret)?.id).toBe(keyId);
     expect(counter.count).toBe(2);
-    // After the first entry's end the refreshed one answers without any IO.
-    await sleep(400);
-    expect(keys.peek(secret)?.id).toBe(keyId);
+    // After the first entry's end (1 s) the refreshed one (until 1.7 s) answers without any IO.
+    clock.advance(400);
+    await vi.waitFor(() => expect(keys.peek(secret)?.id).toBe(keyId));
+    expect(counter.count).toBe(2);
+    // Its own end is the bound: with no traffic in between, the cache no longer vouches for it.
+    clock.advance(600);
+    expect(keys.peek(secret)).toBeUndefined();
   });
 
   it('still stops honouring a revoked key within the cache time', async () => {
@@ -67,16 +77,22 @@ describe('API key cache', () => {
       name: 'revoked soon',
       scopes: ['check'],
     });
-    const { resolver: keys } = resolver(1);
+    const { clock, resolver: keys } = resolver(1);
+    const idle = resolver(1);
     expect((await keys.resolve(other.body.secret))?.id).toBe(other.body.id);
+    expect((await idle.resolver.resolve(other.body.secret))?.id).toBe(other.body.id);
     expect((await app.json('DELETE', `/v1/api-keys/${other.body.id}`)).status).toBe(200);
-    const started = Date.now();
-    // Traffic keeps peeking; the background refresh finds the revocation.
-    while (keys.peek(other.body.secret)) {
-      expect(Date.now() - started).toBeLessThan(1100);
-      await sleep(20);
-    }
+    // Until the refresh point the cached key is honoured (that is the cache time's promise).
+    expect(keys.peek(other.body.secret)?.id).toBe(other.body.id);
+    // Traffic past the refresh point: the background refresh finds the revocation.
+    clock.advance(700);
+    expect(keys.peek(other.body.secret)?.id).toBe(other.body.id);
+    await vi.waitFor(() => expect(keys.peek(other.body.secret)).toBeNull());
     expect(await keys.resolve(other.body.secret)).toBeNull();
+    // No traffic: the entry lapses at its end and the next look-up finds the revocation.
+    idle.clock.advance(1000);
+    expect(idle.resolver.peek(other.body.secret)).toBeUndefined();
+    expect(await idle.resolver.resolve(other.body.secret)).toBeNull();
   });
 
   it('does not let a look-up that raced forget() put its answer back', async () => {

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkFastRoute, parseCheck } from '../../src/modules/entitlements/check-fast-path.ts';
+import { checkFastRoute, parseCheck } from '../../src/http/check-fast-path.ts';
 import type { ApiKeyResolver } from '../../src/platform/auth.ts';
 import { createFastPath } from '../../src/platform/fast-path.ts';
 import { createTestApp, serveOverHttp, type TestApp } from '../helpers/harness.ts';

@@ -1,12 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { getRequestListener, RequestError } from '@hono/node-server';
-import { checkFastRoute } from './modules/entitlements/check-fast-path.ts';
-import { usageFastRoutes } from './modules/metering/usage-fast-path.ts';
-import { problem } from './platform/errors.ts';
-import { createFastPath } from './platform/fast-path.ts';
-import { requestIdFactory } from './platform/ids.ts';
-import type { Runtime } from './runtime.ts';
+import { usageFastRoutes } from '../modules/metering/usage-fast-path.ts';
+import { problem } from '../platform/errors.ts';
+import { createFastPath } from '../platform/fast-path.ts';
+import { requestIdFactory } from '../platform/ids.ts';
+import type { Runtime } from '../runtime.ts';
+import { checkFastRoute } from './check-fast-path.ts';
 
 /**
  * The node:http server: the check fast path first (see check-fast-path.ts), the Hono app for
@@ -71,15 +71,15 @@ export function createHttpServer(runtime: Runtime): Server {
         res.end();
       });
   };
-  const fastPath = createFastPath(
-    runtime.deps,
-    runtime.resolver,
-    [checkFastRoute, ...usageFastRoutes],
-    replay,
-    { brake: runtime.authBrake, trustProxy: runtime.deps.config.trustProxy },
-  );
+  // TESSERA_FAST_PATH=false: every request goes through the app (the benchmark compares the two).
+  const fastPath = runtime.deps.config.fastPath
+    ? createFastPath(runtime.deps, runtime.resolver, [checkFastRoute, ...usageFastRoutes], replay, {
+        brake: runtime.authBrake,
+        trustProxy: runtime.deps.config.trustProxy,
+      })
+    : null;
   const server = createServer((req, res) => {
-    if (!fastPath(req, res)) replay(req, res);
+    if (fastPath === null || !fastPath(req, res)) replay(req, res);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {

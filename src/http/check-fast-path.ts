@@ -1,5 +1,5 @@
-import { type FastRoute, parseJsonObject } from '../../platform/fast-path.ts';
-import { type CheckInput, checkEntitlement } from './service.ts';
+import { type CheckInput, checkEntitlement } from '../modules/entitlements/service.ts';
+import { type FastRoute, parseJsonObject } from '../platform/fast-path.ts';
 
 /**
  * `POST /v1/check` on the node:http fast path (src/platform/fast-path.ts): the same service verb as
@@ -30,6 +30,9 @@ export function parseCheck(body: Buffer): CheckInput | null {
     return null;
   if (context !== undefined) {
     if (typeof context !== 'object' || context === null || Array.isArray(context)) return null;
+    // The schema builds the record by assignment, which drops an own "__proto__" key: the app
+    // answers such a check, so both paths see the same context.
+    if (Object.hasOwn(context, '__proto__')) return null;
     const entries = Object.entries(context);
     if (entries.length > 50) return null;
     for (const [k, v] of entries) if (k.length > 100 || !SCALAR.has(typeof v)) return null;
