@@ -5,9 +5,10 @@ import { ensureBootstrapKey } from './modules/api-keys/service.ts';
 import { SnapshotCache } from './modules/entitlements/cache.ts';
 import { DecisionEngine } from './modules/entitlements/engine.ts';
 import { InvalidationBus } from './modules/entitlements/invalidation.ts';
-import { attachMetering, Metering } from './modules/metering/metering.ts';
+import { Metering } from './modules/metering/metering.ts';
+import { endCustomerSubscriptions } from './modules/subscriptions/service.ts';
 import { type Clock, systemClock } from './platform/clock.ts';
-import type { AppDeps } from './platform/context.ts';
+import type { AppDeps, PlatformDeps } from './platform/context.ts';
 import { type Database, openDatabase } from './platform/db.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
 import { Metrics } from './platform/metrics.ts';
@@ -16,6 +17,7 @@ import { claimNamespace, deploymentId } from './platform/namespace.ts';
 import { OutboxDispatcher } from './platform/outbox.ts';
 import { connectRedis, readRedisSettings, redisSettingsWarnings, waitForRedis } from './platform/redis.ts';
 import { SecretKeys } from './platform/secret-key.ts';
+import type { Services } from './services.ts';
 import { Scheduler } from './workers/scheduler.ts';
 import { startUsageWorkers } from './workers/usage-flush.ts';
 
@@ -71,9 +73,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     }
   }
   const metrics = new Metrics(options.defaultMetrics ?? false);
-  const cache = new SnapshotCache(config.snapshotCacheSize, config.snapshotCacheTtlSeconds * 1000);
-  const decisions = new DecisionEngine(database.db, cache);
-  const deps: AppDeps = {
+  const platform: PlatformDeps = {
     config,
     database,
     db: database.db,
@@ -82,9 +82,18 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     logger,
     metrics,
     commitListeners: [],
-    decisions,
     secrets: new SecretKeys(config, logger),
   };
+  // The modules' services, each built once from what it needs: metering first, since the
+  // decision engine reads live counters from its store. No IO until `metering.start()` below.
+  const metering = new Metering(platform);
+  const cache = new SnapshotCache(config.snapshotCacheSize, config.snapshotCacheTtlSeconds * 1000);
+  const services: Services = {
+    metering,
+    decisions: new DecisionEngine(database.db, cache, metering.store),
+    customerDeletionHooks: [endCustomerSubscriptions],
+  };
+  const deps: AppDeps = { ...platform, services };
   const dispatcher = new OutboxDispatcher(database.db, logger, metrics, { pollMs: config.outboxPollMs });
   const invalidation = new InvalidationBus(cache, redis, `${config.redisPrefix}invalidate`, logger);
   await invalidation.start();
@@ -93,8 +102,6 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   deps.commitListeners.push(({ topics }) => {
     if (topics.length > 0) dispatcher.poke();
   });
-  const metering = new Metering(deps);
-  attachMetering(deps, metering);
   await metering.start();
   const { app, resolver, authBrake } = createApp(deps);
   const scheduler = new Scheduler(deps);

@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
-import { type Actor, type AuditEntry, appendAuditEvents } from '../modules/audit/repo.ts';
-import type { DecisionEngine } from '../modules/entitlements/engine.ts';
+import { type Actor, type AuditEntry, appendAuditEvents } from './audit-chain.ts';
 import type { Clock } from './clock.ts';
 import type { Database, Db, Tx } from './db.ts';
 import { Forbidden } from './errors.ts';
@@ -11,7 +10,7 @@ import { type OutboxEvent, writeOutboxEvents } from './outbox.ts';
 import type { SecretKeys } from './secret-key.ts';
 
 export type Scope = 'admin' | 'check';
-export type { Actor } from '../modules/audit/repo.ts';
+export type { Actor } from './audit-chain.ts';
 
 /** Listeners told, after a commit, which customers' holdings changed (cache invalidation, outbox poke). */
 export type CommitListener = (committed: {
@@ -20,8 +19,16 @@ export type CommitListener = (committed: {
   topics: string[];
 }) => void;
 
-/** Process-wide dependencies, built once in main.ts (or per test) and handed to every service. */
-export interface AppDeps {
+/**
+ * The modules' services (the decision engine, metering, customer deletion hooks), built once by
+ * src/runtime.ts. Platform carries them without naming them: their shape is declared at the root,
+ * in src/services.ts, which augments this interface (types only, nothing registers at run time).
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled in by src/services.ts (declaration merging)
+export interface Services {}
+
+/** Process-wide platform dependencies: what the runtime opens before it builds any module service. */
+export interface PlatformDeps {
   config: Config;
   database: Database;
   db: Db;
@@ -30,10 +37,13 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   commitListeners: CommitListener[];
-  /** The PDP with its snapshot cache. */
-  decisions: DecisionEngine;
   /** Keys derived from TESSERA_SECRET_KEY (never stored in the database). */
   secrets: SecretKeys;
+}
+
+/** Process-wide dependencies, built once in runtime.ts (or per test) and handed to every service. */
+export interface AppDeps extends PlatformDeps {
+  services: Services;
 }
 
 /** Who is asking, in which environment: the first argument of every service verb. */

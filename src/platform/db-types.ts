@@ -1,8 +1,4 @@
 import type { ColumnType, Generated } from 'kysely';
-import type { CatalogTables } from '../modules/catalog/tables.ts';
-import type { CustomerTables } from '../modules/customers/tables.ts';
-import type { OverrideTables } from '../modules/overrides/tables.ts';
-import type { SubscriptionTables } from '../modules/subscriptions/tables.ts';
 
 /** A timestamptz column: read as Date, written as Date or an ISO string, defaulted by the database. */
 export type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -107,9 +103,9 @@ export interface PlatformTables {
   outbox: OutboxTable;
 }
 
-export interface DB
-  extends PlatformTables,
-    CatalogTables,
-    CustomerTables,
-    SubscriptionTables,
-    OverrideTables {}
+/**
+ * Every table the app's Kysely instance knows. Platform declares its own here; the modules' tables
+ * are added by the root src/database.ts, which augments this interface (types only), so platform
+ * never imports a module and each slice keeps its table types beside its repo.
+ */
+export interface DB extends PlatformTables {}

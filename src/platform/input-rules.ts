@@ -1,6 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
 import { BadRequest, type FieldError, ValidationFailed } from './errors.ts';
-import type { AppEnv } from './http.ts';
 
 declare global {
   interface String {
@@ -81,7 +80,7 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
  * the route's validator gets (`c.req.json()` is answered from it), and the text stays in Hono's
  * body cache for the idempotency hash.
  */
-export function jsonBodyRule(): MiddlewareHandler<AppEnv> {
+export function jsonBodyRule(): MiddlewareHandler {
   return async (c, next) => {
     if (!BODY_METHODS.has(c.req.method)) return next();
     const type = c.req.header('content-type');

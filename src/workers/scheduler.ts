@@ -19,7 +19,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { writeDueCheckpoints } from '../modules/audit/checkpoints.ts';
-import { DEFAULT_SETTINGS } from '../modules/settings/service.ts';
+import { DEFAULT_SETTINGS } from '../modules/settings/repo.ts';
 import { catchUpRow } from '../modules/subscriptions/catch-up.ts';
 import type { Actor, AppDeps } from '../platform/context.ts';
 import { systemContext, withTransaction } from '../platform/context.ts';

@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { asStoredJson, type ChainedFields, chainHash, GENESIS_HASH } from '../../src/modules/audit/chain.ts';
 import { runAuditCommand } from '../../src/modules/audit/cli.ts';
 import { toAuditEvent } from '../../src/modules/audit/repo.ts';
+import { asStoredJson, type ChainedFields, chainHash, GENESIS_HASH } from '../../src/platform/audit-chain.ts';
 import type { ManualClock } from '../../src/platform/clock.ts';
 import { createTestApp, createTestDatabase, frozenClock, type TestApp } from '../helpers/harness.ts';
 

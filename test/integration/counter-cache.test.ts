@@ -106,7 +106,7 @@ describe.skipIf(!services.redis)('cached counter readings across nodes', () => {
       expect(res.status).toBe(200);
     };
     await until(2000, () => cacheOf(nodeA).tracking, 'tracking on');
-    const engine = nodeA.runtime.deps.decisions;
+    const engine = nodeA.runtime.deps.services.decisions;
     const resolve = () => engine.resolve('test', t.customerId, new Date(), feature);
     await ask(nodeA);
     // The counter is cached and unchanged: the very same resolution, hence the same kept answer.

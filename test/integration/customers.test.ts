@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { getCustomerRow } from '../../src/modules/customers/repo.ts';
-import { customerDeletionHooks } from '../../src/modules/customers/service.ts';
 import { Conflict } from '../../src/platform/errors.ts';
 import { createTestApp, type TestApp } from '../helpers/harness.ts';
 import { expectAdminOnly, expectHiddenFromOtherEnvironment } from '../helpers/security.ts';
@@ -10,6 +9,8 @@ beforeAll(async () => {
   app = await createTestApp();
 });
 afterAll(async () => app?.close());
+/** The runtime's list (it holds the subscriptions slice's hook); tests add theirs and take it out. */
+const deletionHooks = () => app.runtime.deps.services.customerDeletionHooks;
 
 type Body = Record<string, unknown>;
 type Problem = { code: string; errors: Array<{ path: string; message: string }> };
@@ -126,9 +127,9 @@ describe('reading and deleting customers', () => {
     const hook = async (_t: unknown, customerId: string) => {
       ran.push(customerId);
     };
-    customerDeletionHooks.push(hook);
+    deletionHooks().push(hook);
     onTestFinished(() => {
-      customerDeletionHooks.splice(customerDeletionHooks.indexOf(hook), 1);
+      deletionHooks().splice(deletionHooks().indexOf(hook), 1);
     });
     const deleted = await app.json<Body>('DELETE', `/v1/customers/${id}`);
     expect(deleted.status).toBe(200);
@@ -158,9 +159,9 @@ describe('reading and deleting customers', () => {
     const hook = async () => {
       throw new Conflict('subscription_busy', 'cannot end subscriptions now');
     };
-    customerDeletionHooks.push(hook);
+    deletionHooks().push(hook);
     onTestFinished(() => {
-      customerDeletionHooks.splice(customerDeletionHooks.indexOf(hook), 1);
+      deletionHooks().splice(deletionHooks().indexOf(hook), 1);
     });
     const audits = await count('audit_events');
     const res = await app.json('DELETE', `/v1/customers/${id}`);

@@ -74,7 +74,7 @@ describe.skipIf(!services.redis)('cache invalidation across nodes', () => {
     await within(1000, nodeB, 'sso', false);
     await new Promise((r) => setTimeout(r, 300));
     await within(1000, nodeB, 'sso', false);
-    expect(nodeB.runtime.deps.decisions.cache.get('test', 'acme')).toBeDefined();
+    expect(nodeB.runtime.deps.services.decisions.cache.get('test', 'acme')).toBeDefined();
 
     const override = await nodeA.json<{ id: string }>('POST', '/v1/customers/acme/overrides', {
       feature: 'sso',

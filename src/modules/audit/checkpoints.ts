@@ -1,10 +1,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Selectable } from 'kysely';
+import { canonicalJson } from '../../platform/audit-chain.ts';
 import type { Db, Executor } from '../../platform/db.ts';
 import type { AuditCheckpointsTable } from '../../platform/db-types.ts';
 import { newId } from '../../platform/ids.ts';
 import type { SecretKeys } from '../../platform/secret-key.ts';
-import { canonicalJson } from './chain.ts';
 import { type VerifyResult, verifyAuditChain } from './repo.ts';
 
 /**

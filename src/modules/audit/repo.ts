@@ -1,101 +1,13 @@
 import { type Selectable, sql } from 'kysely';
-import type { Executor, Tx } from '../../platform/db.ts';
+import {
+  type Actor,
+  type AuditEvent,
+  type ChainedFields,
+  chainHash,
+  GENESIS_HASH,
+} from '../../platform/audit-chain.ts';
+import type { Executor } from '../../platform/db.ts';
 import type { AuditEventsTable } from '../../platform/db-types.ts';
-import { newId } from '../../platform/ids.ts';
-import { asStoredJson, type ChainedFields, chainHash, GENESIS_HASH } from './chain.ts';
-
-export interface Actor {
-  type: 'api_key' | 'system' | 'stripe';
-  id: string | null;
-  name: string | null;
-}
-
-export interface AuditEntry {
-  action: string;
-  target: { type: string; id: string };
-  customerId?: string | null;
-  before?: unknown;
-  after?: unknown;
-}
-
-export interface AuditEvent {
-  id: string;
-  environment: string;
-  chain_index: number;
-  actor: Actor;
-  action: string;
-  target: { type: string; id: string };
-  customer_id: string | null;
-  before: unknown;
-  after: unknown;
-  request_id: string | null;
-  at: string;
-  prev_hash: string;
-  hash: string;
-}
-
-/**
- * Appends entries to the environment's chain. The head row is locked for the rest of the
- * transaction, which serialises appends so the chain never forks; callers append last, just
- * before commit, to keep that lock short.
- */
-export async function appendAuditEvents(
-  tx: Tx,
-  environment: string,
-  actor: Actor,
-  requestId: string | null,
-  at: Date,
-  entries: AuditEntry[],
-): Promise<AuditEvent[]> {
-  if (entries.length === 0) return [];
-  const head = await tx
-    .selectFrom('audit_heads')
-    .select(['last_index', 'last_hash'])
-    .where('environment', '=', environment)
-    .forUpdate()
-    .executeTakeFirstOrThrow();
-  let index = head.last_index;
-  let prevHash = head.last_hash;
-  const events: AuditEvent[] = [];
-  for (const entry of entries) {
-    index += 1;
-    const fields: ChainedFields = {
-      id: newId('aud', at.getTime()),
-      environment,
-      chain_index: index,
-      actor: asStoredJson(actor),
-      action: entry.action,
-      target: asStoredJson(entry.target),
-      customer_id: entry.customerId ?? null,
-      before: asStoredJson(entry.before),
-      after: asStoredJson(entry.after),
-      request_id: requestId,
-      at: at.toISOString(),
-      prev_hash: prevHash,
-    };
-    const hash = chainHash(fields);
-    events.push({ ...(fields as Omit<AuditEvent, 'hash'>), hash });
-    prevHash = hash;
-  }
-  await tx
-    .insertInto('audit_events')
-    .values(
-      events.map((e) => ({
-        ...e,
-        actor: JSON.stringify(e.actor),
-        target: JSON.stringify(e.target),
-        before: e.before === null ? null : JSON.stringify(e.before),
-        after: e.after === null ? null : JSON.stringify(e.after),
-      })),
-    )
-    .execute();
-  await tx
-    .updateTable('audit_heads')
-    .set({ last_index: index, last_hash: prevHash })
-    .where('environment', '=', environment)
-    .execute();
-  return events;
-}
 
 export interface AuditFilter {
   customerId?: string;

@@ -13,9 +13,10 @@ type Attributes = Record<string, string | number | boolean>;
 
 /**
  * Run inside the delete's transaction, in order, after the row is marked deleted. Other slices
- * register here (subscriptions: end the customer's subscriptions) instead of customers importing them.
+ * provide them (subscriptions: end the customer's subscriptions) instead of customers importing
+ * them; src/runtime.ts lists them in `deps.services.customerDeletionHooks`.
  */
-export const customerDeletionHooks: Array<(t: TxCtx, customerId: string) => Promise<void>> = [];
+export type CustomerDeletionHook = (t: TxCtx, customerId: string) => Promise<void>;
 
 /**
  * `bumped`: the transaction touched the customer, so its version grows by one at commit
@@ -217,7 +218,7 @@ export async function deleteCustomer(ctx: Ctx, customerId: string): Promise<Cust
       .where('customer_id', '=', customerId)
       .returningAll()
       .executeTakeFirstOrThrow();
-    for (const hook of customerDeletionHooks) await hook(t, customerId);
+    for (const hook of ctx.deps.services.customerDeletionHooks) await hook(t, customerId);
     t.touchCustomer(customerId);
     const customer = toCustomerResource(row, true);
     t.audit({

@@ -12,7 +12,7 @@ export interface UsageQuery {
   period: Period;
 }
 
-/** Where metered `used` values come from: the metering slice's counters, or zero until it is configured. */
+/** Where metered `used` values come from: the metering slice's usage store (runtime.ts hands it in). */
 export interface UsageSource {
   read(
     environment: string,
@@ -20,10 +20,6 @@ export interface UsageSource {
     queries: UsageQuery[],
   ): Promise<Map<string, UsageReading>>;
 }
-
-export const zeroUsage: UsageSource = {
-  read: async () => new Map(),
-};
 
 /**
  * The PDP's entry point for services: cached snapshot (PIP) -> usage -> pure resolution.
@@ -33,7 +29,7 @@ export class DecisionEngine {
   constructor(
     private readonly db: Db,
     readonly cache: SnapshotCache,
-    public usage: UsageSource = zeroUsage,
+    private readonly usage: UsageSource,
   ) {}
 
   /** The customer's snapshot if this process has it cached, without a load. */

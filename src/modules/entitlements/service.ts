@@ -25,7 +25,12 @@ const fixedAnswers = new WeakMap<ResolvedEntitlements, CheckResult>();
 export async function checkEntitlement(ctx: Ctx, input: CheckInput): Promise<CheckResult> {
   requireScope(ctx, 'check');
   const now = ctx.deps.clock.now();
-  const resolved = await ctx.deps.decisions.resolve(ctx.environment, input.customer_id, now, input.feature);
+  const resolved = await ctx.deps.services.decisions.resolve(
+    ctx.environment,
+    input.customer_id,
+    now,
+    input.feature,
+  );
   const known = fixedAnswers.get(resolved);
   if (known !== undefined && known.feature === input.feature && fitsKnown(known, input.quantity)) {
     ctx.deps.metrics.countDecision(known.reason);
@@ -101,7 +106,7 @@ export async function listEntitlements(
 ): Promise<EntitlementsResult | null> {
   requireScope(ctx, 'check');
   const now = ctx.deps.clock.now();
-  const resolved = await ctx.deps.decisions.resolve(ctx.environment, customerId, now);
+  const resolved = await ctx.deps.services.decisions.resolve(ctx.environment, customerId, now);
   if (!resolved.exists) return null;
   return {
     customer_id: customerId,

@@ -3,7 +3,7 @@ import type { Executor } from '../../platform/db.ts';
 import { latestPlanVersion, loadFeatures, loadPlanVersions } from '../catalog/repo.ts';
 import { getCustomerRow } from '../customers/repo.ts';
 import { loadLiveGrants, loadLiveOverrides } from '../overrides/repo.ts';
-import { readSettings } from '../settings/service.ts';
+import { readSettings } from '../settings/repo.ts';
 import { loadCustomerSubscriptions } from '../subscriptions/repo.ts';
 import { internFeatures, internPlanVersion, internPlanVersions } from './intern.ts';
 

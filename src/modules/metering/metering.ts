@@ -2,7 +2,7 @@
  * The metering slice as the runtime sees it: the store (Redis when configured, else Postgres),
  * its start-up check against the ledger, and the verbs the workers and the CLI call.
  */
-import type { AppDeps } from '../../platform/context.ts';
+import type { PlatformDeps } from '../../platform/context.ts';
 import { CounterRecovery } from './counter-recovery.ts';
 import { LedgerCopier } from './ledger-copy.ts';
 import { PostgresUsageStore } from './postgres-store.ts';
@@ -16,7 +16,7 @@ export class Metering {
   /** Redis mode: notices Redis losing its data and rebuilds the counters (counter-recovery.ts). */
   readonly recovery: CounterRecovery | null;
 
-  constructor(private readonly deps: AppDeps) {
+  constructor(private readonly deps: PlatformDeps) {
     const { database } = deps;
     const store = deps.redis
       ? new RedisUsageStore(deps.redis, deps.db, deps.config.redisPrefix, deps.clock, deps.logger, {
@@ -68,21 +68,4 @@ export class Metering {
     await loadScripts(this.store.redis);
     return rebuildFromLedger(this.store, this.deps.clock.now());
   }
-}
-
-const attached = new WeakMap<AppDeps, Metering>();
-
-export function attachMetering(deps: AppDeps, metering: Metering): void {
-  attached.set(deps, metering);
-  deps.decisions.usage = metering.store;
-}
-
-/** The runtime attaches one at start-up; an app built without it gets one on first use. */
-export function meteringOf(deps: AppDeps): Metering {
-  let metering = attached.get(deps);
-  if (!metering) {
-    metering = new Metering(deps);
-    attachMetering(deps, metering);
-  }
-  return metering;
 }

@@ -8,7 +8,6 @@ import { requireScope } from '../../platform/context.ts';
 import { Conflict, NotFound, Unprocessable } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
 import { answerJson } from './answer.ts';
-import { meteringOf } from './metering.ts';
 import type { CreateReservationInput, ReservationResource, UsageResult } from './schema.ts';
 import type { Reservation, UsageAnswer, UsageTerms } from './store.ts';
 import { usageTermsOf } from './terms.ts';
@@ -19,7 +18,7 @@ export async function createReservation(
 ): Promise<ReservationResource> {
   requireScope(ctx, 'check');
   const now = ctx.deps.clock.now();
-  const snapshot = await ctx.deps.decisions.snapshot(ctx.environment, input.customer_id, now);
+  const snapshot = await ctx.deps.services.decisions.snapshot(ctx.environment, input.customer_id, now);
   const outcome = usageTermsOf(snapshot, input.feature, now);
   const invalid = (code: string, message: string, path: string) =>
     new Unprocessable(code, message, [{ path, message }]);
@@ -38,7 +37,7 @@ export async function createReservation(
   if (outcome.terms.aggregation !== 'sum')
     throw invalid('not_reservable', 'Only features with sum aggregation can be reserved', 'feature');
   const expiresAt = new Date(now.getTime() + input.ttl_seconds * 1000);
-  const held = await meteringOf(ctx.deps).store.hold(
+  const held = await ctx.deps.services.metering.store.hold(
     ctx.environment,
     {
       id: newId('res', now.getTime()),
@@ -68,7 +67,7 @@ export async function commitReservation(
     throw new Unprocessable('amount_exceeds_reservation', `At most ${reservation.amount} can be committed`, [
       { path: 'amount', message: `must be at most the reserved ${reservation.amount}` },
     ]);
-  const snapshot = await ctx.deps.decisions.snapshot(ctx.environment, reservation.customerId, now);
+  const snapshot = await ctx.deps.services.decisions.snapshot(ctx.environment, reservation.customerId, now);
   const outcome = usageTermsOf(snapshot, reservation.feature, now);
   // Reserved usage is committed even if the customer lost the feature since: it was promised.
   const terms: UsageTerms =
@@ -82,7 +81,13 @@ export async function commitReservation(
           grants: [],
           period: reservation.period,
         };
-  const result = await meteringOf(ctx.deps).store.commit(ctx.environment, reservation, committed, terms, now);
+  const result = await ctx.deps.services.metering.store.commit(
+    ctx.environment,
+    reservation,
+    committed,
+    terms,
+    now,
+  );
   if (!result.committed) throw notHeld(result.reservation);
   return resource(result.reservation, now, result.answer);
 }
@@ -91,20 +96,20 @@ export async function releaseReservation(ctx: Ctx, id: string): Promise<Reservat
   requireScope(ctx, 'check');
   const now = ctx.deps.clock.now();
   const reservation = await heldReservation(ctx, id, now);
-  const released = await meteringOf(ctx.deps).store.release(ctx.environment, reservation, now);
+  const released = await ctx.deps.services.metering.store.release(ctx.environment, reservation, now);
   if (released.status !== 'released') throw notHeld(released);
   return resource(released, now);
 }
 
 export async function getReservation(ctx: Ctx, id: string): Promise<ReservationResource> {
   requireScope(ctx, 'check');
-  const reservation = await meteringOf(ctx.deps).store.findReservation(ctx.environment, id);
+  const reservation = await ctx.deps.services.metering.store.findReservation(ctx.environment, id);
   if (!reservation) throw new NotFound('reservation', id);
   return resource(reservation, ctx.deps.clock.now());
 }
 
 async function heldReservation(ctx: Ctx, id: string, now: Date): Promise<Reservation> {
-  const store = meteringOf(ctx.deps).store;
+  const store = ctx.deps.services.metering.store;
   const reservation = await store.findReservation(ctx.environment, id);
   if (!reservation) throw new NotFound('reservation', id);
   if (reservation.status === 'held' && reservation.expiresAt.getTime() <= now.getTime()) {

@@ -10,7 +10,6 @@ import { JsonText } from '../../platform/fast-path.ts';
 import { fieldErrors } from '../../platform/http.ts';
 import { enforceInputRule } from '../../platform/input-rules.ts';
 import { answerJson } from './answer.ts';
-import { meteringOf } from './metering.ts';
 import { parseUsageEvent } from './parse-event.ts';
 import { type EventError, UsageEventBody, type UsageEventInput, type UsageResult } from './schema.ts';
 import type { UsageEvent } from './store.ts';
@@ -28,14 +27,14 @@ export async function recordUsage(ctx: Ctx, input: UsageEventInput): Promise<Usa
   requireScope(ctx, 'check');
   // The route has validated the body: straight to the snapshot and the store.
   const now = ctx.deps.clock.now();
-  const snapshot = await ctx.deps.decisions.snapshot(ctx.environment, input.customer_id, now);
+  const snapshot = await ctx.deps.services.decisions.snapshot(ctx.environment, input.customer_id, now);
   const prepared = prepare(input, snapshot, now, '', 0);
   if (prepared.kind === 'error') {
     const { code, message, path } = prepared.error;
     throw new Unprocessable(code, message, [{ path, message }]);
   }
   if (prepared.kind === 'answer') return prepared.result;
-  const [answer] = await meteringOf(ctx.deps).store.record(ctx.environment, [prepared.event], now);
+  const [answer] = await ctx.deps.services.metering.store.record(ctx.environment, [prepared.event], now);
   return answerJson(answer!) as UsageResult;
 }
 
@@ -49,7 +48,7 @@ export async function recordUsageBatch(
   const prepared = await prepareAll(ctx, events, 'events', now);
   const accepted = eventsOf(prepared);
   const answers =
-    accepted.length > 0 ? await meteringOf(ctx.deps).store.record(ctx.environment, accepted, now) : [];
+    accepted.length > 0 ? await ctx.deps.services.metering.store.record(ctx.environment, accepted, now) : [];
   let next = 0;
   return prepared.map((p) => {
     if (p.kind === 'error') return { error: p.error };
@@ -64,7 +63,7 @@ export async function recordUsageBatch(
  * it. The same text as `JSON.stringify({ results: await recordUsageBatch(ctx, events) })`.
  */
 export async function recordUsageBatchJson(ctx: Ctx, events: unknown[]): Promise<JsonText> {
-  const store = meteringOf(ctx.deps).store;
+  const store = ctx.deps.services.metering.store;
   if (!store.recordJson)
     return new JsonText(JSON.stringify({ results: await recordUsageBatch(ctx, events) }));
   requireScope(ctx, 'check');
@@ -107,7 +106,7 @@ async function prepareAll(ctx: Ctx, raw: unknown[], prefix: string, now: Date): 
       error: { code: 'validation_failed', message: first?.message ?? 'invalid', path: first?.path ?? '' },
     };
   });
-  const { decisions } = ctx.deps;
+  const { decisions } = ctx.deps.services;
   const snapshots = new Map<string, CustomerSnapshot>();
   // Most snapshots are cached: taken without an await; the others are loaded together.
   const missing = new Set<string>();

@@ -66,7 +66,7 @@ export async function listGrants(
     row,
     resource: toGrantResource(row, now),
   }));
-  const resolved = await ctx.deps.decisions.resolve(ctx.environment, customerId, now);
+  const resolved = await ctx.deps.services.decisions.resolve(ctx.environment, customerId, now);
   const balancesOf = (feature: string): GrantBalances => {
     const entitlement = resolved.entitlements.get(feature);
     // A feature nobody holds now reads no usage, so nothing has drawn its grants.

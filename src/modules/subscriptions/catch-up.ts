@@ -24,7 +24,7 @@ import type { Subscription } from '../../domain/types.ts';
 import { type Ctx, systemContext, type TxCtx, withTransaction } from '../../platform/context.ts';
 import type { Executor } from '../../platform/db.ts';
 import { lockCustomerRow } from '../customers/repo.ts';
-import { readSettings } from '../settings/service.ts';
+import { readSettings } from '../settings/repo.ts';
 import { planLookupFor } from './plans.ts';
 import { lockSubscription, type SubscriptionRow, saveSubscription, toSubscription } from './repo.ts';
 import { sameStoredState, toSubscriptionResource } from './resource.ts';

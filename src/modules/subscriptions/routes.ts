@@ -8,7 +8,6 @@ import {
   ListQuery,
   security,
 } from '../../platform/http.ts';
-import { customerDeletionHooks } from '../customers/service.ts';
 import {
   cancelScheduledChange,
   cancelSubscription,
@@ -32,12 +31,7 @@ import {
   SubscriptionSchema,
   UpdateSubscriptionBody,
 } from './schema.ts';
-import {
-  createSubscription,
-  endCustomerSubscriptions,
-  getSubscription,
-  listSubscriptions,
-} from './service.ts';
+import { createSubscription, getSubscription, listSubscriptions } from './service.ts';
 
 const tags = ['Subscriptions'];
 const one = (description: string) => ({ 200: jsonContent(SubscriptionSchema, description) });
@@ -57,9 +51,6 @@ const VERBS = [
 ] as const;
 
 export function registerSubscriptionRoutes(app: OpenAPIHono<AppEnv>): void {
-  if (!customerDeletionHooks.includes(endCustomerSubscriptions))
-    customerDeletionHooks.push(endCustomerSubscriptions);
-
   app.openapi(
     createRoute({
       method: 'post',

@@ -9,7 +9,7 @@ import { Conflict, NotFound, Unprocessable } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
 import { decodeCursor, page } from '../../platform/pagination.ts';
 import { getCustomerRow, lockCustomerRow } from '../customers/repo.ts';
-import { type EnvironmentSettings, readSettings } from '../settings/service.ts';
+import { type EnvironmentSettings, readSettings } from '../settings/repo.ts';
 import { catchUpFirst, catchUpRow } from './catch-up.ts';
 import { recordSubscriptionChange } from './changes.ts';
 import { planLookupFor, resolveTargetPlan } from './plans.ts';
