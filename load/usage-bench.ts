@@ -9,18 +9,18 @@ import os from 'node:os';
 import { Redis } from 'ioredis';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { UsageKeys } from '../src/modules/metering/keys.ts';
-import { ledgerHead } from '../src/modules/metering/ledger-line.ts';
-import { loadScripts, SCRIPTS } from '../src/modules/metering/redis-scripts.ts';
+import { ledgerHead } from '../src/modules/metering/ledger/lines.ts';
+import { UsageKeys } from '../src/modules/metering/redis/keys.ts';
+import { loadScripts, SCRIPTS } from '../src/modules/metering/redis/scripts.ts';
 import {
   type ConsumeCall,
   manyCall,
   RedisUsageStore,
   SHARED_STREAM_SLOT,
   singleCall,
-} from '../src/modules/metering/redis-store.ts';
+} from '../src/modules/metering/redis/store.ts';
+import { compareWithLedger } from '../src/modules/metering/redis/verify.ts';
 import type { UsageEvent } from '../src/modules/metering/store.ts';
-import { compareWithLedger } from '../src/modules/metering/verify.ts';
 import { systemClock } from '../src/platform/clock.ts';
 import type { DB } from '../src/platform/db-types.ts';
 import { createLogger } from '../src/platform/logger.ts';

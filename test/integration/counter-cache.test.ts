@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { CounterCache, type CounterReply } from '../../src/modules/metering/counter-cache.ts';
-import { loadScripts, runScript, SCRIPTS } from '../../src/modules/metering/redis-scripts.ts';
-import { RedisUsageStore } from '../../src/modules/metering/redis-store.ts';
+import { CounterCache, type CounterReply } from '../../src/modules/metering/redis/counter-cache.ts';
+import { loadScripts, runScript, SCRIPTS } from '../../src/modules/metering/redis/scripts.ts';
+import { RedisUsageStore } from '../../src/modules/metering/redis/store.ts';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createTestDatabase, createTestNodes, services, type TestApp } from '../helpers/harness.ts';

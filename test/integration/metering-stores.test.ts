@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
-import { LedgerCopier } from '../../src/modules/metering/ledger-copy.ts';
-import { PostgresUsageStore } from '../../src/modules/metering/postgres-store.ts';
-import { rebuildFromLedger } from '../../src/modules/metering/rebuild.ts';
-import { loadScripts } from '../../src/modules/metering/redis-scripts.ts';
+import { LedgerCopier } from '../../src/modules/metering/ledger/copy.ts';
+import { PostgresUsageStore } from '../../src/modules/metering/postgres/store.ts';
+import { rebuildFromLedger } from '../../src/modules/metering/redis/rebuild.ts';
+import { loadScripts } from '../../src/modules/metering/redis/scripts.ts';
 import {
   DEFAULT_REDIS_OPTIONS,
   type RedisStoreOptions,
   RedisUsageStore,
-} from '../../src/modules/metering/redis-store.ts';
-import { compareWithLedger } from '../../src/modules/metering/verify.ts';
+} from '../../src/modules/metering/redis/store.ts';
+import { compareWithLedger } from '../../src/modules/metering/redis/verify.ts';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createTestDatabase, services } from '../helpers/harness.ts';

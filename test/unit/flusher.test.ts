@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { entriesPerStream, toLedgerRows } from '../../src/modules/metering/flusher.ts';
+import { entriesPerStream, toLedgerRows } from '../../src/modules/metering/redis/flusher.ts';
 
 const record = (key: string) =>
   [

@@ -1,14 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { answerJson, decodeAnswer, encodeAnswer } from '../../src/modules/metering/answer.ts';
-import type { LedgerRow } from '../../src/modules/metering/ledger.ts';
 import {
   answerText,
   LedgerLines,
   ledgerHead,
   lineOfRow,
   rowOfLine,
-} from '../../src/modules/metering/ledger-line.ts';
+} from '../../src/modules/metering/ledger/lines.ts';
+import type { LedgerRow } from '../../src/modules/metering/ledger/row.ts';
 import type { UsageEvent } from '../../src/modules/metering/store.ts';
 import { ledgerRow } from '../helpers/ledger-rows.ts';
 

@@ -1,9 +1,9 @@
 /** `tessera usage rebuild | verify | dead-letters`: operator verbs over the ledger and the Redis counters. */
 import { parseArgs } from 'node:util';
 import type { Runtime } from '../../runtime.ts';
-import { deleteDeadLetter, findDeadLetter, listDeadLetters } from './dead-letters.ts';
-import { RedisUsageStore } from './redis-store.ts';
-import { compareWithLedger } from './verify.ts';
+import { deleteDeadLetter, findDeadLetter, listDeadLetters } from './ledger/dead-letters.ts';
+import { RedisUsageStore } from './redis/store.ts';
+import { compareWithLedger } from './redis/verify.ts';
 
 const HELP = 'usage rebuild | usage verify | usage dead-letters [--env ENV] [replay ID | discard ID]\n';
 

@@ -3,12 +3,12 @@
  * its start-up check against the ledger, and the verbs the workers and the CLI call.
  */
 import type { AppDeps } from '../../platform/context.ts';
-import { CounterRecovery } from './counter-recovery.ts';
-import { LedgerCopier } from './ledger-copy.ts';
-import { PostgresUsageStore } from './postgres-store.ts';
-import { type RebuildReport, rebuildFromLedger } from './rebuild.ts';
-import { loadScripts } from './redis-scripts.ts';
-import { DEFAULT_REDIS_OPTIONS, RedisUsageStore } from './redis-store.ts';
+import { LedgerCopier } from './ledger/copy.ts';
+import { PostgresUsageStore } from './postgres/store.ts';
+import { CounterRecovery } from './redis/counter-recovery.ts';
+import { type RebuildReport, rebuildFromLedger } from './redis/rebuild.ts';
+import { loadScripts } from './redis/scripts.ts';
+import { DEFAULT_REDIS_OPTIONS, RedisUsageStore } from './redis/store.ts';
 import type { FlushOptions, UsageStore } from './store.ts';
 
 export class Metering {

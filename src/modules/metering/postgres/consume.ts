@@ -1,10 +1,10 @@
 /** One usage event in the Postgres store, under the customer's advisory lock (postgres-state.ts). */
-import { type AnswerJson, answerFromJson, answerJson } from './answer.ts';
-import { answerOf, countedAmount, planEvent, withDraws } from './consume.ts';
-import { writeLedgerRows } from './ledger.ts';
-import { applyPlan, type CounterRef, loadCounter, loadGrantUsage } from './postgres-state.ts';
-import type { UsageAnswer, UsageEvent } from './store.ts';
-import type { MeteringTx } from './tables.ts';
+import { type AnswerJson, answerFromJson, answerJson } from '../answer.ts';
+import { answerOf, countedAmount, planEvent, withDraws } from '../consume.ts';
+import { writeLedgerRows } from '../ledger/ledger.ts';
+import type { UsageAnswer, UsageEvent } from '../store.ts';
+import type { MeteringTx } from '../tables.ts';
+import { applyPlan, type CounterRef, loadCounter, loadGrantUsage } from './state.ts';
 
 /** One event under the customer's lock: replay, or decide and write everything it changes. */
 export async function consumeOne(

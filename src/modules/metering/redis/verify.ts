@@ -1,6 +1,6 @@
 /** Compares Redis's counters with the ledger's sums: the check behind `usage verify` and the benchmark. */
-import { ledgerTotals } from './ledger.ts';
-import type { RedisUsageStore } from './redis-store.ts';
+import { ledgerTotals } from '../ledger/ledger.ts';
+import type { RedisUsageStore } from './store.ts';
 
 export interface Mismatch {
   key: string;

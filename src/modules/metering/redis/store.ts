@@ -5,24 +5,17 @@
  * calls the same way. With a cluster client every call stays within one slot.
  */
 import type { Redis } from 'ioredis';
-import type { UsageReading } from '../../domain/resolved.ts';
-import type { CustomerSnapshot } from '../../domain/types.ts';
-import type { Clock } from '../../platform/clock.ts';
-import type { Db } from '../../platform/db.ts';
-import type { Logger } from '../../platform/logger.ts';
-import type { Metrics } from '../../platform/metrics.ts';
-import type { UsageQuery } from '../entitlements/engine.ts';
-import { decodeAnswer } from './answer.ts';
-import { CounterCache, type CounterCacheOptions, type CounterReply } from './counter-cache.ts';
-import { CountersRebuilding, isCountersLost } from './counters-rebuilding.ts';
-import { ensureGroup, LedgerFlusher } from './flusher.ts';
-import { slotOf, UsageKeys } from './keys.ts';
-import type { LedgerCopier } from './ledger-copy.ts';
-import { answerText, ledgerHead } from './ledger-line.ts';
-import { readingOf } from './reading.ts';
-import { packTerms, storedPeriod } from './redis-args.ts';
-import { RedisReservations } from './redis-reservations.ts';
-import { guarded, type LuaScript, runScript, SCRIPTS, TickBatcher } from './redis-scripts.ts';
+import type { UsageReading } from '../../../domain/resolved.ts';
+import type { CustomerSnapshot } from '../../../domain/types.ts';
+import type { Clock } from '../../../platform/clock.ts';
+import type { Db } from '../../../platform/db.ts';
+import type { Logger } from '../../../platform/logger.ts';
+import type { Metrics } from '../../../platform/metrics.ts';
+import type { UsageQuery } from '../../entitlements/engine.ts';
+import { decodeAnswer } from '../answer.ts';
+import type { LedgerCopier } from '../ledger/copy.ts';
+import { answerText, ledgerHead } from '../ledger/lines.ts';
+import { readingOf } from '../reading.ts';
 import type {
   CommitAnswer,
   FlushOptions,
@@ -34,15 +27,16 @@ import type {
   UsageEvent,
   UsageStore,
   UsageTerms,
-} from './store.ts';
+} from '../store.ts';
+import { packTerms, storedPeriod, type TermsLimits } from './args.ts';
+import { CounterCache, type CounterCacheOptions, type CounterReply } from './counter-cache.ts';
+import { CountersRebuilding, isCountersLost } from './counters-rebuilding.ts';
+import { ensureGroup, LedgerFlusher } from './flusher.ts';
+import { slotOf, UsageKeys } from './keys.ts';
+import { RedisReservations } from './reservations.ts';
+import { guarded, type LuaScript, runScript, SCRIPTS, TickBatcher } from './scripts.ts';
 
-export interface RedisStoreOptions {
-  /** How long an idempotency answer is remembered (at least 7 days). */
-  idempotencyTtlMs: number;
-  /** How long a counter outlives its period. */
-  retentionMs: number;
-  /** Distinct members counted exactly per period before the HyperLogLog takes over. */
-  exactMembers: number;
+export interface RedisStoreOptions extends TermsLimits {
   /**
    * Calls made together are sent as one script call per Redis Cluster slot instead of one in all.
    * Defaults to whether the client is a cluster client (a script may touch one slot there).

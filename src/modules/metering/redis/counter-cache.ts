@@ -23,8 +23,8 @@
  * Standalone Redis only: on a cluster each node tracks its own keys (not wired here).
  */
 import type { Redis } from 'ioredis';
-import type { Logger } from '../../platform/logger.ts';
-import { Tally } from '../../platform/metrics.ts';
+import type { Logger } from '../../../platform/logger.ts';
+import { Tally } from '../../../platform/metrics.ts';
 
 /** One feature's counter as the READ script returns it: used, live held, credit used, grant pairs. */
 export type CounterReply = [string, string, string, string[]];

@@ -10,7 +10,7 @@
 import { finished } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { LINE_COLUMNS } from './ledger-line.ts';
+import { LINE_COLUMNS } from './lines.ts';
 
 const COPY = `COPY usage_events (${LINE_COLUMNS}) FROM STDIN`;
 

@@ -3,17 +3,14 @@
  * advisory lock, replays a remembered answer if the idempotency key is known, computes the plan
  * with consume.ts, and writes the counter, the credit draws and the ledger row together.
  */
-import type { CustomerSnapshot } from '../../domain/types.ts';
-import type { Clock } from '../../platform/clock.ts';
-import type { Db } from '../../platform/db.ts';
-import type { UsageQuery } from '../entitlements/engine.ts';
-import { answerFromJson } from './answer.ts';
-import { answerOf, holdFits } from './consume.ts';
-import { consumeOne, priorAnswer } from './postgres-consume.ts';
-import { PostgresReservations } from './postgres-reservations.ts';
-import { loadCounter, loadGrantUsage, lockCustomer } from './postgres-state.ts';
-import { readingOf } from './reading.ts';
-import { storedPeriod } from './redis-args.ts';
+import type { CustomerSnapshot } from '../../../domain/types.ts';
+import type { Clock } from '../../../platform/clock.ts';
+import type { Db } from '../../../platform/db.ts';
+import type { UsageQuery } from '../../entitlements/engine.ts';
+import { answerFromJson } from '../answer.ts';
+import { answerOf, holdFits } from '../consume.ts';
+import { readingOf } from '../reading.ts';
+import { storedPeriod } from '../redis/args.ts';
 import type {
   CommitAnswer,
   HoldAnswer,
@@ -23,8 +20,11 @@ import type {
   UsageEvent,
   UsageStore,
   UsageTerms,
-} from './store.ts';
-import { type MeteringDb, meteringDb } from './tables.ts';
+} from '../store.ts';
+import { type MeteringDb, meteringDb } from '../tables.ts';
+import { consumeOne, priorAnswer } from './consume.ts';
+import { PostgresReservations } from './reservations.ts';
+import { loadCounter, loadGrantUsage, lockCustomer } from './state.ts';
 
 export class PostgresUsageStore implements UsageStore {
   readonly kind = 'postgres' as const;

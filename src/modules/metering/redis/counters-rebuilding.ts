@@ -1,4 +1,4 @@
-import { TryAgainLater } from '../../platform/errors.ts';
+import { TryAgainLater } from '../../../platform/errors.ts';
 
 /** What Retry-After says while the counters are rebuilt (a rebuild takes about this long or less). */
 export const REBUILD_RETRY_AFTER_SECONDS = 2;

@@ -4,10 +4,10 @@
  * only moves its status on.
  */
 import { sql } from 'kysely';
-import { lockCustomer } from './postgres-state.ts';
-import { findReservationRow, insertReservation, settleReservation } from './reservations-repo.ts';
-import type { HoldRequest, Reservation, ReservationStatus } from './store.ts';
-import type { MeteringDb, MeteringTx } from './tables.ts';
+import { findReservationRow, insertReservation, settleReservation } from '../reservations-repo.ts';
+import type { HoldRequest, Reservation, ReservationStatus } from '../store.ts';
+import type { MeteringDb, MeteringTx } from '../tables.ts';
+import { lockCustomer } from './state.ts';
 
 export class PostgresReservations {
   constructor(private readonly db: MeteringDb) {}

@@ -6,11 +6,11 @@
  * still holds is lost. Counters are overwritten, not added to, so a rebuild can run twice.
  */
 import { sql } from 'kysely';
-import { randomToken } from '../../platform/ids.ts';
-import { type AnswerJson, answerFromJson, encodeAnswer } from './answer.ts';
-import { ledgerTotals } from './ledger.ts';
-import type { RedisUsageStore } from './redis-store.ts';
-import { meteringDb } from './tables.ts';
+import { randomToken } from '../../../platform/ids.ts';
+import { type AnswerJson, answerFromJson, encodeAnswer } from '../answer.ts';
+import { ledgerTotals } from '../ledger/ledger.ts';
+import { meteringDb } from '../tables.ts';
+import type { RedisUsageStore } from './store.ts';
 
 const MARKER = 'redis_marker';
 const CUSTOMERS_PER_ROUND = 500;

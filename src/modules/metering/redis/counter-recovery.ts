@@ -13,12 +13,12 @@
  * lost its data are lost with it (Redis persistence prevents that: README, "Redis settings").
  */
 
-import type { Clock } from '../../platform/clock.ts';
-import { randomToken } from '../../platform/ids.ts';
-import type { Logger } from '../../platform/logger.ts';
-import { claimNamespace, deploymentId } from '../../platform/namespace.ts';
+import type { Clock } from '../../../platform/clock.ts';
+import { randomToken } from '../../../platform/ids.ts';
+import type { Logger } from '../../../platform/logger.ts';
+import { claimNamespace, deploymentId } from '../../../platform/namespace.ts';
 import { ledgerMarker, rebuildFromLedger } from './rebuild.ts';
-import type { RedisUsageStore } from './redis-store.ts';
+import type { RedisUsageStore } from './store.ts';
 
 /** How often each process looks at the epoch key. */
 export const EPOCH_CHECK_MS = 1_000;

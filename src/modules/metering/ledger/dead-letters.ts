@@ -11,8 +11,8 @@
  * replays (the record goes back to its stream) or discards one (docs/operations.md).
  */
 import { sql } from 'kysely';
-import type { Db } from '../../platform/db.ts';
-import { meteringDb } from './tables.ts';
+import type { Db } from '../../../platform/db.ts';
+import { meteringDb } from '../tables.ts';
 
 export type DeadLetterReason = 'unknown_customer' | 'ledger_refused';
 

@@ -1,8 +1,8 @@
 /** Reads and writes of the Postgres store's counters, always under the customer's advisory lock. */
 import { sql } from 'kysely';
-import { type CounterState, EMPTY_COUNTER, type EventPlan, type GrantUsage } from './consume.ts';
-import type { StoredPeriod } from './store.ts';
-import type { MeteringDb, MeteringTx } from './tables.ts';
+import { type CounterState, EMPTY_COUNTER, type EventPlan, type GrantUsage } from '../consume.ts';
+import type { StoredPeriod } from '../store.ts';
+import type { MeteringDb, MeteringTx } from '../tables.ts';
 
 export interface CounterRef {
   environment: string;

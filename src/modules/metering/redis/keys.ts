@@ -7,7 +7,7 @@
  * redis-store.ts).
  * (Customer ids cannot contain braces, and the prefix cannot either, so the tag is unambiguous.)
  */
-import type { StoredPeriod } from './store.ts';
+import type { StoredPeriod } from '../store.ts';
 
 export class UsageKeys {
   constructor(readonly prefix: string) {}

@@ -5,36 +5,12 @@
  * outbox event is written in the same transaction.
  */
 import { type RawBuilder, sql } from 'kysely';
-import type { Db, Tx } from '../../platform/db.ts';
-import { writeOutboxEvents } from '../../platform/outbox.ts';
-import type { AnswerJson } from './answer.ts';
-import type { LedgerCopier } from './ledger-copy.ts';
-import { LedgerLines } from './ledger-line.ts';
-import { type MeteringTx, meteringDb } from './tables.ts';
-
-export interface Crossing {
-  threshold: number;
-  used: number;
-  limit: number;
-}
-
-export interface LedgerRow {
-  environment: string;
-  customerId: string;
-  feature: string;
-  idempotencyKey: string;
-  value: number;
-  counted: number;
-  member: string | null;
-  occurredAt: Date;
-  periodStart: Date;
-  periodEnd: Date | null;
-  overage: number;
-  creditDraws: Record<string, number>;
-  answer: AnswerJson;
-  reservationId: string | null;
-  crossings: Crossing[];
-}
+import type { Db, Tx } from '../../../platform/db.ts';
+import { writeOutboxEvents } from '../../../platform/outbox.ts';
+import { type MeteringTx, meteringDb } from '../tables.ts';
+import type { LedgerCopier } from './copy.ts';
+import { LedgerLines } from './lines.ts';
+import type { LedgerRow } from './row.ts';
 
 const CHUNK = 2_000;
 

@@ -8,9 +8,9 @@
  * head; COPY reads the result as it is. Records written before this form (a JSON array head) are
  * still read.
  */
-import { answerJson, decodeAnswer, isoOf } from './answer.ts';
-import type { Crossing, LedgerRow } from './ledger.ts';
-import type { UsageEvent } from './store.ts';
+import { answerJson, decodeAnswer, isoOf } from '../answer.ts';
+import type { UsageEvent } from '../store.ts';
+import type { Crossing, LedgerRow } from './row.ts';
 
 /** The ledger's columns in the order of a line: the head's first, then the outcome's. */
 export const LINE_COLUMNS =

@@ -14,17 +14,18 @@
  */
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import type { Db } from '../../platform/db.ts';
-import { randomToken } from '../../platform/ids.ts';
-import type { Logger } from '../../platform/logger.ts';
-import type { Metrics } from '../../platform/metrics.ts';
-import { refusedByLedger, unknownCustomers, writeDeadLetters } from './dead-letters.ts';
+import type { Db } from '../../../platform/db.ts';
+import { randomToken } from '../../../platform/ids.ts';
+import type { Logger } from '../../../platform/logger.ts';
+import type { Metrics } from '../../../platform/metrics.ts';
+import type { LedgerCopier } from '../ledger/copy.ts';
+import { refusedByLedger, unknownCustomers, writeDeadLetters } from '../ledger/dead-letters.ts';
+import { appendLines } from '../ledger/ledger.ts';
+import { customerOfKey, LedgerLines } from '../ledger/lines.ts';
+import type { LedgerRow } from '../ledger/row.ts';
+import type { FlushOptions } from '../store.ts';
+import { type ReadEntry, writeSeparating } from './flusher-refusals.ts';
 import { FLUSH_GROUP, type UsageKeys } from './keys.ts';
-import { appendLines, type LedgerRow } from './ledger.ts';
-import type { LedgerCopier } from './ledger-copy.ts';
-import { customerOfKey, LedgerLines } from './ledger-line.ts';
-import { type ReadEntry, writeSeparating } from './ledger-refusals.ts';
-import type { FlushOptions } from './store.ts';
 
 type StreamEntry = [id: string, fields: string[]];
 type StreamReply = Array<[stream: string, entries: StreamEntry[]]>;
