@@ -1,4 +1,4 @@
-/** The answer to one usage event: its wire form in Redis, its JSON form in the ledger and the API. */
+/** The answer to one usage event in its JSON form, the ledger's and the API's (redis/wire.ts has Redis's). */
 import type { StoredPeriod, UsageAnswer } from './store.ts';
 
 export interface AnswerJson {
@@ -11,48 +11,6 @@ export interface AnswerJson {
   period_start: string;
   overage: number;
   credit_used: number;
-}
-
-const dates = new Map<string, Date>();
-
-/** Period bounds repeat for every event of a period: one shared (never mutated) Date each. */
-function dateOf(ms: string): Date {
-  let date = dates.get(ms);
-  if (date === undefined) {
-    if (dates.size > 10_000) dates.clear();
-    date = new Date(Number(ms));
-    dates.set(ms, date);
-  }
-  return date;
-}
-
-/** Parses the pipe-joined form the Lua scripts store (see lua.ts). */
-export function decodeAnswer(raw: string): UsageAnswer {
-  const [accepted, used, limit, remaining, resets, start, overage, credit] = raw.split('|');
-  return {
-    accepted: accepted === '1',
-    ...(accepted === '1' ? {} : { reason: 'limit_exceeded' as const }),
-    used: Number(used),
-    limit: limit ? Number(limit) : null,
-    remaining: remaining ? Number(remaining) : null,
-    resetsAt: resets ? dateOf(resets) : null,
-    periodStart: dateOf(start ?? '0'),
-    overage: Number(overage),
-    creditUsed: Number(credit),
-  };
-}
-
-export function encodeAnswer(a: UsageAnswer): string {
-  return [
-    a.accepted ? '1' : '0',
-    a.used,
-    a.limit ?? '',
-    a.remaining ?? '',
-    a.resetsAt?.getTime() ?? '',
-    a.periodStart.getTime(),
-    a.overage,
-    a.creditUsed,
-  ].join('|');
 }
 
 const isoCache = new Map<number, string>();

@@ -22,10 +22,10 @@ import type { LedgerCopier } from '../ledger/copy.ts';
 import { refusedByLedger, unknownCustomers, writeDeadLetters } from '../ledger/dead-letters.ts';
 import { appendLines } from '../ledger/ledger.ts';
 import { customerOfKey, LedgerLines } from '../ledger/lines.ts';
-import type { LedgerRow } from '../ledger/row.ts';
 import type { FlushOptions } from '../store.ts';
 import { type ReadEntry, writeSeparating } from './flusher-refusals.ts';
 import { FLUSH_GROUP, type UsageKeys } from './keys.ts';
+import { addEntry } from './stream-records.ts';
 
 type StreamEntry = [id: string, fields: string[]];
 type StreamReply = Array<[stream: string, entries: StreamEntry[]]>;
@@ -267,24 +267,4 @@ export async function ensureGroup(redis: Redis, stream: string): Promise<void> {
   } catch (err) {
     if (!(err instanceof Error) || !err.message.startsWith('BUSYGROUP')) throw err;
   }
-}
-
-/**
- * An entry holds one `e` field per event (CONSUME_MANY writes a call's events as one entry), each
- * the event's stream record (see ledger-line.ts and lua.ts).
- */
-export function addEntry(lines: LedgerLines, fields: string[]): void {
-  const before = lines.count;
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] !== 'e') throw new Error(`unexpected field ${fields[i]} in a usage stream entry`);
-    lines.pushRecord(fields[i + 1]!);
-  }
-  if (lines.count === before) throw new Error('usage stream entry without events');
-}
-
-/** The ledger rows of one entry (what the flusher writes for it). */
-export function toLedgerRows(fields: string[]): LedgerRow[] {
-  const lines = new LedgerLines();
-  addEntry(lines, fields);
-  return lines.rows();
 }

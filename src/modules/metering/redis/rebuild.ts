@@ -7,10 +7,11 @@
  */
 import { sql } from 'kysely';
 import { randomToken } from '../../../platform/ids.ts';
-import { type AnswerJson, answerFromJson, encodeAnswer } from '../answer.ts';
+import { type AnswerJson, answerFromJson } from '../answer.ts';
 import { ledgerTotals } from '../ledger/ledger.ts';
 import { meteringDb } from '../tables.ts';
 import type { RedisUsageStore } from './store.ts';
+import { encodeAnswer } from './wire.ts';
 
 const MARKER = 'redis_marker';
 const CUSTOMERS_PER_ROUND = 500;

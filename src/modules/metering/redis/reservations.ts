@@ -4,7 +4,6 @@
  * reservation row in Postgres is the durable record and the sweeper's work list.
  */
 import type { Db } from '../../../platform/db.ts';
-import { decodeAnswer } from '../answer.ts';
 import {
   dueReservations,
   findReservationRow,
@@ -25,6 +24,7 @@ import { meteringDb } from '../tables.ts';
 import { grantArgs } from './args.ts';
 import type { UsageKeys } from './keys.ts';
 import { type LuaScript, SCRIPTS } from './scripts.ts';
+import { decodeAnswer } from './wire.ts';
 
 /** A settled reservation's state is remembered this long after its expiry. */
 const STATE_GRACE_MS = 8 * 86_400_000;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Command, type Redis } from 'ioredis';
-import { COMMIT, CONSUME, CONSUME_MANY, HOLD, READ, RELEASE } from './lua.ts';
+import { COMMIT, CONSUME_MANY, HOLD, READ, RELEASE } from './lua.ts';
 import { GUARD_OFF, GUARD_ON } from './lua-common.ts';
 
 export interface LuaScript {
@@ -14,7 +14,6 @@ function script(name: string, source: string): LuaScript {
 }
 
 const SOURCES = {
-  consume: CONSUME,
   consumeMany: CONSUME_MANY,
   hold: HOLD,
   commit: COMMIT,

@@ -12,9 +12,8 @@ import type { Db } from '../../../platform/db.ts';
 import type { Logger } from '../../../platform/logger.ts';
 import type { Metrics } from '../../../platform/metrics.ts';
 import type { UsageQuery } from '../../entitlements/engine.ts';
-import { decodeAnswer } from '../answer.ts';
 import type { LedgerCopier } from '../ledger/copy.ts';
-import { answerText, ledgerHead } from '../ledger/lines.ts';
+import { ledgerHead } from '../ledger/lines.ts';
 import { readingOf } from '../reading.ts';
 import type {
   CommitAnswer,
@@ -35,6 +34,7 @@ import { ensureGroup, LedgerFlusher } from './flusher.ts';
 import { slotOf, UsageKeys } from './keys.ts';
 import { RedisReservations } from './reservations.ts';
 import { guarded, type LuaScript, runScript, SCRIPTS, TickBatcher } from './scripts.ts';
+import { answerText, decodeAnswer } from './wire.ts';
 
 export interface RedisStoreOptions extends TermsLimits {
   /**
@@ -87,7 +87,7 @@ interface QueryKeys {
   holds: string;
 }
 
-/** One event's consume call (see CONSUME and CONSUME_MANY in lua.ts). */
+/** One event's part of a consume call (see CONSUME_MANY in lua.ts). */
 export interface ConsumeCall {
   /** Counter, credit, idempotency and holds keys (and members, sketch for `unique`). */
   keys: string[];
@@ -98,15 +98,6 @@ export interface ConsumeCall {
   head: string;
   /** The slot whose stream the event goes to. */
   slot: number;
-}
-
-/** One event's CONSUME arguments: the stream goes after its first three keys. */
-export function singleCall(call: ConsumeCall, stream: string): [string[], Array<string | number>] {
-  const [counter, credit, idempotency, ...rest] = call.keys;
-  return [
-    [counter!, credit!, idempotency!, stream, ...rest],
-    [call.now, call.value, call.member, call.head, call.terms],
-  ];
 }
 
 /** A CONSUME_MANY call's keys and arguments: what the events share (contexts) is sent once. */
@@ -217,13 +208,8 @@ export class RedisUsageStore implements UsageStore {
         calls,
         (call) => call.slot,
         async (group) => {
-          const stream = this.keys.streamOfSlot(group[0]!.slot);
-          if (group.length === 1) {
-            const [keys, args] = singleCall(group[0]!, stream);
-            for (const key of this.guardKeys) keys.push(key);
-            return [await runScript(this.redis, this.script(SCRIPTS.consume), keys, args)];
-          }
-          const [keys, args] = manyCall(group, stream);
+          // A single event too: CONSUME_MANY counts it as the one-event script did.
+          const [keys, args] = manyCall(group, this.keys.streamOfSlot(group[0]!.slot));
           for (const key of this.guardKeys) keys.push(key);
           return (await runScript(this.redis, this.script(SCRIPTS.consumeMany), keys, args)) as unknown[];
         },
