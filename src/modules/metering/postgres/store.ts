@@ -10,7 +10,6 @@ import type { UsageQuery } from '../../entitlements/engine.ts';
 import { answerFromJson } from '../answer.ts';
 import { answerOf, holdFits } from '../consume.ts';
 import { readingOf } from '../reading.ts';
-import { storedPeriod } from '../redis/args.ts';
 import type {
   CommitAnswer,
   HoldAnswer,
@@ -21,6 +20,7 @@ import type {
   UsageStore,
   UsageTerms,
 } from '../store.ts';
+import { storedPeriod } from '../store.ts';
 import { type MeteringDb, meteringDb } from '../tables.ts';
 import { consumeOne, priorAnswer } from './consume.ts';
 import { PostgresReservations } from './reservations.ts';
@@ -37,6 +37,25 @@ export class PostgresUsageStore implements UsageStore {
   ) {
     this.db = meteringDb(db);
     this.reservations = new PostgresReservations(this.db);
+  }
+
+  /** Nothing to set up: the counters are rows of the database. */
+  async start(): Promise<void> {}
+
+  stop(): void {}
+
+  /** The counters are written with the ledger, in one transaction: nothing to rebuild. */
+  async rebuild(): Promise<null> {
+    return null;
+  }
+
+  async verify(): Promise<null> {
+    return null;
+  }
+
+  /** No stream here: every event is in the ledger, or refused, when it is answered. */
+  async requeue(): Promise<void> {
+    throw new Error('the Postgres usage store keeps no stream: no record is ever set aside');
   }
 
   async record(environment: string, events: UsageEvent[], now: Date): Promise<UsageAnswer[]> {

@@ -1,5 +1,5 @@
 /** Arguments the Redis scripts take, built from domain values (see lua.ts for their layout). */
-import type { StoredPeriod, UsageTerms } from '../store.ts';
+import type { UsageTerms } from '../store.ts';
 
 /** The store's settings the consume script's terms carry. */
 export interface TermsLimits {
@@ -30,9 +30,4 @@ export function packTerms(terms: UsageTerms, options: TermsLimits): string {
 
 export function grantArgs(terms: UsageTerms): Array<string | number> {
   return terms.grants.flatMap((g) => [g.id, g.amount]);
-}
-
-/** A domain period as stored: `reset: none` spans all time and is keyed at the epoch. */
-export function storedPeriod(period: { start: Date; end: Date }): StoredPeriod {
-  return period.end.getTime() >= 8e15 ? { start: new Date(0), end: null } : period;
 }

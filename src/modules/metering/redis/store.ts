@@ -20,20 +20,25 @@ import type {
   FlushOptions,
   HoldAnswer,
   HoldRequest,
+  RebuildReport,
   Reservation,
   StoredPeriod,
   UsageAnswer,
   UsageEvent,
   UsageStore,
   UsageTerms,
+  VerifyReport,
 } from '../store.ts';
-import { packTerms, storedPeriod, type TermsLimits } from './args.ts';
+import { storedPeriod } from '../store.ts';
+import { packTerms, type TermsLimits } from './args.ts';
 import { CounterCache, type CounterCacheOptions, type CounterReply } from './counter-cache.ts';
 import { CountersRebuilding, isCountersLost } from './counters-rebuilding.ts';
 import { ensureGroup, LedgerFlusher } from './flusher.ts';
 import { slotOf, UsageKeys } from './keys.ts';
+import { rebuildFromLedger } from './rebuild.ts';
 import { RedisReservations } from './reservations.ts';
-import { guarded, type LuaScript, runScript, SCRIPTS, TickBatcher } from './scripts.ts';
+import { guarded, type LuaScript, loadScripts, runScript, SCRIPTS, TickBatcher } from './scripts.ts';
+import { compareWithLedger } from './verify.ts';
 import { answerText, decodeAnswer } from './wire.ts';
 
 export interface RedisStoreOptions extends TermsLimits {
@@ -46,6 +51,8 @@ export interface RedisStoreOptions extends TermsLimits {
   copier?: LedgerCopier | null;
   /** Where the flusher counts the records it dead-letters. */
   metrics?: Metrics | null;
+  /** Cached counter readings for decisions, started by `start` (see counter-cache.ts); none without. */
+  counterCache?: CounterCacheOptions | null;
 }
 
 export const DEFAULT_REDIS_OPTIONS: RedisStoreOptions = {
@@ -283,6 +290,31 @@ export class RedisUsageStore implements UsageStore {
   stopCounterCache(): void {
     this.counters?.stop();
     this.counters = null;
+  }
+
+  /** Loads the scripts (the hot path is then a bare EVALSHA) and starts the counter cache. */
+  async start(): Promise<void> {
+    await loadScripts(this.redis);
+    if (this.options.counterCache) await this.startCounterCache(this.options.counterCache);
+  }
+
+  stop(): void {
+    this.stopCounterCache();
+  }
+
+  async rebuild(now: Date): Promise<RebuildReport> {
+    await loadScripts(this.redis);
+    return rebuildFromLedger(this, now);
+  }
+
+  verify(now: Date, environment?: string): Promise<VerifyReport> {
+    return compareWithLedger(this, now, environment);
+  }
+
+  /** Appends the record to the stream the API would append the customer's events to now. */
+  async requeue(environment: string, customerId: string, record: string): Promise<void> {
+    await this.registerSlots(environment, [customerId]);
+    await this.redis.xadd(this.keys.streamOfSlot(this.slotOf(environment, customerId)), '*', 'e', record);
   }
 
   /** Runs a script that changes counters; the cached readings of its keys are dropped after it. */
