@@ -129,11 +129,6 @@ export interface UsageStore extends UsageSource {
   requeue(environment: string, customerId: string, record: string): Promise<void>;
   /** Check-and-consume, in order; each answer is final (a repeated idempotency key replays it). */
   record(environment: string, events: UsageEvent[], now: Date): Promise<UsageAnswer[]>;
-  /**
-   * `record`, answered in the API's JSON (the text of `answerJson` of each answer), for a store
-   * that can make that text without the objects (Redis: from the stored answers' text).
-   */
-  recordJson?(environment: string, events: UsageEvent[], now: Date): Promise<string[]>;
   hold(environment: string, request: HoldRequest, now: Date): Promise<HoldAnswer>;
   /** Turns a live hold into usage of `amount` (at most the held amount) and frees the rest. */
   commit(

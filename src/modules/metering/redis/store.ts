@@ -39,7 +39,7 @@ import { rebuildFromLedger } from './rebuild.ts';
 import { RedisReservations } from './reservations.ts';
 import { guarded, type LuaScript, loadScripts, runScript, SCRIPTS, TickBatcher } from './scripts.ts';
 import { compareWithLedger } from './verify.ts';
-import { answerText, decodeAnswer } from './wire.ts';
+import { decodeAnswer } from './wire.ts';
 
 export interface RedisStoreOptions extends TermsLimits {
   /**
@@ -395,15 +395,6 @@ export class RedisUsageStore implements UsageStore {
   }
 
   async record(environment: string, events: UsageEvent[], now: Date): Promise<UsageAnswer[]> {
-    return (await this.recordStored(environment, events, now)).map(decodeAnswer);
-  }
-
-  async recordJson(environment: string, events: UsageEvent[], now: Date): Promise<string[]> {
-    return (await this.recordStored(environment, events, now)).map(answerText);
-  }
-
-  /** The answers in their stored form (see lua.ts). */
-  private async recordStored(environment: string, events: UsageEvent[], now: Date): Promise<string[]> {
     await this.registerSlots(
       environment,
       events.map((e) => e.customerId),
@@ -435,7 +426,7 @@ export class RedisUsageStore implements UsageStore {
     return replies.map((raw) => {
       // One event that failed inside CONSUME_MANY (the others of the call were still counted).
       if (raw instanceof Error) throw raw;
-      return String(raw);
+      return decodeAnswer(String(raw));
     });
   }
 
