@@ -13,18 +13,24 @@ export interface AnswerJson {
   credit_used: number;
 }
 
-const isoCache = new Map<number, string>();
+const isoTexts = new Map<number, string>();
 
-/** Period bounds repeat for every event of a period: format each once. */
-export function isoOf(d: Date): string {
-  const ms = d.getTime();
-  let text = isoCache.get(ms);
+/**
+ * An instant's ISO text, each formatted once: period bounds repeat for every event of a period,
+ * and `toISOString` costs about 0.5 µs (README, "Optimisations kept").
+ */
+export function isoOfMs(ms: number): string {
+  let text = isoTexts.get(ms);
   if (text === undefined) {
-    if (isoCache.size > 10_000) isoCache.clear();
-    text = d.toISOString();
-    isoCache.set(ms, text);
+    if (isoTexts.size > 10_000) isoTexts.clear();
+    text = new Date(ms).toISOString();
+    isoTexts.set(ms, text);
   }
   return text;
+}
+
+export function isoOf(d: Date): string {
+  return isoOfMs(d.getTime());
 }
 
 export function answerJson(a: UsageAnswer): AnswerJson {

@@ -47,25 +47,13 @@ export function copyNumber(value: number): string {
   return String(value);
 }
 
-// The events of one request share their instant: it is formatted once for them all.
-let lastInstant: Date | null = null;
-let lastIso = '';
-
-function instantText(d: Date): string {
-  if (d !== lastInstant) {
-    lastIso = d.toISOString();
-    lastInstant = d;
-  }
-  return lastIso;
-}
-
 /**
  * An event's head: its own columns, up to and including `value`, tab-separated (no line end).
  * Newline-free, so a stream record can put lines after it.
  */
 export function ledgerHead(environment: string, event: UsageEvent, reservationId: string | null): string {
   const p = event.terms.period;
-  return `${copyText(environment)}\t${copyText(event.customerId)}\t${copyText(event.feature)}\t${copyText(event.idempotencyKey)}\t${nullable(event.member)}\t${instantText(event.occurredAt)}\t${isoOf(p.start)}\t${p.end === null ? NULL : isoOf(p.end)}\t${nullable(reservationId)}\t${copyNumber(event.value)}`;
+  return `${copyText(environment)}\t${copyText(event.customerId)}\t${copyText(event.feature)}\t${copyText(event.idempotencyKey)}\t${nullable(event.member)}\t${event.occurredAt.toISOString()}\t${isoOf(p.start)}\t${p.end === null ? NULL : isoOf(p.end)}\t${nullable(reservationId)}\t${copyNumber(event.value)}`;
 }
 
 /** A threshold crossing found in a record, with the line it belongs to. */
