@@ -148,7 +148,7 @@ export class CounterRecovery {
       if (epoch !== null) await redis.del(keys.epoch);
       // Redis may have lost the namespace's mark too: claim it again (or refuse, if another took it).
       await claimNamespace(redis, this.prefix, await deploymentId(this.store.db));
-      const started = Date.now();
+      const started = performance.now();
       const report = await rebuildFromLedger(this.store, this.clock.now());
       await this.store.restoreStreams();
       await redis.set(keys.marker, marker);
@@ -156,7 +156,7 @@ export class CounterRecovery {
       await redis.set(keys.epoch, next);
       this.known = next;
       this.renewed();
-      const ms = Date.now() - started;
+      const ms = Math.round(performance.now() - started);
       if (report.counters > 0 || report.holds > 0)
         this.logger.warn(
           { ...report, ms },

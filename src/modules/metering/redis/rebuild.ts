@@ -126,10 +126,11 @@ export async function rebuildFromLedger(store: RebuildTarget, now: Date): Promis
       .selectFrom('usage_events')
       .select(['environment', 'customer_id', 'idempotency_key', 'answer', 'recorded_at'])
       .where(match)
-      .where('recorded_at', '>', new Date(Date.now() - ttl))
+      .where('recorded_at', '>', new Date(now.getTime() - ttl))
       .execute();
     for (const e of recent) {
-      const left = ttl - (Date.now() - e.recorded_at.getTime());
+      // `recorded_at` is the database's stamp, on the same (system) clock as `now` in production.
+      const left = Math.min(ttl, ttl - (now.getTime() - e.recorded_at.getTime()));
       if (left <= 0) continue;
       const answer = encodeAnswer(answerFromJson(e.answer as unknown as AnswerJson));
       pipeline.set(

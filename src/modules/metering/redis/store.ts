@@ -173,6 +173,7 @@ export class RedisUsageStore implements UsageStore {
       redis,
       db,
       this.keys,
+      clock,
       logger,
       options.copier ?? null,
       options.metrics ?? null,
@@ -283,7 +284,7 @@ export class RedisUsageStore implements UsageStore {
    */
   async startCounterCache(options: CounterCacheOptions): Promise<void> {
     if (this.groupBySlot || options.maxEntries === 0 || this.counters) return;
-    this.counters = new CounterCache(this.redis, this.logger, options);
+    this.counters = new CounterCache(this.redis, this.clock, this.logger, options);
     await this.counters.start();
   }
 
@@ -573,7 +574,7 @@ export class RedisUsageStore implements UsageStore {
    * stream gets its consumer group, so no appended event can go unseen.
    */
   async registerSlots(environment: string, customerIds: string[]): Promise<void> {
-    const now = Date.now();
+    const now = this.clock.now().getTime();
     const fresh: number[] = [];
     for (const customerId of customerIds) {
       const slot = this.slotOf(environment, customerId);
