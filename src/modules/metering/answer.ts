@@ -1,5 +1,5 @@
 /** The answer to one usage event in its JSON form, the ledger's and the API's (redis/wire.ts has Redis's). */
-import type { StoredPeriod, UsageAnswer } from './store.ts';
+import type { UsageAnswer } from './store.ts';
 
 export interface AnswerJson {
   accepted: boolean;
@@ -59,9 +59,4 @@ export function answerFromJson(j: AnswerJson): UsageAnswer {
     overage: j.overage,
     creditUsed: j.credit_used,
   };
-}
-
-/** Fields shared by every answer in a period: where it resets and where it began. */
-export function periodFields(period: StoredPeriod): Pick<UsageAnswer, 'resetsAt' | 'periodStart'> {
-  return { resetsAt: period.end, periodStart: period.start };
 }

@@ -3,7 +3,7 @@ import type { Selectable } from 'kysely';
 import type { Reservation, ReservationStatus } from './store.ts';
 import type { MeteringDb, ReservationsTable } from './tables.ts';
 
-export function toReservation(row: Selectable<ReservationsTable>): Reservation {
+function toReservation(row: Selectable<ReservationsTable>): Reservation {
   return {
     id: row.id,
     customerId: row.customer_id,

@@ -23,7 +23,7 @@ export const usageFastRoutes: [FastRoute<UsageEventInput>, FastRoute<unknown[]>]
 ];
 
 /** `{events: [...]}` with 1 to 1,000 items; each item is validated by the service itself. */
-export function parseUsageBatch(body: Buffer): unknown[] | null {
+function parseUsageBatch(body: Buffer): unknown[] | null {
   const value = parseJsonObject(body);
   if (value === null) return null;
   const { events, ...rest } = value;
@@ -37,7 +37,7 @@ export function parseUsageBatch(body: Buffer): unknown[] | null {
  * (no object made per answer to be serialised): the same text as the app's
  * `JSON.stringify({ results: await recordUsageBatch(ctx, events) })` (tested).
  */
-export async function recordUsageBatchBody(ctx: Ctx, events: unknown[]): Promise<JsonText> {
+async function recordUsageBatchBody(ctx: Ctx, events: unknown[]): Promise<JsonText> {
   const { prepared, answers } = await recordBatch(ctx, events);
   let next = 0;
   let body = '{"results":[';

@@ -21,7 +21,7 @@ import { ledgerMarker, rebuildFromLedger } from './rebuild.ts';
 import type { RedisUsageStore } from './store.ts';
 
 /** How often each process looks at the epoch key. */
-export const EPOCH_CHECK_MS = 1_000;
+const EPOCH_CHECK_MS = 1_000;
 /** A rebuild lock outlives a process that died holding it by this much at most. */
 const LOCK_MS = 120_000;
 /** At start-up, while another process rebuilds, look again this often. */

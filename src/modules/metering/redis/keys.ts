@@ -89,7 +89,7 @@ export function slotOf(tag: string): number {
 let tags: string[] | null = null;
 
 /** A short string whose slot is `slot` (the table is built once: about 160k hashes). */
-export function slotTag(slot: number): string {
+function slotTag(slot: number): string {
   if (tags === null) {
     const table: string[] = new Array(SLOTS);
     let found = 0;

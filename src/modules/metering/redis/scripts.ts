@@ -38,7 +38,7 @@ export const SCRIPTS = scriptSet(GUARD_OFF, '');
  * the epoch key is in another slot than the customer's keys, and only the once-a-second look at
  * it notices a loss.
  */
-export const GUARDED_SCRIPTS = scriptSet(GUARD_ON, '-guarded');
+const GUARDED_SCRIPTS = scriptSet(GUARD_ON, '-guarded');
 
 const guardedOf = new Map<LuaScript, LuaScript>(
   (Object.keys(SOURCES) as Array<keyof typeof SOURCES>).map((name) => [SCRIPTS[name], GUARDED_SCRIPTS[name]]),
