@@ -73,7 +73,7 @@ export interface UsageThresholdsTable {
   reached_at: CreatedAt;
 }
 
-/** Usage records the flusher set aside instead of writing them to the ledger (see dead-letters.ts). */
+/** Usage records the flusher set aside instead of writing them to the ledger (see ledger/dead-letters.ts). */
 export interface UsageDeadLettersTable {
   id: Generated<number>;
   stream: string;

@@ -1,7 +1,7 @@
 /**
  * Usage records the ledger will not take, set aside so they hold back no other event: the flusher
  * writes the rest of a read and moves these to `usage_dead_letters`, then acknowledges the read's
- * entries whole (flusher.ts). Reasons:
+ * entries whole (redis/flusher.ts). Reasons:
  * - `unknown_customer`: the record's environment and customer are not in this database's customers
  *   table (a stream another deployment wrote to, say); no ledger row is written for it.
  * - `ledger_refused`: PostgreSQL refused the row itself (a NUL byte text cannot hold, a value no

@@ -4,7 +4,7 @@
  * The API writes the columns it knows (the event's own) as the head of each event's stream record,
  * already in this form; the consume script adds the answer, and, when the event drew credit, went
  * past its limit, crossed a threshold or was not simply summed, the figures the head cannot know
- * (see lua.ts). So for most events the flusher's whole work is to put the answer's JSON after the
+ * (see redis/lua.ts). So for most events the flusher's whole work is to put the answer's JSON after the
  * head; COPY reads the result as it is (redis/stream-records.ts reads the records).
  */
 import { isoOf } from '../answer.ts';

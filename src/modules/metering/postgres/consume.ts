@@ -1,4 +1,4 @@
-/** One usage event in the Postgres store, under the customer's advisory lock (postgres-state.ts). */
+/** One usage event in the Postgres store, under the customer's advisory lock (state.ts). */
 import { type AnswerJson, answerFromJson, answerJson } from '../answer.ts';
 import { answerOf, countedAmount, planEvent, withDraws } from '../consume.ts';
 import { writeLedgerRows } from '../ledger/ledger.ts';

@@ -9,7 +9,7 @@
  *
  * A record the ledger refuses holds back nothing else: when a read's batch fails for a reason of
  * its rows, or names a customer this database does not have, the flusher writes the rest and sets
- * those records aside in `usage_dead_letters` (ledger-refusals.ts, dead-letters.ts) before it
+ * those records aside in `usage_dead_letters` (flusher-refusals.ts, ledger/dead-letters.ts) before it
  * acknowledges the read's entries.
  */
 import { hostname } from 'node:os';

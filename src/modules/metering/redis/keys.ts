@@ -4,7 +4,7 @@
  * Lua script can touch them all. On a cluster the not-yet-flushed event stream a script appends to
  * must live in that slot too, so there is one stream per slot, named with a short tag that hashes
  * to it; on a standalone Redis every event goes to the stream of slot 0 (see `slotOf` in
- * redis-store.ts).
+ * store.ts).
  * (Customer ids cannot contain braces, and the prefix cannot either, so the tag is unambiguous.)
  */
 import type { StoredPeriod } from '../store.ts';

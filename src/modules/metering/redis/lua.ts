@@ -14,7 +14,7 @@ import { COMMON } from './lua-common.ts';
  * counter and the stream. `t` is the parsed terms (`terms_of`). `append(stream, record)` is the
  * script's own.
  *
- * An event's stream record is its head (the ledger columns the API knows, see ledger-line.ts), a
+ * An event's stream record is its head (the ledger columns the API knows, see ledger/lines.ts), a
  * newline and the answer. When the head and the answer do not tell the rest (an aggregation other
  * than `sum`, overage, credit drawn or a threshold crossed), these lines follow: counted, overage,
  * credit draws (id,amount,...), crossed thresholds (csv), used after the event.
