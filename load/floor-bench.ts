@@ -6,7 +6,7 @@
  * - Redis: the two writes exactly-once counting cannot do without (claim the idempotency key,
  *   add to the counter), 100 events per script call, and the client's side of those calls;
  * - the ledger: PostgreSQL writing the rows of `usage_events` (the real table, migrated), as the
- *   flusher writes them on PostgreSQL (COPY, ledger-copy.ts) and by the insert it falls back on.
+ *   flusher writes them on PostgreSQL (COPY, ledger/copy.ts) and by the insert it falls back on.
  * Their sum is a floor per event; the machine's cores divided by it is a ceiling on events per
  * second for any design that counts in Redis and keeps a row per event in PostgreSQL, before
  * scheduling, garbage collection and everything a real server does besides.
@@ -21,8 +21,9 @@ import os from 'node:os';
 import { Redis } from 'ioredis';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { appendToLedger, type LedgerRow } from '../src/modules/metering/ledger.ts';
-import { LedgerCopier } from '../src/modules/metering/ledger-copy.ts';
+import { LedgerCopier } from '../src/modules/metering/ledger/copy.ts';
+import { appendToLedger } from '../src/modules/metering/ledger/ledger.ts';
+import type { LedgerRow } from '../src/modules/metering/ledger/row.ts';
 import type { DB } from '../src/platform/db-types.ts';
 import { migrateToLatest } from '../src/platform/migrate.ts';
 import type { BenchSettings } from './check-bench.ts';
@@ -244,7 +245,7 @@ async function ledgerFloor(s: BenchSettings): Promise<{ pieces: Piece[]; rows: n
       return { pieces: [], rows: 0, note: ' (the ledger is left out: PostgreSQL is not on this machine)' };
     const pieces: Piece[] = [];
     // The insert (the flusher's way on the embedded database, and when a batch meets a duplicate),
-    // then COPY, as the flusher writes on PostgreSQL (ledger-copy.ts).
+    // then COPY, as the flusher writes on PostgreSQL (ledger/copy.ts).
     const ways: Array<[string, LedgerCopier | null]> = [
       ['by insert', null],
       ['through COPY', new LedgerCopier(pool)],

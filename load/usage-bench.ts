@@ -9,18 +9,17 @@ import os from 'node:os';
 import { Redis } from 'ioredis';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { UsageKeys } from '../src/modules/metering/keys.ts';
-import { ledgerHead } from '../src/modules/metering/ledger-line.ts';
-import { loadScripts, SCRIPTS } from '../src/modules/metering/redis-scripts.ts';
+import { ledgerHead } from '../src/modules/metering/ledger/lines.ts';
+import { UsageKeys } from '../src/modules/metering/redis/keys.ts';
+import { loadScripts, SCRIPTS } from '../src/modules/metering/redis/scripts.ts';
 import {
   type ConsumeCall,
   manyCall,
   RedisUsageStore,
   SHARED_STREAM_SLOT,
-  singleCall,
-} from '../src/modules/metering/redis-store.ts';
+} from '../src/modules/metering/redis/store.ts';
+import { compareWithLedger } from '../src/modules/metering/redis/verify.ts';
 import type { UsageEvent } from '../src/modules/metering/store.ts';
-import { compareWithLedger } from '../src/modules/metering/verify.ts';
 import { systemClock } from '../src/platform/clock.ts';
 import type { DB } from '../src/platform/db-types.ts';
 import { createLogger } from '../src/platform/logger.ts';
@@ -45,7 +44,8 @@ const RAW_PREFIX = 'tessera-bench-raw:';
 const BATCH = 100;
 
 /**
- * The Lua script alone, with the same keys and arguments the server builds: `batch` 1 keeps 50
+ * The Lua script alone (CONSUME_MANY, a single event a call unless `many`), with the same keys and
+ * arguments the server builds: `batch` 1 keeps 50
  * single calls in flight; a larger batch sends explicit pipelines of that many calls, 4 at a time.
  */
 async function rawEvalLoop(
@@ -98,16 +98,16 @@ async function rawEvalLoop(
     while (Date.now() < until) {
       const t = performance.now();
       if (batch === 1) {
-        const [k, a] = singleCall(call(), stream);
-        await redis.evalsha(SCRIPTS.consume.sha, k.length, ...k, ...a);
+        const [k, a] = manyCall([call()], stream);
+        await redis.evalsha(SCRIPTS.consumeMany.sha, k.length, ...k, ...a);
       } else if (many) {
         const [k, a] = manyCall(Array.from({ length: batch }, call), stream);
         await redis.evalsha(SCRIPTS.consumeMany.sha, k.length, ...k, ...a);
       } else {
         const pipeline = redis.pipeline();
         for (let i = 0; i < batch; i++) {
-          const [k, a] = singleCall(call(), stream);
-          pipeline.evalsha(SCRIPTS.consume.sha, k.length, ...k, ...a);
+          const [k, a] = manyCall([call()], stream);
+          pipeline.evalsha(SCRIPTS.consumeMany.sha, k.length, ...k, ...a);
         }
         await pipeline.exec();
       }

@@ -4,8 +4,8 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { FLUSH_GROUP, UsageKeys } from '../../src/modules/metering/keys.ts';
-import { SHARED_STREAM_SLOT } from '../../src/modules/metering/redis-store.ts';
+import { FLUSH_GROUP, UsageKeys } from '../../src/modules/metering/redis/keys.ts';
+import { SHARED_STREAM_SLOT } from '../../src/modules/metering/redis/store.ts';
 import { createTestDatabase, services } from '../helpers/harness.ts';
 import { freePort, waitUntilUp } from '../helpers/processes.ts';
 

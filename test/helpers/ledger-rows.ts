@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { LedgerRow } from '../../src/modules/metering/ledger.ts';
+import type { LedgerRow } from '../../src/modules/metering/ledger/row.ts';
 
 /** Text PostgreSQL can hold (no NUL), with the characters COPY's text format escapes made likely. */
 export const anyText = fc

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { CounterCache, type CounterReply } from '../../src/modules/metering/counter-cache.ts';
-import { loadScripts, runScript, SCRIPTS } from '../../src/modules/metering/redis-scripts.ts';
-import { RedisUsageStore } from '../../src/modules/metering/redis-store.ts';
+import { CounterCache, type CounterReply } from '../../src/modules/metering/redis/counter-cache.ts';
+import { loadScripts, runScript, SCRIPTS } from '../../src/modules/metering/redis/scripts.ts';
+import { RedisUsageStore } from '../../src/modules/metering/redis/store.ts';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createTestDatabase, createTestNodes, services, type TestApp } from '../helpers/harness.ts';
@@ -195,6 +195,8 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
   let other: Redis;
   const prefix = `tessera-test:${randomBytes(6).toString('hex')}:`;
   const logger = createLogger('silent');
+  /** The caches' clock: entries age when it moves (no waiting). */
+  const clock = new ManualClock('2026-01-15T12:00:00Z');
   const open: CounterCache[] = [];
 
   beforeAll(async () => {
@@ -210,8 +212,8 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
     other.disconnect();
   });
 
-  async function started(options: Partial<ConstructorParameters<typeof CounterCache>[2]> = {}) {
-    const cache = new CounterCache(redis, logger, {
+  async function started(options: Partial<ConstructorParameters<typeof CounterCache>[3]> = {}) {
+    const cache = new CounterCache(redis, clock, logger, {
       maxEntries: 1000,
       maxAgeMs: 60_000,
       retryMs: 20,
@@ -304,7 +306,7 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
     const own = new Redis(server.url);
     try {
       await loadScripts(own);
-      const cache = new CounterCache(own, logger, { maxEntries: 10, maxAgeMs: 60_000 });
+      const cache = new CounterCache(own, clock, logger, { maxEntries: 10, maxAgeMs: 60_000 });
       open.push(cache);
       await cache.start();
       await until(2000, () => cache.tracking, 'tracking on');
@@ -328,7 +330,7 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
     const keys = keysOf(randomBytes(4).toString('hex'));
     await read(aged, keys);
     expect(aged.get(keys[0]!)).toBeDefined();
-    await new Promise((r) => setTimeout(r, 50));
+    clock.advance(50);
     expect(aged.get(keys[0]!)).toBeUndefined();
 
     // Still not handed out once past its age, whatever is read meanwhile.
@@ -349,14 +351,14 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
     await other.hset(keys[0]!, 'u', '7');
     const [first] = await read(cache, keys);
     expect(cache.get(keys[0]!)).toBe(first);
-    await new Promise((r) => setTimeout(r, 50));
+    clock.advance(50);
     expect(cache.get(keys[0]!)).toBeUndefined();
     // Read again, unchanged: the reply the read returns is the object handed out before.
     const [again] = await read(cache, keys);
     expect(again).toBe(first);
     expect(cache.get(keys[0]!)).toBe(first);
     // A reply that differs from the aged entry (a change no invalidation reported) replaces it.
-    await new Promise((r) => setTimeout(r, 50));
+    clock.advance(50);
     const tracked = cache.begin(keys)!;
     const replies: CounterReply[] = [['7', '0', '0', ['grant_1', '1']]];
     const changed = replies[0];
@@ -373,7 +375,6 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
 
   it('falls back to the shared connection when the tracking one dies under a read', async () => {
     const { database, drop } = await createTestDatabase();
-    const clock = new ManualClock('2026-01-15T12:00:00Z');
     const store = new RedisUsageStore(redis, database.db, prefix, clock, logger);
     try {
       await store.startCounterCache({ maxEntries: 100, maxAgeMs: 60_000, retryMs: 20 });
@@ -400,7 +401,7 @@ describe.skipIf(!services.redis)('counter cache and Redis tracking', () => {
   });
 
   it('reads without caching while Redis tracking is off', async () => {
-    const cache = new CounterCache(redis, logger, { maxEntries: 10, maxAgeMs: 60_000 });
+    const cache = new CounterCache(redis, clock, logger, { maxEntries: 10, maxAgeMs: 60_000 });
     expect(cache.begin(keysOf('off'))).toBeNull();
     expect(cache.tracking).toBe(false);
   });

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FLUSH_GROUP } from '../../src/modules/metering/keys.ts';
-import type { RedisUsageStore } from '../../src/modules/metering/redis-store.ts';
-import { compareWithLedger } from '../../src/modules/metering/verify.ts';
+import { FLUSH_GROUP } from '../../src/modules/metering/redis/keys.ts';
+import type { RedisUsageStore } from '../../src/modules/metering/redis/store.ts';
+import { compareWithLedger } from '../../src/modules/metering/redis/verify.ts';
 import type { Database } from '../../src/platform/db.ts';
 import { createTestApp, createTestDatabase, services, type TestApp } from '../helpers/harness.ts';
 import type { Scenario } from '../helpers/scenario.ts';

@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
-import { LedgerCopier } from '../../src/modules/metering/ledger-copy.ts';
-import { PostgresUsageStore } from '../../src/modules/metering/postgres-store.ts';
-import { rebuildFromLedger } from '../../src/modules/metering/rebuild.ts';
-import { loadScripts } from '../../src/modules/metering/redis-scripts.ts';
+import { LedgerCopier } from '../../src/modules/metering/ledger/copy.ts';
+import { PostgresUsageStore } from '../../src/modules/metering/postgres/store.ts';
+import { rebuildFromLedger } from '../../src/modules/metering/redis/rebuild.ts';
+import { loadScripts } from '../../src/modules/metering/redis/scripts.ts';
 import {
   DEFAULT_REDIS_OPTIONS,
   type RedisStoreOptions,
   RedisUsageStore,
-} from '../../src/modules/metering/redis-store.ts';
-import { compareWithLedger } from '../../src/modules/metering/verify.ts';
+} from '../../src/modules/metering/redis/store.ts';
+import { compareWithLedger } from '../../src/modules/metering/redis/verify.ts';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createTestDatabase, services } from '../helpers/harness.ts';
@@ -199,48 +199,6 @@ describe.skipIf(!services.redis)('stream entries of a script call (Redis)', () =
       expect(await redis.hget(store.keys.counter(store.keys.customer('test', a), 'calls', period), 'u')).toBe(
         '1',
       );
-    } finally {
-      await f.close();
-    }
-  });
-
-  it('flushes records of the earlier form (a JSON head, every outcome line) left in a stream', async () => {
-    const f = await redisFixture();
-    const { redis, database } = f;
-    const store = f.store();
-    try {
-      const c = await knownCustomer(database.db);
-      await store.registerSlots('test', [c]);
-      const legacy = [
-        JSON.stringify([
-          'test',
-          c,
-          'calls',
-          'old-1',
-          3,
-          null,
-          1_768_478_400_000,
-          1_767_225_600_000,
-          null,
-          null,
-        ]),
-        '1|3|100|97||1767225600000|0|0',
-        '3',
-        '0',
-        '',
-        '',
-        '3',
-      ].join('\n');
-      await redis.xadd(store.keys.streamOfSlot(0), '*', 'e', legacy);
-      expect(await store.flush()).toBe(1);
-      const row = await database.db
-        .selectFrom('usage_events' as never)
-        .select(['idempotency_key', 'counted', 'answer', 'period_end'] as never[])
-        .where('customer_id' as never, '=', c as never)
-        .executeTakeFirstOrThrow();
-      expect(row).toMatchObject({ idempotency_key: 'old-1', period_end: null });
-      expect(Number((row as { counted: string }).counted)).toBe(3);
-      expect((row as { answer: unknown }).answer).toMatchObject({ used: 3, remaining: 97, resets_at: null });
     } finally {
       await f.close();
     }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { Command } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { encodeEvalsha, SCRIPTS } from '../../src/modules/metering/redis-scripts.ts';
+import { encodeEvalsha, SCRIPTS } from '../../src/modules/metering/redis/scripts.ts';
 
 describe('EVALSHA wire text', () => {
   it("is the text ioredis's own command writes, whatever the keys and arguments", () => {

@@ -1,14 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { answerJson, decodeAnswer, encodeAnswer } from '../../src/modules/metering/answer.ts';
-import type { LedgerRow } from '../../src/modules/metering/ledger.ts';
-import {
-  answerText,
-  LedgerLines,
-  ledgerHead,
-  lineOfRow,
-  rowOfLine,
-} from '../../src/modules/metering/ledger-line.ts';
+import { answerJson } from '../../src/modules/metering/answer.ts';
+import { LedgerLines, ledgerHead, lineOfRow, rowOfLine } from '../../src/modules/metering/ledger/lines.ts';
+import type { LedgerRow } from '../../src/modules/metering/ledger/row.ts';
+import { addRecord } from '../../src/modules/metering/redis/stream-records.ts';
+import { answerText, decodeAnswer, encodeAnswer } from '../../src/modules/metering/redis/wire.ts';
 import type { UsageEvent } from '../../src/modules/metering/store.ts';
 import { ledgerRow } from '../helpers/ledger-rows.ts';
 
@@ -69,7 +65,7 @@ describe('ledger lines', () => {
     const e = event();
     const raw = '1|3|100|97|1769904000000|1767225600000|0|0';
     const lines = new LedgerLines();
-    lines.pushRecord(`${ledgerHead('test', e, null)}\n${raw}`);
+    addRecord(lines, `${ledgerHead('test', e, null)}\n${raw}`);
     const expected: LedgerRow = {
       environment: 'test',
       customerId: e.customerId,
@@ -95,7 +91,7 @@ describe('ledger lines', () => {
     const e = event({ member: 'u\n1', terms: { ...event().terms, aggregation: 'unique' }, value: 1 });
     const raw = '1|82|100|20|1769904000000|1767225600000|0|2';
     const lines = new LedgerLines();
-    lines.pushRecord(`${ledgerHead('test', e, 'res_1')}\n${raw}\n1\n0.5\ngr_1,2\n80\n82`);
+    addRecord(lines, `${ledgerHead('test', e, 'res_1')}\n${raw}\n1\n0.5\ngr_1,2\n80\n82`);
     const [r] = lines.rows();
     expect(r).toMatchObject({
       member: 'u\n1',
@@ -112,9 +108,10 @@ describe('ledger lines', () => {
 
   it('keeps each line with its crossings when entries are joined', () => {
     const a = new LedgerLines();
-    a.pushRecord(`${ledgerHead('test', event(), null)}\n1|3|100|97|1769904000000|1767225600000|0|0`);
+    addRecord(a, `${ledgerHead('test', event(), null)}\n1|3|100|97|1769904000000|1767225600000|0|0`);
     const b = new LedgerLines();
-    b.pushRecord(
+    addRecord(
+      b,
       `${ledgerHead('test', event(), null)}\n1|80|100|20|1769904000000|1767225600000|0|0\n3\n0\n\n80\n80`,
     );
     a.append(b);
@@ -133,7 +130,7 @@ describe('ledger lines', () => {
       ['ab', '4'],
       ['a', '5'],
     ])
-      lines.pushRecord(`${ledgerHead('test', event({ customerId, idempotencyKey }), null)}\n${raw}`);
+      addRecord(lines, `${ledgerHead('test', event({ customerId, idempotencyKey }), null)}\n${raw}`);
     const order = lines
       .text()
       .split('\n')

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TickBatcher } from '../../src/modules/metering/redis-scripts.ts';
+import { TickBatcher } from '../../src/modules/metering/redis/scripts.ts';
 
 /** A batcher of `max` calls a run, one partial run in flight, whose runs wait for `release`. */
 function gated(max: number, holdFirstOnly: boolean) {

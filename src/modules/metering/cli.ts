@@ -1,9 +1,7 @@
 /** `tessera usage rebuild | verify | dead-letters`: operator verbs over the ledger and the Redis counters. */
 import { parseArgs } from 'node:util';
 import type { Runtime } from '../../runtime.ts';
-import { deleteDeadLetter, findDeadLetter, listDeadLetters } from './dead-letters.ts';
-import { RedisUsageStore } from './redis-store.ts';
-import { compareWithLedger } from './verify.ts';
+import { deleteDeadLetter, findDeadLetter, listDeadLetters } from './ledger/dead-letters.ts';
 
 const HELP = 'usage rebuild | usage verify | usage dead-letters [--env ENV] [replay ID | discard ID]\n';
 
@@ -13,7 +11,7 @@ export async function runUsageCommand(
   args: string[] = [],
 ): Promise<number> {
   const { store } = runtime.metering;
-  if (!(store instanceof RedisUsageStore)) {
+  if (store.kind === 'postgres') {
     process.stdout.write(
       'counters live in Postgres (no REDIS_URL): the ledger is written with them, nothing to do\n',
     );
@@ -27,13 +25,14 @@ export async function runUsageCommand(
     }
     case 'verify': {
       await runtime.metering.flush({ claimIdleMs: 60_000 });
-      const { checked, mismatches } = await compareWithLedger(store, runtime.deps.clock.now());
+      const report = await store.verify(runtime.deps.clock.now());
+      const { checked, mismatches } = report ?? { checked: 0, mismatches: [] };
       for (const m of mismatches) process.stdout.write(`${JSON.stringify(m)}\n`);
       process.stdout.write(`${checked} counters checked, ${mismatches.length} differ from the ledger\n`);
       return mismatches.length === 0 ? 0 : 1;
     }
     case 'dead-letters':
-      return deadLetters(runtime, store, args);
+      return deadLetters(runtime, args);
     default:
       process.stderr.write(HELP);
       return 2;
@@ -45,7 +44,7 @@ export async function runUsageCommand(
  * stream), or acts on one: `replay` appends its record to the usage stream again and flushes (for
  * a record whose cause is gone, e.g. its customer now exists here), `discard` deletes it.
  */
-async function deadLetters(runtime: Runtime, store: RedisUsageStore, args: string[]): Promise<number> {
+async function deadLetters(runtime: Runtime, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -78,9 +77,7 @@ async function deadLetters(runtime: Runtime, store: RedisUsageStore, args: strin
   }
   // Into the stream the API would append this customer's events to now; deleted only once there
   // (a crash in between leaves both, and replaying twice writes the event once).
-  await store.registerSlots(letter.environment, [letter.customerId]);
-  const stream = store.keys.streamOfSlot(store.slotOf(letter.environment, letter.customerId));
-  await store.redis.xadd(stream, '*', 'e', letter.record);
+  await runtime.metering.store.requeue(letter.environment, letter.customerId, letter.record);
   await deleteDeadLetter(db, id);
   const written = await runtime.metering.flush();
   const again = await listDeadLetters(db, { environment: letter.environment });

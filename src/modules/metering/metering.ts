@@ -3,13 +3,11 @@
  * its start-up check against the ledger, and the verbs the workers and the CLI call.
  */
 import type { PlatformDeps } from '../../platform/context.ts';
-import { CounterRecovery } from './counter-recovery.ts';
-import { LedgerCopier } from './ledger-copy.ts';
-import { PostgresUsageStore } from './postgres-store.ts';
-import { type RebuildReport, rebuildFromLedger } from './rebuild.ts';
-import { loadScripts } from './redis-scripts.ts';
-import { DEFAULT_REDIS_OPTIONS, RedisUsageStore } from './redis-store.ts';
-import type { FlushOptions, UsageStore } from './store.ts';
+import { LedgerCopier } from './ledger/copy.ts';
+import { PostgresUsageStore } from './postgres/store.ts';
+import { CounterRecovery } from './redis/counter-recovery.ts';
+import { DEFAULT_REDIS_OPTIONS, RedisUsageStore } from './redis/store.ts';
+import type { FlushOptions, RebuildReport, UsageStore } from './store.ts';
 
 export class Metering {
   readonly store: UsageStore;
@@ -17,13 +15,19 @@ export class Metering {
   readonly recovery: CounterRecovery | null;
 
   constructor(private readonly deps: PlatformDeps) {
-    const { database } = deps;
+    const { config, database, metrics } = deps;
+    const reads = (outcome: string) => metrics.tally(metrics.counterCacheReads, { outcome });
     const store = deps.redis
       ? new RedisUsageStore(deps.redis, deps.db, deps.config.redisPrefix, deps.clock, deps.logger, {
           ...DEFAULT_REDIS_OPTIONS,
-          // The embedded database keeps the insert (see ledger-copy.ts).
+          // The embedded database keeps the insert (see ledger/copy.ts).
           copier: database.kind === 'postgres' ? new LedgerCopier(database.pool) : null,
-          metrics: deps.metrics,
+          metrics,
+          counterCache: {
+            maxEntries: config.counterCacheSize,
+            maxAgeMs: config.counterCacheSeconds * 1000,
+            reads: { hit: reads('hit'), miss: reads('miss') },
+          },
         })
       : null;
     this.store = store ?? new PostgresUsageStore(deps.db, deps.clock);
@@ -33,25 +37,17 @@ export class Metering {
   }
 
   /**
-   * Loads the scripts and, when Redis does not hold what the ledger says it had, rebuilds it; then
+   * Readies the store and, when Redis does not hold what the ledger says it had, rebuilds it; then
    * watches for Redis losing its data while running.
    */
   async start(): Promise<void> {
-    if (!(this.store instanceof RedisUsageStore)) return;
-    await loadScripts(this.store.redis);
-    const { config, metrics } = this.deps;
-    const reads = (outcome: string) => metrics.tally(metrics.counterCacheReads, { outcome });
-    await this.store.startCounterCache({
-      maxEntries: config.counterCacheSize,
-      maxAgeMs: config.counterCacheSeconds * 1000,
-      reads: { hit: reads('hit'), miss: reads('miss') },
-    });
+    await this.store.start();
     await this.recovery?.start();
   }
 
   stop(): void {
     this.recovery?.stop();
-    if (this.store instanceof RedisUsageStore) this.store.stopCounterCache();
+    this.store.stop();
   }
 
   flush(options?: FlushOptions): Promise<number> {
@@ -62,10 +58,8 @@ export class Metering {
     return this.store.sweepExpired(this.deps.clock.now());
   }
 
-  /** Rebuilds Redis from the ledger (Postgres mode: nothing to rebuild, returns null). */
-  async rebuild(): Promise<RebuildReport | null> {
-    if (!(this.store instanceof RedisUsageStore)) return null;
-    await loadScripts(this.store.redis);
-    return rebuildFromLedger(this.store, this.deps.clock.now());
+  /** Rebuilds the counters from the ledger (Postgres mode: nothing to rebuild, returns null). */
+  rebuild(): Promise<RebuildReport | null> {
+    return this.store.rebuild(this.deps.clock.now());
   }
 }

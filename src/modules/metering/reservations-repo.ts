@@ -1,9 +1,10 @@
 /** Reservation rows: the durable record of every hold (both stores), and the sweeper's work list. */
 import type { Selectable } from 'kysely';
+import type { Db } from '../../platform/db.ts';
 import type { Reservation, ReservationStatus } from './store.ts';
-import type { MeteringDb, ReservationsTable } from './tables.ts';
+import type { ReservationsTable } from './tables.ts';
 
-export function toReservation(row: Selectable<ReservationsTable>): Reservation {
+function toReservation(row: Selectable<ReservationsTable>): Reservation {
   return {
     id: row.id,
     customerId: row.customer_id,
@@ -18,7 +19,7 @@ export function toReservation(row: Selectable<ReservationsTable>): Reservation {
   };
 }
 
-export async function insertReservation(db: MeteringDb, environment: string, r: Reservation): Promise<void> {
+export async function insertReservation(db: Db, environment: string, r: Reservation): Promise<void> {
   await db
     .insertInto('reservations')
     .values({
@@ -38,7 +39,7 @@ export async function insertReservation(db: MeteringDb, environment: string, r: 
 }
 
 export async function findReservationRow(
-  db: MeteringDb,
+  db: Db,
   environment: string,
   id: string,
 ): Promise<Reservation | null> {
@@ -53,7 +54,7 @@ export async function findReservationRow(
 
 /** Moves a held reservation to its final state; a row already settled keeps its state. */
 export async function settleReservation(
-  db: MeteringDb,
+  db: Db,
   environment: string,
   id: string,
   status: Exclude<ReservationStatus, 'held'>,
@@ -73,7 +74,7 @@ export async function settleReservation(
 
 /** Held reservations whose time ran out, oldest first. */
 export async function dueReservations(
-  db: MeteringDb,
+  db: Db,
   now: Date,
   limit = 500,
 ): Promise<Array<Reservation & { environment: string }>> {

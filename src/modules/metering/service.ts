@@ -6,18 +6,18 @@
 import type { CustomerSnapshot } from '../../domain/types.ts';
 import { type Ctx, requireScope } from '../../platform/context.ts';
 import { Unprocessable } from '../../platform/errors.ts';
-import { JsonText } from '../../platform/fast-path.ts';
 import { fieldErrors } from '../../platform/http.ts';
 import { enforceInputRule } from '../../platform/input-rules.ts';
 import { answerJson } from './answer.ts';
 import { parseUsageEvent } from './parse-event.ts';
 import { type EventError, UsageEventBody, type UsageEventInput, type UsageResult } from './schema.ts';
-import type { UsageEvent } from './store.ts';
+import type { UsageAnswer, UsageEvent } from './store.ts';
 import { type TermsOutcome, usageTermsOf } from './terms.ts';
 
 const MAX_FUTURE_MS = 5 * 60_000;
 
-type Prepared =
+/** One event of a batch as the service took it: to the store, answered already, or refused. */
+export type Prepared =
   | { kind: 'event'; event: UsageEvent }
   | { kind: 'answer'; result: UsageResult }
   | { kind: 'error'; error: EventError['error'] };
@@ -43,12 +43,7 @@ export async function recordUsageBatch(
   ctx: Ctx,
   events: unknown[],
 ): Promise<Array<UsageResult | EventError>> {
-  requireScope(ctx, 'check');
-  const now = ctx.deps.clock.now();
-  const prepared = await prepareAll(ctx, events, 'events', now);
-  const accepted = eventsOf(prepared);
-  const answers =
-    accepted.length > 0 ? await ctx.deps.services.metering.store.record(ctx.environment, accepted, now) : [];
+  const { prepared, answers } = await recordBatch(ctx, events);
   let next = 0;
   return prepared.map((p) => {
     if (p.kind === 'error') return { error: p.error };
@@ -58,28 +53,20 @@ export async function recordUsageBatch(
 }
 
 /**
- * `recordUsageBatch` answered as the response body's JSON, `{"results": [...]}`: with a store that
- * gives its answers as JSON text (Redis), each goes into the body as it is, with no object made of
- * it. The same text as `JSON.stringify({ results: await recordUsageBatch(ctx, events) })`.
+ * A batch's events taken (`prepared`, in order) and the store's answers to those of them that
+ * reached it (`answers`, in their order): what `recordUsageBatch` answers, before it is made JSON.
  */
-export async function recordUsageBatchJson(ctx: Ctx, events: unknown[]): Promise<JsonText> {
-  const store = ctx.deps.services.metering.store;
-  if (!store.recordJson)
-    return new JsonText(JSON.stringify({ results: await recordUsageBatch(ctx, events) }));
+export async function recordBatch(
+  ctx: Ctx,
+  events: unknown[],
+): Promise<{ prepared: Prepared[]; answers: UsageAnswer[] }> {
   requireScope(ctx, 'check');
   const now = ctx.deps.clock.now();
   const prepared = await prepareAll(ctx, events, 'events', now);
   const accepted = eventsOf(prepared);
-  const answers = accepted.length > 0 ? await store.recordJson(ctx.environment, accepted, now) : [];
-  let next = 0;
-  let body = '{"results":[';
-  for (let i = 0; i < prepared.length; i++) {
-    const p = prepared[i]!;
-    if (i > 0) body += ',';
-    if (p.kind === 'event') body += answers[next++]!;
-    else body += JSON.stringify(p.kind === 'error' ? { error: p.error } : p.result);
-  }
-  return new JsonText(`${body}]}`);
+  const answers =
+    accepted.length > 0 ? await ctx.deps.services.metering.store.record(ctx.environment, accepted, now) : [];
+  return { prepared, answers };
 }
 
 function eventsOf(prepared: Prepared[]): UsageEvent[] {

@@ -90,15 +90,45 @@ export interface FlushOptions {
   full?: boolean;
 }
 
+/** What a rebuild of the counters from the ledger restored. */
+export interface RebuildReport {
+  counters: number;
+  answers: number;
+  holds: number;
+}
+
+/** A counter that differs from the ledger's sums. */
+export interface Mismatch {
+  key: string;
+  ledger: { used: number; overage: number; credit: number };
+  redis: { used: number; overage: number; credit: number };
+}
+
+export interface VerifyReport {
+  checked: number;
+  mismatches: Mismatch[];
+}
+
 export interface UsageStore extends UsageSource {
   readonly kind: 'redis' | 'postgres';
+  /** Readies the store before it serves (Redis: loads the scripts, starts the counter cache). */
+  start(): Promise<void>;
+  /** Lets go of what `start` set up. */
+  stop(): void;
+  /**
+   * Recomputes the counters from the ledger, after flushing what is not in it yet; null where the
+   * counters are written with the ledger (Postgres: nothing to rebuild).
+   */
+  rebuild(now: Date): Promise<RebuildReport | null>;
+  /** Compares the counters with the ledger's sums; null where they are written together (Postgres). */
+  verify(now: Date, environment?: string): Promise<VerifyReport | null>;
+  /**
+   * Puts an event's stream record back on its way to the ledger (a dead letter replayed). Only a
+   * store with a stream sets records aside; Postgres refuses.
+   */
+  requeue(environment: string, customerId: string, record: string): Promise<void>;
   /** Check-and-consume, in order; each answer is final (a repeated idempotency key replays it). */
   record(environment: string, events: UsageEvent[], now: Date): Promise<UsageAnswer[]>;
-  /**
-   * `record`, answered in the API's JSON (the text of `answerJson` of each answer), for a store
-   * that can make that text without the objects (Redis: from the stored answers' text).
-   */
-  recordJson?(environment: string, events: UsageEvent[], now: Date): Promise<string[]>;
   hold(environment: string, request: HoldRequest, now: Date): Promise<HoldAnswer>;
   /** Turns a live hold into usage of `amount` (at most the held amount) and frees the rest. */
   commit(
@@ -114,6 +144,11 @@ export interface UsageStore extends UsageSource {
   sweepExpired(now: Date): Promise<number>;
   /** Moves accepted events not yet in the ledger into it; returns how many (Postgres: always 0). */
   flush(options?: FlushOptions): Promise<number>;
+}
+
+/** A domain period as stored: `reset: none` spans all time and is keyed at the epoch. */
+export function storedPeriod(period: { start: Date; end: Date }): StoredPeriod {
+  return period.end.getTime() >= 8e15 ? { start: new Date(0), end: null } : period;
 }
 
 /** Far enough back to mean "always" and still a valid timestamptz. */

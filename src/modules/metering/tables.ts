@@ -1,5 +1,5 @@
-import type { ColumnType, Generated, Kysely, Transaction } from 'kysely';
-import type { CreatedAt, DB, Json, NullableTimestamp, Timestamp } from '../../platform/db-types.ts';
+import type { ColumnType, Generated } from 'kysely';
+import type { CreatedAt, Json, NullableTimestamp, Timestamp } from '../../platform/db-types.ts';
 
 /** The usage ledger: one row per accepted event (and per committed reservation). */
 export interface UsageEventsTable {
@@ -73,7 +73,7 @@ export interface UsageThresholdsTable {
   reached_at: CreatedAt;
 }
 
-/** Usage records the flusher set aside instead of writing them to the ledger (see dead-letters.ts). */
+/** Usage records the flusher set aside instead of writing them to the ledger (see ledger/dead-letters.ts). */
 export interface UsageDeadLettersTable {
   id: Generated<number>;
   stream: string;
@@ -119,16 +119,4 @@ export interface MeteringTables {
   usage_dead_letters: UsageDeadLettersTable;
   reservations: ReservationsTable;
   metering_state: MeteringStateTable;
-}
-
-export type MeteringDB = DB & MeteringTables;
-export type MeteringDb = Kysely<MeteringDB>;
-export type MeteringTx = Transaction<MeteringDB>;
-
-/**
- * The platform's `DB` type lists the tables of the slices it knows; metering's tables are added
- * here so this slice stays self-contained. Same connection, wider type.
- */
-export function meteringDb(db: Kysely<DB>): MeteringDb {
-  return db as unknown as MeteringDb;
 }

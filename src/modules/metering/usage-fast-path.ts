@@ -1,7 +1,10 @@
-import { type FastRoute, parseJsonObject } from '../../platform/fast-path.ts';
+import type { Ctx } from '../../platform/context.ts';
+import { type FastRoute, JsonText, parseJsonObject } from '../../platform/fast-path.ts';
+import { isoOf } from './answer.ts';
 import { parseUsageEvent } from './parse-event.ts';
 import { MAX_BATCH, type UsageEventInput } from './schema.ts';
-import { recordUsage, recordUsageBatchJson } from './service.ts';
+import { recordBatch, recordUsage } from './service.ts';
+import type { UsageAnswer } from './store.ts';
 
 /**
  * `POST /v1/usage` and `/v1/usage/batch` on the node:http fast path (src/platform/fast-path.ts):
@@ -15,7 +18,7 @@ export const usageFastRoutes: [FastRoute<UsageEventInput>, FastRoute<unknown[]>]
     maxBody: 1024 * 1024,
     scope: 'check',
     parse: parseUsageBatch,
-    run: recordUsageBatchJson,
+    run: recordUsageBatchBody,
   },
 ];
 
@@ -27,4 +30,27 @@ export function parseUsageBatch(body: Buffer): unknown[] | null {
   for (const _ in rest) return null;
   if (!Array.isArray(events) || events.length < 1 || events.length > MAX_BATCH) return null;
   return events;
+}
+
+/**
+ * `POST /v1/usage/batch`'s body, `{"results": [...]}`, put together from each answer's JSON text
+ * (no object made per answer to be serialised): the same text as the app's
+ * `JSON.stringify({ results: await recordUsageBatch(ctx, events) })` (tested).
+ */
+async function recordUsageBatchBody(ctx: Ctx, events: unknown[]): Promise<JsonText> {
+  const { prepared, answers } = await recordBatch(ctx, events);
+  let next = 0;
+  let body = '{"results":[';
+  for (let i = 0; i < prepared.length; i++) {
+    const p = prepared[i]!;
+    if (i > 0) body += ',';
+    if (p.kind === 'event') body += answerJsonText(answers[next++]!);
+    else body += JSON.stringify(p.kind === 'error' ? { error: p.error } : p.result);
+  }
+  return new JsonText(`${body}]}`);
+}
+
+/** An answer's JSON, the same text as `JSON.stringify(answerJson(answer))` (property-tested). */
+export function answerJsonText(a: UsageAnswer): string {
+  return `{"accepted":${a.accepted}${a.reason ? `,"reason":${JSON.stringify(a.reason)}` : ''},"used":${a.used},"limit":${a.limit},"remaining":${a.remaining},"resets_at":${a.resetsAt === null ? 'null' : `"${isoOf(a.resetsAt)}"`},"period_start":"${isoOf(a.periodStart)}","overage":${a.overage},"credit_used":${a.creditUsed}}`;
 }

@@ -1,9 +1,18 @@
 /** Arguments the Redis scripts take, built from domain values (see lua.ts for their layout). */
-import type { RedisStoreOptions } from './redis-store.ts';
-import type { StoredPeriod, UsageTerms } from './store.ts';
+import type { UsageTerms } from '../store.ts';
+
+/** The store's settings the consume script's terms carry. */
+export interface TermsLimits {
+  /** How long an idempotency answer is remembered (at least 7 days). */
+  idempotencyTtlMs: number;
+  /** How long a counter outlives its period. */
+  retentionMs: number;
+  /** Distinct members counted exactly per period before the HyperLogLog takes over. */
+  exactMembers: number;
+}
 
 /** The consume script's terms: one string per terms object. */
-export function packTerms(terms: UsageTerms, options: RedisStoreOptions): string {
+export function packTerms(terms: UsageTerms, options: TermsLimits): string {
   const p = terms.period;
   return [
     terms.aggregation,
@@ -21,9 +30,4 @@ export function packTerms(terms: UsageTerms, options: RedisStoreOptions): string
 
 export function grantArgs(terms: UsageTerms): Array<string | number> {
   return terms.grants.flatMap((g) => [g.id, g.amount]);
-}
-
-/** A domain period as stored: `reset: none` spans all time and is keyed at the epoch. */
-export function storedPeriod(period: { start: Date; end: Date }): StoredPeriod {
-  return period.end.getTime() >= 8e15 ? { start: new Date(0), end: null } : period;
 }

@@ -13,15 +13,15 @@
  * lost its data are lost with it (Redis persistence prevents that: README, "Redis settings").
  */
 
-import type { Clock } from '../../platform/clock.ts';
-import { randomToken } from '../../platform/ids.ts';
-import type { Logger } from '../../platform/logger.ts';
-import { claimNamespace, deploymentId } from '../../platform/namespace.ts';
+import type { Clock } from '../../../platform/clock.ts';
+import { randomToken } from '../../../platform/ids.ts';
+import type { Logger } from '../../../platform/logger.ts';
+import { claimNamespace, deploymentId } from '../../../platform/namespace.ts';
 import { ledgerMarker, rebuildFromLedger } from './rebuild.ts';
-import type { RedisUsageStore } from './redis-store.ts';
+import type { RedisUsageStore } from './store.ts';
 
 /** How often each process looks at the epoch key. */
-export const EPOCH_CHECK_MS = 1_000;
+const EPOCH_CHECK_MS = 1_000;
 /** A rebuild lock outlives a process that died holding it by this much at most. */
 const LOCK_MS = 120_000;
 /** At start-up, while another process rebuilds, look again this often. */
@@ -148,7 +148,7 @@ export class CounterRecovery {
       if (epoch !== null) await redis.del(keys.epoch);
       // Redis may have lost the namespace's mark too: claim it again (or refuse, if another took it).
       await claimNamespace(redis, this.prefix, await deploymentId(this.store.db));
-      const started = Date.now();
+      const started = performance.now();
       const report = await rebuildFromLedger(this.store, this.clock.now());
       await this.store.restoreStreams();
       await redis.set(keys.marker, marker);
@@ -156,7 +156,7 @@ export class CounterRecovery {
       await redis.set(keys.epoch, next);
       this.known = next;
       this.renewed();
-      const ms = Date.now() - started;
+      const ms = Math.round(performance.now() - started);
       if (report.counters > 0 || report.holds > 0)
         this.logger.warn(
           { ...report, ms },

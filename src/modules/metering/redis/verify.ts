@@ -1,18 +1,23 @@
 /** Compares Redis's counters with the ledger's sums: the check behind `usage verify` and the benchmark. */
-import { ledgerTotals } from './ledger.ts';
-import type { RedisUsageStore } from './redis-store.ts';
+import type { Redis } from 'ioredis';
+import type { Db } from '../../../platform/db.ts';
+import { ledgerTotals } from '../ledger/ledger.ts';
+import type { Mismatch, VerifyReport } from '../store.ts';
+import type { UsageKeys } from './keys.ts';
 
-export interface Mismatch {
-  key: string;
-  ledger: { used: number; overage: number; credit: number };
-  redis: { used: number; overage: number; credit: number };
+/** What the comparison needs of the Redis store (the store itself: see store.ts). */
+export interface VerifyTarget {
+  readonly redis: Redis;
+  readonly db: Db;
+  readonly keys: UsageKeys;
+  readonly options: { retentionMs: number };
 }
 
 export async function compareWithLedger(
-  store: RedisUsageStore,
+  store: VerifyTarget,
   now: Date,
   environment?: string,
-): Promise<{ checked: number; mismatches: Mismatch[] }> {
+): Promise<VerifyReport> {
   const totals = await ledgerTotals(
     store.db,
     new Date(now.getTime() - store.options.retentionMs),

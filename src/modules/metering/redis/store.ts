@@ -5,44 +5,43 @@
  * calls the same way. With a cluster client every call stays within one slot.
  */
 import type { Redis } from 'ioredis';
-import type { UsageReading } from '../../domain/resolved.ts';
-import type { CustomerSnapshot } from '../../domain/types.ts';
-import type { Clock } from '../../platform/clock.ts';
-import type { Db } from '../../platform/db.ts';
-import type { Logger } from '../../platform/logger.ts';
-import type { Metrics } from '../../platform/metrics.ts';
-import type { UsageQuery } from '../entitlements/engine.ts';
-import { decodeAnswer } from './answer.ts';
-import { CounterCache, type CounterCacheOptions, type CounterReply } from './counter-cache.ts';
-import { CountersRebuilding, isCountersLost } from './counters-rebuilding.ts';
-import { ensureGroup, LedgerFlusher } from './flusher.ts';
-import { slotOf, UsageKeys } from './keys.ts';
-import type { LedgerCopier } from './ledger-copy.ts';
-import { answerText, ledgerHead } from './ledger-line.ts';
-import { readingOf } from './reading.ts';
-import { packTerms, storedPeriod } from './redis-args.ts';
-import { RedisReservations } from './redis-reservations.ts';
-import { guarded, type LuaScript, runScript, SCRIPTS, TickBatcher } from './redis-scripts.ts';
+import type { UsageReading } from '../../../domain/resolved.ts';
+import type { CustomerSnapshot } from '../../../domain/types.ts';
+import type { Clock } from '../../../platform/clock.ts';
+import type { Db } from '../../../platform/db.ts';
+import type { Logger } from '../../../platform/logger.ts';
+import type { Metrics } from '../../../platform/metrics.ts';
+import type { UsageQuery } from '../../entitlements/engine.ts';
+import type { LedgerCopier } from '../ledger/copy.ts';
+import { ledgerHead } from '../ledger/lines.ts';
+import { readingOf } from '../reading.ts';
 import type {
   CommitAnswer,
   FlushOptions,
   HoldAnswer,
   HoldRequest,
+  RebuildReport,
   Reservation,
   StoredPeriod,
   UsageAnswer,
   UsageEvent,
   UsageStore,
   UsageTerms,
-} from './store.ts';
+  VerifyReport,
+} from '../store.ts';
+import { storedPeriod } from '../store.ts';
+import { packTerms, type TermsLimits } from './args.ts';
+import { CounterCache, type CounterCacheOptions, type CounterReply } from './counter-cache.ts';
+import { CountersRebuilding, isCountersLost } from './counters-rebuilding.ts';
+import { ensureGroup, LedgerFlusher } from './flusher.ts';
+import { slotOf, UsageKeys } from './keys.ts';
+import { rebuildFromLedger } from './rebuild.ts';
+import { RedisReservations } from './reservations.ts';
+import { guarded, type LuaScript, loadScripts, runScript, SCRIPTS, TickBatcher } from './scripts.ts';
+import { compareWithLedger } from './verify.ts';
+import { decodeAnswer } from './wire.ts';
 
-export interface RedisStoreOptions {
-  /** How long an idempotency answer is remembered (at least 7 days). */
-  idempotencyTtlMs: number;
-  /** How long a counter outlives its period. */
-  retentionMs: number;
-  /** Distinct members counted exactly per period before the HyperLogLog takes over. */
-  exactMembers: number;
+export interface RedisStoreOptions extends TermsLimits {
   /**
    * Calls made together are sent as one script call per Redis Cluster slot instead of one in all.
    * Defaults to whether the client is a cluster client (a script may touch one slot there).
@@ -52,6 +51,8 @@ export interface RedisStoreOptions {
   copier?: LedgerCopier | null;
   /** Where the flusher counts the records it dead-letters. */
   metrics?: Metrics | null;
+  /** Cached counter readings for decisions, started by `start` (see counter-cache.ts); none without. */
+  counterCache?: CounterCacheOptions | null;
 }
 
 export const DEFAULT_REDIS_OPTIONS: RedisStoreOptions = {
@@ -93,7 +94,7 @@ interface QueryKeys {
   holds: string;
 }
 
-/** One event's consume call (see CONSUME and CONSUME_MANY in lua.ts). */
+/** One event's part of a consume call (see CONSUME_MANY in lua.ts). */
 export interface ConsumeCall {
   /** Counter, credit, idempotency and holds keys (and members, sketch for `unique`). */
   keys: string[];
@@ -104,15 +105,6 @@ export interface ConsumeCall {
   head: string;
   /** The slot whose stream the event goes to. */
   slot: number;
-}
-
-/** One event's CONSUME arguments: the stream goes after its first three keys. */
-export function singleCall(call: ConsumeCall, stream: string): [string[], Array<string | number>] {
-  const [counter, credit, idempotency, ...rest] = call.keys;
-  return [
-    [counter!, credit!, idempotency!, stream, ...rest],
-    [call.now, call.value, call.member, call.head, call.terms],
-  ];
 }
 
 /** A CONSUME_MANY call's keys and arguments: what the events share (contexts) is sent once. */
@@ -181,6 +173,7 @@ export class RedisUsageStore implements UsageStore {
       redis,
       db,
       this.keys,
+      clock,
       logger,
       options.copier ?? null,
       options.metrics ?? null,
@@ -223,13 +216,8 @@ export class RedisUsageStore implements UsageStore {
         calls,
         (call) => call.slot,
         async (group) => {
-          const stream = this.keys.streamOfSlot(group[0]!.slot);
-          if (group.length === 1) {
-            const [keys, args] = singleCall(group[0]!, stream);
-            for (const key of this.guardKeys) keys.push(key);
-            return [await runScript(this.redis, this.script(SCRIPTS.consume), keys, args)];
-          }
-          const [keys, args] = manyCall(group, stream);
+          // A single event too: CONSUME_MANY counts it as the one-event script did.
+          const [keys, args] = manyCall(group, this.keys.streamOfSlot(group[0]!.slot));
           for (const key of this.guardKeys) keys.push(key);
           return (await runScript(this.redis, this.script(SCRIPTS.consumeMany), keys, args)) as unknown[];
         },
@@ -296,13 +284,38 @@ export class RedisUsageStore implements UsageStore {
    */
   async startCounterCache(options: CounterCacheOptions): Promise<void> {
     if (this.groupBySlot || options.maxEntries === 0 || this.counters) return;
-    this.counters = new CounterCache(this.redis, this.logger, options);
+    this.counters = new CounterCache(this.redis, this.clock, this.logger, options);
     await this.counters.start();
   }
 
   stopCounterCache(): void {
     this.counters?.stop();
     this.counters = null;
+  }
+
+  /** Loads the scripts (the hot path is then a bare EVALSHA) and starts the counter cache. */
+  async start(): Promise<void> {
+    await loadScripts(this.redis);
+    if (this.options.counterCache) await this.startCounterCache(this.options.counterCache);
+  }
+
+  stop(): void {
+    this.stopCounterCache();
+  }
+
+  async rebuild(now: Date): Promise<RebuildReport> {
+    await loadScripts(this.redis);
+    return rebuildFromLedger(this, now);
+  }
+
+  verify(now: Date, environment?: string): Promise<VerifyReport> {
+    return compareWithLedger(this, now, environment);
+  }
+
+  /** Appends the record to the stream the API would append the customer's events to now. */
+  async requeue(environment: string, customerId: string, record: string): Promise<void> {
+    await this.registerSlots(environment, [customerId]);
+    await this.redis.xadd(this.keys.streamOfSlot(this.slotOf(environment, customerId)), '*', 'e', record);
   }
 
   /** Runs a script that changes counters; the cached readings of its keys are dropped after it. */
@@ -383,15 +396,6 @@ export class RedisUsageStore implements UsageStore {
   }
 
   async record(environment: string, events: UsageEvent[], now: Date): Promise<UsageAnswer[]> {
-    return (await this.recordStored(environment, events, now)).map(decodeAnswer);
-  }
-
-  async recordJson(environment: string, events: UsageEvent[], now: Date): Promise<string[]> {
-    return (await this.recordStored(environment, events, now)).map(answerText);
-  }
-
-  /** The answers in their stored form (see lua.ts). */
-  private async recordStored(environment: string, events: UsageEvent[], now: Date): Promise<string[]> {
     await this.registerSlots(
       environment,
       events.map((e) => e.customerId),
@@ -423,7 +427,7 @@ export class RedisUsageStore implements UsageStore {
     return replies.map((raw) => {
       // One event that failed inside CONSUME_MANY (the others of the call were still counted).
       if (raw instanceof Error) throw raw;
-      return String(raw);
+      return decodeAnswer(String(raw));
     });
   }
 
@@ -570,7 +574,7 @@ export class RedisUsageStore implements UsageStore {
    * stream gets its consumer group, so no appended event can go unseen.
    */
   async registerSlots(environment: string, customerIds: string[]): Promise<void> {
-    const now = Date.now();
+    const now = this.clock.now().getTime();
     const fresh: number[] = [];
     for (const customerId of customerIds) {
       const slot = this.slotOf(environment, customerId);

@@ -5,25 +5,33 @@
  * lost its data or is another instance) and whenever Redis loses its data while running. Pending stream entries are flushed into the ledger first, so nothing Redis
  * still holds is lost. Counters are overwritten, not added to, so a rebuild can run twice.
  */
+
+import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
-import { randomToken } from '../../platform/ids.ts';
-import { type AnswerJson, answerFromJson, encodeAnswer } from './answer.ts';
-import { ledgerTotals } from './ledger.ts';
-import type { RedisUsageStore } from './redis-store.ts';
-import { meteringDb } from './tables.ts';
+import type { Db } from '../../../platform/db.ts';
+import { randomToken } from '../../../platform/ids.ts';
+import { type AnswerJson, answerFromJson } from '../answer.ts';
+import { ledgerTotals } from '../ledger/ledger.ts';
+import type { FlushOptions, RebuildReport, StoredPeriod } from '../store.ts';
+import type { UsageKeys } from './keys.ts';
+import { encodeAnswer } from './wire.ts';
 
 const MARKER = 'redis_marker';
 const CUSTOMERS_PER_ROUND = 500;
 
-export interface RebuildReport {
-  counters: number;
-  answers: number;
-  holds: number;
+/** What a rebuild needs of the Redis store (the store itself: see store.ts). */
+export interface RebuildTarget {
+  readonly redis: Redis;
+  readonly db: Db;
+  readonly keys: UsageKeys;
+  readonly options: { retentionMs: number; exactMembers: number; idempotencyTtlMs: number };
+  flush(options?: FlushOptions): Promise<number>;
+  ttlOf(period: StoredPeriod, now: Date): number;
 }
 
-export async function rebuildFromLedger(store: RedisUsageStore, now: Date): Promise<RebuildReport> {
+export async function rebuildFromLedger(store: RebuildTarget, now: Date): Promise<RebuildReport> {
   await store.flush({ claimIdleMs: 0 });
-  const db = meteringDb(store.db);
+  const db = store.db;
   const since = new Date(now.getTime() - store.options.retentionMs);
   const report: RebuildReport = { counters: 0, answers: 0, holds: 0 };
   const customers = await sql<{ environment: string; customer_id: string }>`
@@ -117,10 +125,11 @@ export async function rebuildFromLedger(store: RedisUsageStore, now: Date): Prom
       .selectFrom('usage_events')
       .select(['environment', 'customer_id', 'idempotency_key', 'answer', 'recorded_at'])
       .where(match)
-      .where('recorded_at', '>', new Date(Date.now() - ttl))
+      .where('recorded_at', '>', new Date(now.getTime() - ttl))
       .execute();
     for (const e of recent) {
-      const left = ttl - (Date.now() - e.recorded_at.getTime());
+      // `recorded_at` is the database's stamp, on the same (system) clock as `now` in production.
+      const left = Math.min(ttl, ttl - (now.getTime() - e.recorded_at.getTime()));
       if (left <= 0) continue;
       const answer = encodeAnswer(answerFromJson(e.answer as unknown as AnswerJson));
       pipeline.set(
@@ -137,8 +146,8 @@ export async function rebuildFromLedger(store: RedisUsageStore, now: Date): Prom
 }
 
 /** The ledger's marker, made on first use. */
-export async function ledgerMarker(store: RedisUsageStore): Promise<string> {
-  const db = meteringDb(store.db);
+export async function ledgerMarker(store: { readonly db: Db }): Promise<string> {
+  const db = store.db;
   await db
     .insertInto('metering_state')
     .values({ key: MARKER, value: randomToken(24) })

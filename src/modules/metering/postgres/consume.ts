@@ -1,14 +1,15 @@
-/** One usage event in the Postgres store, under the customer's advisory lock (postgres-state.ts). */
-import { type AnswerJson, answerFromJson, answerJson } from './answer.ts';
-import { answerOf, countedAmount, planEvent, withDraws } from './consume.ts';
-import { writeLedgerRows } from './ledger.ts';
-import { applyPlan, type CounterRef, loadCounter, loadGrantUsage } from './postgres-state.ts';
-import type { UsageAnswer, UsageEvent } from './store.ts';
-import type { MeteringTx } from './tables.ts';
+/** One usage event in the Postgres store, under the customer's advisory lock (state.ts). */
+
+import type { Tx } from '../../../platform/db.ts';
+import { type AnswerJson, answerFromJson, answerJson } from '../answer.ts';
+import { answerOf, countedAmount, planEvent, withDraws } from '../consume.ts';
+import { writeLedgerRows } from '../ledger/ledger.ts';
+import type { UsageAnswer, UsageEvent } from '../store.ts';
+import { applyPlan, type CounterRef, loadCounter, loadGrantUsage } from './state.ts';
 
 /** One event under the customer's lock: replay, or decide and write everything it changes. */
 export async function consumeOne(
-  tx: MeteringTx,
+  tx: Tx,
   environment: string,
   event: UsageEvent,
   now: Date,
@@ -74,7 +75,7 @@ export async function consumeOne(
   return answer;
 }
 
-export async function priorAnswer(tx: MeteringTx, environment: string, customerId: string, key: string) {
+export async function priorAnswer(tx: Tx, environment: string, customerId: string, key: string) {
   const found = await tx
     .selectFrom('usage_events')
     .select('answer')
@@ -94,12 +95,7 @@ export async function priorAnswer(tx: MeteringTx, environment: string, customerI
 }
 
 /** What the counter grows by: the value (sum), the rise of the peak (max), 1 for a new member (unique). */
-async function amountToAdd(
-  tx: MeteringTx,
-  ref: CounterRef,
-  event: UsageEvent,
-  used: number,
-): Promise<number> {
+async function amountToAdd(tx: Tx, ref: CounterRef, event: UsageEvent, used: number): Promise<number> {
   const { aggregation } = event.terms;
   if (aggregation !== 'unique') return countedAmount(aggregation, event.value, used, false);
   const known = await tx

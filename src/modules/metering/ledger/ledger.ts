@@ -5,36 +5,11 @@
  * outbox event is written in the same transaction.
  */
 import { type RawBuilder, sql } from 'kysely';
-import type { Db, Tx } from '../../platform/db.ts';
-import { writeOutboxEvents } from '../../platform/outbox.ts';
-import type { AnswerJson } from './answer.ts';
-import type { LedgerCopier } from './ledger-copy.ts';
-import { LedgerLines } from './ledger-line.ts';
-import { type MeteringTx, meteringDb } from './tables.ts';
-
-export interface Crossing {
-  threshold: number;
-  used: number;
-  limit: number;
-}
-
-export interface LedgerRow {
-  environment: string;
-  customerId: string;
-  feature: string;
-  idempotencyKey: string;
-  value: number;
-  counted: number;
-  member: string | null;
-  occurredAt: Date;
-  periodStart: Date;
-  periodEnd: Date | null;
-  overage: number;
-  creditDraws: Record<string, number>;
-  answer: AnswerJson;
-  reservationId: string | null;
-  crossings: Crossing[];
-}
+import type { Db, Tx } from '../../../platform/db.ts';
+import { writeOutboxEvents } from '../../../platform/outbox.ts';
+import type { LedgerCopier } from './copy.ts';
+import { LedgerLines } from './lines.ts';
+import type { LedgerRow } from './row.ts';
 
 const CHUNK = 2_000;
 
@@ -57,9 +32,7 @@ export async function appendLines(db: Db, lines: LedgerLines, copier?: LedgerCop
   if (copier && lines.count > 0 && (await copier.copy(lines.text()))) {
     if (lines.crossed.length > 0) {
       const crossing = lines.crossingRows();
-      await meteringDb(db)
-        .transaction()
-        .execute((tx) => announceCrossings(tx, crossing));
+      await db.transaction().execute((tx) => announceCrossings(tx, crossing));
     }
     return lines.count;
   }
@@ -67,14 +40,12 @@ export async function appendLines(db: Db, lines: LedgerLines, copier?: LedgerCop
   let inserted = 0;
   for (let i = 0; i < rows.length; i += CHUNK) {
     const chunk = rows.slice(i, i + CHUNK);
-    inserted += await meteringDb(db)
-      .transaction()
-      .execute((tx) => writeLedgerRows(tx, chunk));
+    inserted += await db.transaction().execute((tx) => writeLedgerRows(tx, chunk));
   }
   return inserted;
 }
 
-export async function writeLedgerRows(tx: MeteringTx, rows: LedgerRow[]): Promise<number> {
+export async function writeLedgerRows(tx: Tx, rows: LedgerRow[]): Promise<number> {
   if (rows.length === 0) return 0;
   // One array per column (unnest) instead of a parameter per value: far less work per row.
   const column = <T>(pick: (r: LedgerRow) => T) => rows.map(pick);
@@ -99,7 +70,7 @@ function creditOf(r: LedgerRow): number {
   return total;
 }
 
-async function announceCrossings(tx: MeteringTx, rows: LedgerRow[]): Promise<void> {
+async function announceCrossings(tx: Tx, rows: LedgerRow[]): Promise<void> {
   const crossings = rows.flatMap((r) => r.crossings.map((c) => ({ row: r, ...c })));
   if (crossings.length === 0) return;
   const fresh = await tx
@@ -162,7 +133,7 @@ export async function ledgerTotals(
   environment?: string,
   filter?: RawBuilder<unknown>,
 ): Promise<LedgerTotal[]> {
-  let query = meteringDb(db)
+  let query = db
     .selectFrom('usage_events')
     .select([
       'environment',

@@ -14,7 +14,7 @@ import { COMMON } from './lua-common.ts';
  * counter and the stream. `t` is the parsed terms (`terms_of`). `append(stream, record)` is the
  * script's own.
  *
- * An event's stream record is its head (the ledger columns the API knows, see ledger-line.ts), a
+ * An event's stream record is its head (the ledger columns the API knows, see ledger/lines.ts), a
  * newline and the answer. When the head and the answer do not tell the rest (an aggregation other
  * than `sum`, overage, credit drawn or a threshold crossed), these lines follow: counted, overage,
  * credit draws (id,amount,...), crossed thresholds (csv), used after the event.
@@ -134,23 +134,11 @@ end
 `;
 
 /**
- * One event.
- * KEYS: counter, credit, idempotency, stream, holds (and members, sketch for `unique`).
- * ARGV: now, value, member, head, terms.
- */
-export const CONSUME = `${COMMON}${TERMS}
-local function append(stream, record) redis.call('XADD', stream, '*', 'e', record) end
-${CONSUME_FUNCTION}
-return consume(tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], terms_of(ARGV[5]),
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-`;
-
-/**
- * Many events (of any customers) in one script call, each exactly as CONSUME would count it, in
+ * Many events (of any customers, or a single one) in one script call, each counted by `consume`, in
  * order; the reply is the list of answers. Standalone Redis only: on a cluster one call may touch
  * one slot, so callers group per slot there.
  * The counted events go to the stream as one entry per call, one `e` field per event in order
- * (an entry of CONSUME has one): that saves Redis about 3 of the 20-25 µs it spends per event, in
+ * (rather than an entry per event): that saves Redis about 3 of the 20-25 µs it spends per event, in
  * the script and in the flusher's reads, acknowledgements and deletes. Each event runs under
  * pcall, so one that fails gets its own error in the reply and the entry still holds every event
  * counted before and after it.

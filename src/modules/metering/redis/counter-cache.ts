@@ -23,8 +23,9 @@
  * Standalone Redis only: on a cluster each node tracks its own keys (not wired here).
  */
 import type { Redis } from 'ioredis';
-import type { Logger } from '../../platform/logger.ts';
-import { Tally } from '../../platform/metrics.ts';
+import type { Clock } from '../../../platform/clock.ts';
+import type { Logger } from '../../../platform/logger.ts';
+import { Tally } from '../../../platform/metrics.ts';
 
 /** One feature's counter as the READ script returns it: used, live held, credit used, grant pairs. */
 export type CounterReply = [string, string, string, string[]];
@@ -74,6 +75,8 @@ export class CounterCache {
 
   constructor(
     private readonly redis: Redis,
+    /** Entries' ages are read on it (tests move a ManualClock instead of waiting). */
+    private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly options: CounterCacheOptions,
   ) {
@@ -190,7 +193,7 @@ export class CounterCache {
       this.reads.miss.inc();
       return undefined;
     }
-    if (Date.now() - entry.at > this.options.maxAgeMs) {
+    if (this.clock.now().getTime() - entry.at > this.options.maxAgeMs) {
       // Kept (but not handed out) until it is read again: see `store`.
       this.reads.miss.inc();
       return undefined;
@@ -216,7 +219,7 @@ export class CounterCache {
   settle(read: TrackedRead, replies: CounterReply[] | null): void {
     const { keys } = read;
     if (replies !== null && read.epoch === this.epoch && this.active) {
-      const now = Date.now();
+      const now = this.clock.now().getTime();
       for (let i = 0; i + 2 < keys.length; i += 3) {
         const counter = keys[i]!;
         const credit = keys[i + 1]!;

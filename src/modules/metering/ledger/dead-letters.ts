@@ -1,7 +1,7 @@
 /**
  * Usage records the ledger will not take, set aside so they hold back no other event: the flusher
  * writes the rest of a read and moves these to `usage_dead_letters`, then acknowledges the read's
- * entries whole (flusher.ts). Reasons:
+ * entries whole (redis/flusher.ts). Reasons:
  * - `unknown_customer`: the record's environment and customer are not in this database's customers
  *   table (a stream another deployment wrote to, say); no ledger row is written for it.
  * - `ledger_refused`: PostgreSQL refused the row itself (a NUL byte text cannot hold, a value no
@@ -11,8 +11,7 @@
  * replays (the record goes back to its stream) or discards one (docs/operations.md).
  */
 import { sql } from 'kysely';
-import type { Db } from '../../platform/db.ts';
-import { meteringDb } from './tables.ts';
+import type { Db } from '../../../platform/db.ts';
 
 export type DeadLetterReason = 'unknown_customer' | 'ledger_refused';
 
@@ -71,7 +70,7 @@ export async function unknownCustomers(db: Db, pairs: Array<[environment: string
 /** Writes the dead letters not there yet (one transaction); returns those it wrote. */
 export async function writeDeadLetters(db: Db, letters: DeadLetter[]): Promise<DeadLetter[]> {
   if (letters.length === 0) return [];
-  const written = await meteringDb(db)
+  const written = await db
     .insertInto('usage_dead_letters')
     .values(
       letters.map((l) => ({
@@ -110,7 +109,7 @@ export async function listDeadLetters(
   db: Db,
   options: { environment?: string; limit?: number } = {},
 ): Promise<StoredDeadLetter[]> {
-  let query = meteringDb(db)
+  let query = db
     .selectFrom('usage_dead_letters')
     .selectAll()
     .orderBy('id')
@@ -121,7 +120,7 @@ export async function listDeadLetters(
 
 export async function findDeadLetter(db: Db, id: string): Promise<StoredDeadLetter | null> {
   if (!/^\d{1,18}$/.test(id)) return null;
-  const row = await meteringDb(db)
+  const row = await db
     .selectFrom('usage_dead_letters')
     .selectAll()
     .where('id', '=', Number(id))
@@ -132,10 +131,7 @@ export async function findDeadLetter(db: Db, id: string): Promise<StoredDeadLett
 /** Removes one; answers whether it was there. */
 export async function deleteDeadLetter(db: Db, id: string): Promise<boolean> {
   if (!/^\d{1,18}$/.test(id)) return false;
-  const result = await meteringDb(db)
-    .deleteFrom('usage_dead_letters')
-    .where('id', '=', Number(id))
-    .executeTakeFirst();
+  const result = await db.deleteFrom('usage_dead_letters').where('id', '=', Number(id)).executeTakeFirst();
   return Number(result.numDeletedRows) > 0;
 }
 

@@ -1,8 +1,8 @@
 /** Reads and writes of the Postgres store's counters, always under the customer's advisory lock. */
 import { sql } from 'kysely';
-import { type CounterState, EMPTY_COUNTER, type EventPlan, type GrantUsage } from './consume.ts';
-import type { StoredPeriod } from './store.ts';
-import type { MeteringDb, MeteringTx } from './tables.ts';
+import type { Db, Tx } from '../../../platform/db.ts';
+import { type CounterState, EMPTY_COUNTER, type EventPlan, type GrantUsage } from '../consume.ts';
+import type { StoredPeriod } from '../store.ts';
 
 export interface CounterRef {
   environment: string;
@@ -12,17 +12,13 @@ export interface CounterRef {
 }
 
 /** Serialises every usage change of one customer (STYLE: locks in the transaction, not in Redis). */
-export async function lockCustomer(tx: MeteringTx, environment: string, customerId: string): Promise<void> {
+export async function lockCustomer(tx: Tx, environment: string, customerId: string): Promise<void> {
   await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`usage:${environment}:${customerId}`}, 0))`.execute(
     tx,
   );
 }
 
-export async function loadCounter(
-  db: MeteringDb | MeteringTx,
-  ref: CounterRef,
-  now: Date,
-): Promise<CounterState> {
+export async function loadCounter(db: Db | Tx, ref: CounterRef, now: Date): Promise<CounterState> {
   const [counter, held] = await Promise.all([
     db
       .selectFrom('usage_counters')
@@ -53,7 +49,7 @@ export async function loadCounter(
 }
 
 export async function loadGrantUsage(
-  db: MeteringDb | MeteringTx,
+  db: Db | Tx,
   environment: string,
   customerId: string,
   feature: string,
@@ -69,12 +65,7 @@ export async function loadGrantUsage(
 }
 
 /** Adds an accepted event's effect to the counter and the grants it drew from. */
-export async function applyPlan(
-  tx: MeteringTx,
-  ref: CounterRef,
-  add: number,
-  plan: EventPlan,
-): Promise<void> {
+export async function applyPlan(tx: Tx, ref: CounterRef, add: number, plan: EventPlan): Promise<void> {
   await tx
     .insertInto('usage_counters')
     .values({

@@ -4,15 +4,15 @@
  * only moves its status on.
  */
 import { sql } from 'kysely';
-import { lockCustomer } from './postgres-state.ts';
-import { findReservationRow, insertReservation, settleReservation } from './reservations-repo.ts';
-import type { HoldRequest, Reservation, ReservationStatus } from './store.ts';
-import type { MeteringDb, MeteringTx } from './tables.ts';
+import type { Db, Tx } from '../../../platform/db.ts';
+import { findReservationRow, insertReservation, settleReservation } from '../reservations-repo.ts';
+import type { HoldRequest, Reservation, ReservationStatus } from '../store.ts';
+import { lockCustomer } from './state.ts';
 
 export class PostgresReservations {
-  constructor(private readonly db: MeteringDb) {}
+  constructor(private readonly db: Db) {}
 
-  async insert(tx: MeteringTx, environment: string, request: HoldRequest, now: Date): Promise<Reservation> {
+  async insert(tx: Tx, environment: string, request: HoldRequest, now: Date): Promise<Reservation> {
     const reservation: Reservation = {
       id: request.id,
       customerId: request.customerId,
@@ -30,12 +30,7 @@ export class PostgresReservations {
   }
 
   /** The reservation when it can no longer be committed (settled, or just now found expired). */
-  async settleIfNotHeld(
-    tx: MeteringTx,
-    environment: string,
-    id: string,
-    now: Date,
-  ): Promise<Reservation | null> {
+  async settleIfNotHeld(tx: Tx, environment: string, id: string, now: Date): Promise<Reservation | null> {
     const row = await tx
       .selectFrom('reservations')
       .select(['status', 'expires_at'])
@@ -51,7 +46,7 @@ export class PostgresReservations {
   }
 
   async settle(
-    tx: MeteringTx,
+    tx: Tx,
     environment: string,
     id: string,
     status: Exclude<ReservationStatus, 'held'>,
@@ -69,7 +64,7 @@ export class PostgresReservations {
     });
   }
 
-  find(db: MeteringDb | MeteringTx, environment: string, id: string): Promise<Reservation | null> {
+  find(db: Db | Tx, environment: string, id: string): Promise<Reservation | null> {
     return findReservationRow(db, environment, id);
   }
 

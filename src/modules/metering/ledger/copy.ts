@@ -10,7 +10,7 @@
 import { finished } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { LINE_COLUMNS } from './ledger-line.ts';
+import { LINE_COLUMNS } from './lines.ts';
 
 const COPY = `COPY usage_events (${LINE_COLUMNS}) FROM STDIN`;
 
@@ -21,7 +21,7 @@ export class LedgerCopier {
   constructor(private readonly pool: pg.Pool) {}
 
   /**
-   * Writes every line (see ledger-line.ts; made before the COPY starts, so a row that cannot be
+   * Writes every line (see lines.ts; made before the COPY starts, so a row that cannot be
    * written never leaves a COPY open) in one transaction and answers true; answers false, having
    * written nothing, when one of them is in the ledger already.
    */

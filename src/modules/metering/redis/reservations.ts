@@ -3,25 +3,27 @@
  * so a hold past its time stops counting the moment it expires, even before a sweep); the
  * reservation row in Postgres is the durable record and the sweeper's work list.
  */
-import { decodeAnswer } from './answer.ts';
-import { grantArgs } from './redis-args.ts';
-import { SCRIPTS } from './redis-scripts.ts';
-import type { RedisUsageStore } from './redis-store.ts';
+import type { Db } from '../../../platform/db.ts';
 import {
   dueReservations,
   findReservationRow,
   insertReservation,
   settleReservation,
-} from './reservations-repo.ts';
+} from '../reservations-repo.ts';
 import type {
   CommitAnswer,
   HoldAnswer,
   HoldRequest,
   Reservation,
   ReservationStatus,
+  StoredPeriod,
+  UsageEvent,
   UsageTerms,
-} from './store.ts';
-import { meteringDb } from './tables.ts';
+} from '../store.ts';
+import { grantArgs } from './args.ts';
+import type { UsageKeys } from './keys.ts';
+import { type LuaScript, SCRIPTS } from './scripts.ts';
+import { decodeAnswer } from './wire.ts';
 
 /** A settled reservation's state is remembered this long after its expiry. */
 const STATE_GRACE_MS = 8 * 86_400_000;
@@ -31,8 +33,21 @@ const STATES: Record<string, Exclude<ReservationStatus, 'held'>> = {
   x: 'expired',
 };
 
+/** What reservations need of the Redis store (the store itself: see redis/store.ts). */
+export interface ReservationHost {
+  readonly keys: UsageKeys;
+  readonly db: Db;
+  readonly options: { idempotencyTtlMs: number };
+  write(lua: LuaScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown>;
+  registerSlots(environment: string, customerIds: string[]): Promise<void>;
+  slotOf(environment: string, customerId: string): number;
+  ttlOf(period: StoredPeriod, now: Date): number;
+  periodArgs(period: StoredPeriod): [string | number, number];
+  head(environment: string, event: UsageEvent, reservationId: string | null): string;
+}
+
 export class RedisReservations {
-  constructor(private readonly store: RedisUsageStore) {}
+  constructor(private readonly store: ReservationHost) {}
 
   async hold(environment: string, request: HoldRequest, now: Date): Promise<HoldAnswer> {
     const { keys } = this.store;
@@ -74,7 +89,7 @@ export class RedisReservations {
       settledAt: null,
     };
     try {
-      await insertReservation(meteringDb(this.store.db), environment, reservation);
+      await insertReservation(this.store.db, environment, reservation);
     } catch (err) {
       await this.releaseInRedis(environment, reservation, now);
       throw err;
@@ -133,19 +148,12 @@ export class RedisReservations {
     );
     if (raw.startsWith('s|')) {
       const status = STATES[raw.slice(2)] ?? 'expired';
-      const settled = await settleReservation(
-        meteringDb(this.store.db),
-        environment,
-        reservation.id,
-        status,
-        null,
-        now,
-      );
+      const settled = await settleReservation(this.store.db, environment, reservation.id, status, null, now);
       return { committed: false, reservation: settled ?? { ...reservation, status } };
     }
     const answer = decodeAnswer(raw.slice(2));
     const settled = await settleReservation(
-      meteringDb(this.store.db),
+      this.store.db,
       environment,
       reservation.id,
       'committed',
@@ -157,23 +165,16 @@ export class RedisReservations {
 
   async release(environment: string, reservation: Reservation, now: Date): Promise<Reservation> {
     const status = await this.releaseInRedis(environment, reservation, now);
-    const settled = await settleReservation(
-      meteringDb(this.store.db),
-      environment,
-      reservation.id,
-      status,
-      null,
-      now,
-    );
+    const settled = await settleReservation(this.store.db, environment, reservation.id, status, null, now);
     return settled ?? { ...reservation, status };
   }
 
   find(environment: string, id: string): Promise<Reservation | null> {
-    return findReservationRow(meteringDb(this.store.db), environment, id);
+    return findReservationRow(this.store.db, environment, id);
   }
 
   async sweep(now: Date): Promise<number> {
-    const due = await dueReservations(meteringDb(this.store.db), now);
+    const due = await dueReservations(this.store.db, now);
     for (const r of due) await this.release(r.environment, r, now);
     return due.length;
   }

@@ -9,22 +9,24 @@
  *
  * A record the ledger refuses holds back nothing else: when a read's batch fails for a reason of
  * its rows, or names a customer this database does not have, the flusher writes the rest and sets
- * those records aside in `usage_dead_letters` (ledger-refusals.ts, dead-letters.ts) before it
+ * those records aside in `usage_dead_letters` (flusher-refusals.ts, ledger/dead-letters.ts) before it
  * acknowledges the read's entries.
  */
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import type { Db } from '../../platform/db.ts';
-import { randomToken } from '../../platform/ids.ts';
-import type { Logger } from '../../platform/logger.ts';
-import type { Metrics } from '../../platform/metrics.ts';
-import { refusedByLedger, unknownCustomers, writeDeadLetters } from './dead-letters.ts';
+import type { Clock } from '../../../platform/clock.ts';
+import type { Db } from '../../../platform/db.ts';
+import { randomToken } from '../../../platform/ids.ts';
+import type { Logger } from '../../../platform/logger.ts';
+import type { Metrics } from '../../../platform/metrics.ts';
+import type { LedgerCopier } from '../ledger/copy.ts';
+import { refusedByLedger, unknownCustomers, writeDeadLetters } from '../ledger/dead-letters.ts';
+import { appendLines } from '../ledger/ledger.ts';
+import { customerOfKey, LedgerLines } from '../ledger/lines.ts';
+import type { FlushOptions } from '../store.ts';
+import { type ReadEntry, writeSeparating } from './flusher-refusals.ts';
 import { FLUSH_GROUP, type UsageKeys } from './keys.ts';
-import { appendLines, type LedgerRow } from './ledger.ts';
-import type { LedgerCopier } from './ledger-copy.ts';
-import { customerOfKey, LedgerLines } from './ledger-line.ts';
-import { type ReadEntry, writeSeparating } from './ledger-refusals.ts';
-import type { FlushOptions } from './store.ts';
+import { addEntry } from './stream-records.ts';
 
 type StreamEntry = [id: string, fields: string[]];
 type StreamReply = Array<[stream: string, entries: StreamEntry[]]>;
@@ -57,7 +59,7 @@ export class LedgerFlusher {
   /** Slots this process appended to since the last sweep. */
   readonly dirty = new Set<number>();
   private lastFull = 0;
-  private lastClaim = Date.now();
+  private lastClaim: number;
   /** Events per entry in the last read that found any (script calls hold up to 100 each). */
   private eventsPerEntry = 100;
   /** Customer keys (`LedgerLines.customerKeys`) the database was found to have. */
@@ -67,12 +69,20 @@ export class LedgerFlusher {
     private readonly redis: Redis,
     private readonly db: Db,
     private readonly keys: UsageKeys,
+    /** When to sweep every stream, claim others' entries and stop: read on it, not on Date.now. */
+    private readonly clock: Clock,
     private readonly logger: Logger,
     /** COPY for the ledger rows (real PostgreSQL); null: inserts. */
     private readonly copier: LedgerCopier | null = null,
     /** Counts dead letters (`tessera_usage_dead_letters_total`); null: not counted. */
     private readonly metrics: Metrics | null = null,
-  ) {}
+  ) {
+    this.lastClaim = this.now();
+  }
+
+  private now(): number {
+    return this.clock.now().getTime();
+  }
 
   /**
    * Flushes until the streams are empty (the default) or, with `full: false` (the scheduled
@@ -81,18 +91,18 @@ export class LedgerFlusher {
    * the ledger.
    */
   async flush(options: FlushOptions = {}): Promise<number> {
-    const started = Date.now();
+    const started = this.now();
     let total = 0;
-    const claimDue = Date.now() - this.lastClaim > CLAIM_EVERY_MS;
+    const claimDue = this.now() - this.lastClaim > CLAIM_EVERY_MS;
     if (options.claimIdleMs !== undefined || claimDue) {
       total += await this.claim(options.claimIdleMs ?? DEFAULT_CLAIM_IDLE_MS);
     }
     const drain = options.full ?? true;
     let full = drain;
     for (;;) {
-      const moved = await this.sweep(full || Date.now() - this.lastFull > FULL_SWEEP_MS);
+      const moved = await this.sweep(full || this.now() - this.lastFull > FULL_SWEEP_MS);
       total += moved;
-      if (moved === 0 || Date.now() - started > (options.budgetMs ?? Number.POSITIVE_INFINITY)) return total;
+      if (moved === 0 || this.now() - started > (options.budgetMs ?? Number.POSITIVE_INFINITY)) return total;
       // Without a backlog (no read came back full), the next scheduled run takes the rest.
       if (!drain && this.dirty.size === 0) return total;
       full = false;
@@ -103,7 +113,7 @@ export class LedgerFlusher {
   async sweep(full: boolean): Promise<number> {
     let slots: number[];
     if (full) {
-      this.lastFull = Date.now();
+      this.lastFull = this.now();
       this.dirty.clear();
       slots = (await this.redis.smembers(this.keys.slots)).map(Number);
     } else {
@@ -130,7 +140,7 @@ export class LedgerFlusher {
 
   /** Takes over entries other consumers read but never acknowledged (they crashed). */
   async claim(minIdleMs: number): Promise<number> {
-    this.lastClaim = Date.now();
+    this.lastClaim = this.now();
     const streams = (await this.redis.smembers(this.keys.slots)).map((s) =>
       this.keys.streamOfSlot(Number(s)),
     );
@@ -266,24 +276,4 @@ export async function ensureGroup(redis: Redis, stream: string): Promise<void> {
   } catch (err) {
     if (!(err instanceof Error) || !err.message.startsWith('BUSYGROUP')) throw err;
   }
-}
-
-/**
- * An entry holds one `e` field per event (CONSUME_MANY writes a call's events as one entry), each
- * the event's stream record (see ledger-line.ts and lua.ts).
- */
-export function addEntry(lines: LedgerLines, fields: string[]): void {
-  const before = lines.count;
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] !== 'e') throw new Error(`unexpected field ${fields[i]} in a usage stream entry`);
-    lines.pushRecord(fields[i + 1]!);
-  }
-  if (lines.count === before) throw new Error('usage stream entry without events');
-}
-
-/** The ledger rows of one entry (what the flusher writes for it). */
-export function toLedgerRows(fields: string[]): LedgerRow[] {
-  const lines = new LedgerLines();
-  addEntry(lines, fields);
-  return lines.rows();
 }

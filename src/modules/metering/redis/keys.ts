@@ -4,10 +4,10 @@
  * Lua script can touch them all. On a cluster the not-yet-flushed event stream a script appends to
  * must live in that slot too, so there is one stream per slot, named with a short tag that hashes
  * to it; on a standalone Redis every event goes to the stream of slot 0 (see `slotOf` in
- * redis-store.ts).
+ * store.ts).
  * (Customer ids cannot contain braces, and the prefix cannot either, so the tag is unambiguous.)
  */
-import type { StoredPeriod } from './store.ts';
+import type { StoredPeriod } from '../store.ts';
 
 export class UsageKeys {
   constructor(readonly prefix: string) {}
@@ -89,7 +89,7 @@ export function slotOf(tag: string): number {
 let tags: string[] | null = null;
 
 /** A short string whose slot is `slot` (the table is built once: about 160k hashes). */
-export function slotTag(slot: number): string {
+function slotTag(slot: number): string {
   if (tags === null) {
     const table: string[] = new Array(SLOTS);
     let found = 0;

@@ -7,11 +7,12 @@
  * 2·log2(n) statements. Every write skips rows already there, so a half written before a crash is
  * written once.
  */
-import type { Db } from '../../platform/db.ts';
-import { type DeadLetter, refusedByLedger } from './dead-letters.ts';
-import { appendLines } from './ledger.ts';
-import type { LedgerCopier } from './ledger-copy.ts';
-import { customerOfKey, LedgerLines } from './ledger-line.ts';
+import type { Db } from '../../../platform/db.ts';
+import type { LedgerCopier } from '../ledger/copy.ts';
+import { type DeadLetter, refusedByLedger } from '../ledger/dead-letters.ts';
+import { appendLines } from '../ledger/ledger.ts';
+import { customerOfKey, LedgerLines } from '../ledger/lines.ts';
+import { addRecord } from './stream-records.ts';
 
 /** A stream entry the flusher read whole (every field an `e`, every record readable). */
 export interface ReadEntry {
@@ -47,7 +48,7 @@ export async function writeSeparating(
     for (let i = 1; i < fields.length; i += 2) {
       const record = fields[i]!;
       const lines = new LedgerLines();
-      lines.pushRecord(record);
+      addRecord(lines, record);
       const event = {
         stream,
         entryId: id,

@@ -1,7 +1,7 @@
-import { TryAgainLater } from '../../platform/errors.ts';
+import { TryAgainLater } from '../../../platform/errors.ts';
 
 /** What Retry-After says while the counters are rebuilt (a rebuild takes about this long or less). */
-export const REBUILD_RETRY_AFTER_SECONDS = 2;
+const REBUILD_RETRY_AFTER_SECONDS = 2;
 
 /**
  * Redis lost its data and the usage counters are being rebuilt from the ledger: usage,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Command, type Redis } from 'ioredis';
-import { COMMIT, CONSUME, CONSUME_MANY, HOLD, READ, RELEASE } from './lua.ts';
+import { COMMIT, CONSUME_MANY, HOLD, READ, RELEASE } from './lua.ts';
 import { GUARD_OFF, GUARD_ON } from './lua-common.ts';
 
 export interface LuaScript {
@@ -14,7 +14,6 @@ function script(name: string, source: string): LuaScript {
 }
 
 const SOURCES = {
-  consume: CONSUME,
   consumeMany: CONSUME_MANY,
   hold: HOLD,
   commit: COMMIT,
@@ -39,7 +38,7 @@ export const SCRIPTS = scriptSet(GUARD_OFF, '');
  * the epoch key is in another slot than the customer's keys, and only the once-a-second look at
  * it notices a loss.
  */
-export const GUARDED_SCRIPTS = scriptSet(GUARD_ON, '-guarded');
+const GUARDED_SCRIPTS = scriptSet(GUARD_ON, '-guarded');
 
 const guardedOf = new Map<LuaScript, LuaScript>(
   (Object.keys(SOURCES) as Array<keyof typeof SOURCES>).map((name) => [SCRIPTS[name], GUARDED_SCRIPTS[name]]),

@@ -4,20 +4,20 @@
  * The API writes the columns it knows (the event's own) as the head of each event's stream record,
  * already in this form; the consume script adds the answer, and, when the event drew credit, went
  * past its limit, crossed a threshold or was not simply summed, the figures the head cannot know
- * (see lua.ts). So for most events the flusher's whole work is to put the answer's JSON after the
- * head; COPY reads the result as it is. Records written before this form (a JSON array head) are
- * still read.
+ * (see redis/lua.ts). So for most events the flusher's whole work is to put the answer's JSON after the
+ * head; COPY reads the result as it is (redis/stream-records.ts reads the records).
  */
-import { answerJson, decodeAnswer, isoOf } from './answer.ts';
-import type { Crossing, LedgerRow } from './ledger.ts';
-import type { UsageEvent } from './store.ts';
+import { isoOf } from '../answer.ts';
+import type { UsageEvent } from '../store.ts';
+import type { Crossing, LedgerRow } from './row.ts';
 
 /** The ledger's columns in the order of a line: the head's first, then the outcome's. */
 export const LINE_COLUMNS =
   'environment, customer_id, feature, idempotency_key, member, occurred_at, period_start, period_end, reservation_id, value, counted, overage, credit, credit_draws, answer';
 
 const NULL = '\\N';
-const NO_DRAWS = '{}';
+/** The `credit_draws` of a line that drew no credit. */
+export const NO_DRAWS = '{}';
 const SPECIAL = /[\\\t\n\r]/;
 const SPECIALS = /[\\\t\n\r]/g;
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
@@ -25,12 +25,12 @@ const ESCAPED = /\\([\\tnr])/g;
 const UNESCAPES: Record<string, string> = { '\\': '\\', t: '\t', n: '\n', r: '\r' };
 
 /** A text value as COPY reads it back: backslash, tab, newline and carriage return escaped. */
-function text(value: string): string {
+export function copyText(value: string): string {
   return SPECIAL.test(value) ? value.replace(SPECIALS, (c) => ESCAPES[c]!) : value;
 }
 
 function nullable(value: string | null): string {
-  return value === null ? NULL : text(value);
+  return value === null ? NULL : copyText(value);
 }
 
 function untext(value: string): string {
@@ -42,21 +42,9 @@ function unnullable(value: string): string | null {
 }
 
 /** JavaScript's shortest round-trip digits, which PostgreSQL's numeric reads exactly. */
-function number(value: number): string {
+export function copyNumber(value: number): string {
   if (!Number.isFinite(value)) throw new RangeError(`not a finite number: ${value}`);
   return String(value);
-}
-
-// The events of one request share their instant: it is formatted once for them all.
-let lastInstant: Date | null = null;
-let lastIso = '';
-
-function instantText(d: Date): string {
-  if (d !== lastInstant) {
-    lastIso = d.toISOString();
-    lastInstant = d;
-  }
-  return lastIso;
 }
 
 /**
@@ -65,38 +53,7 @@ function instantText(d: Date): string {
  */
 export function ledgerHead(environment: string, event: UsageEvent, reservationId: string | null): string {
   const p = event.terms.period;
-  return `${text(environment)}\t${text(event.customerId)}\t${text(event.feature)}\t${text(event.idempotencyKey)}\t${nullable(event.member)}\t${instantText(event.occurredAt)}\t${isoOf(p.start)}\t${p.end === null ? NULL : isoOf(p.end)}\t${nullable(reservationId)}\t${number(event.value)}`;
-}
-
-const isoOfMs = new Map<string, string>();
-
-// The last two looked up: an answer's period start and end.
-let lastMs: [string, string] = ['', ''];
-let lastIsoText: [string, string] = ['', ''];
-
-/** Period bounds repeat for every event of a period: each is formatted once. */
-function isoText(ms: string): string {
-  if (ms === lastMs[0]) return lastIsoText[0];
-  if (ms === lastMs[1]) return lastIsoText[1];
-  let iso = isoOfMs.get(ms);
-  if (iso === undefined) {
-    if (isoOfMs.size > 10_000) isoOfMs.clear();
-    iso = new Date(Number(ms)).toISOString();
-    isoOfMs.set(ms, iso);
-  }
-  lastMs = [ms, lastMs[0]];
-  lastIsoText = [iso, lastIsoText[0]];
-  return iso;
-}
-
-/**
- * The JSON of a stored answer (the scripts' pipe-joined form), made straight from its text: the
- * same text as `JSON.stringify(answerJson(decodeAnswer(raw)))`.
- */
-export function answerText(raw: string): string {
-  const [accepted, used, limit, remaining, resets, start, overage, credit] = raw.split('|');
-  const ok = accepted === '1';
-  return `{"accepted":${ok}${ok ? '' : ',"reason":"limit_exceeded"'},"used":${+used!},"limit":${limit ? +limit : 'null'},"remaining":${remaining ? +remaining : 'null'},"resets_at":${resets ? `"${isoText(resets)}"` : 'null'},"period_start":"${isoText(start || '0')}","overage":${+overage!},"credit_used":${+credit!}}`;
+  return `${copyText(environment)}\t${copyText(event.customerId)}\t${copyText(event.feature)}\t${copyText(event.idempotencyKey)}\t${nullable(event.member)}\t${event.occurredAt.toISOString()}\t${isoOf(p.start)}\t${p.end === null ? NULL : isoOf(p.end)}\t${nullable(reservationId)}\t${copyNumber(event.value)}`;
 }
 
 /** A threshold crossing found in a record, with the line it belongs to. */
@@ -120,7 +77,7 @@ export class LedgerLines {
    * Adds one line (with its end) and the crossings its event announces. `customer` is the line's
    * start up to its second tab, when the caller has it at hand.
    */
-  push(line: string, crossings: Crossing[] = NO_CROSSINGS, customer = customerOf(line)): void {
+  push(line: string, crossings: Crossing[] = NO_CROSSINGS, customer = customerOfLine(line)): void {
     if (crossings.length > 0) this.crossed.push({ line: this.count, crossings });
     // Made flat now, while its pieces are fresh in the cache: `text` joins the lines in another
     // order, and a line still in pieces cost that join 2.4-2.7 µs instead of 0.45 (each piece
@@ -161,48 +118,6 @@ export class LedgerLines {
     return ordered.join('');
   }
 
-  /** Adds an event's stream record (either form). */
-  pushRecord(record: string): void {
-    if (record.charCodeAt(0) === OPEN_BRACKET) {
-      const row = legacyRow(record);
-      this.push(lineOfRow(row), row.crossings);
-      return;
-    }
-    const end = record.indexOf('\n');
-    if (end < 0) throw new Error('usage stream record without an answer');
-    const head = record.slice(0, end);
-    const tail = record.indexOf('\n', end + 1);
-    if (tail < 0) {
-      // A summed event that drew no credit, went past nothing and crossed nothing: counted as sent.
-      const value = head.slice(head.lastIndexOf('\t') + 1);
-      this.push(
-        `${head}\t${value}\t0\t0\t${NO_DRAWS}\t${answerText(record.slice(end + 1))}\n`,
-        NO_CROSSINGS,
-        customerOf(record),
-      );
-      return;
-    }
-    const rawAnswer = record.slice(end + 1, tail);
-    const [counted, overage, drawList, crossed, usedAfter] = record.slice(tail + 1).split('\n');
-    const draws: Record<string, number> = {};
-    let credit = 0;
-    const parts = drawList ? drawList.split(',') : [];
-    for (let i = 0; i + 1 < parts.length; i += 2) {
-      const amount = Number(parts[i + 1]);
-      draws[parts[i]!] = amount;
-      credit += amount;
-    }
-    const answer = answerText(rawAnswer);
-    const limit = decodeAnswer(rawAnswer).limit ?? 0;
-    const used = Number(usedAfter);
-    const crossings = (crossed ? crossed.split(',') : []).map((t) => ({ threshold: Number(t), used, limit }));
-    this.push(
-      `${head}\t${number(Number(counted))}\t${number(Number(overage))}\t${number(credit)}\t${text(parts.length > 0 ? JSON.stringify(draws) : NO_DRAWS)}\t${answer}\n`,
-      crossings,
-      customerOf(record),
-    );
-  }
-
   /** The lines' distinct environment-and-customer starts, as written (see `customerOfKey`). */
   customerKeys(): string[] {
     return [...new Set(this.customers)];
@@ -225,10 +140,10 @@ export class LedgerLines {
   }
 }
 
-const NO_CROSSINGS: Crossing[] = [];
+export const NO_CROSSINGS: Crossing[] = [];
 
 /** A line's (or head's) environment and customer: its start up to the second tab. */
-function customerOf(line: string): string {
+export function customerOfLine(line: string): string {
   return line.slice(0, line.indexOf('\t', line.indexOf('\t') + 1));
 }
 
@@ -238,8 +153,6 @@ export function customerOfKey(key: string): [environment: string, customerId: st
   return [untext(key.slice(0, tab)), untext(key.slice(tab + 1))];
 }
 
-const OPEN_BRACKET = 0x5b;
-
 /** A row as a line (with its end). */
 export function lineOfRow(r: LedgerRow): string {
   let credit = 0;
@@ -248,7 +161,7 @@ export function lineOfRow(r: LedgerRow): string {
     if (draws === NO_DRAWS) draws = JSON.stringify(r.creditDraws);
     credit += r.creditDraws[id]!;
   }
-  return `${text(r.environment)}\t${text(r.customerId)}\t${text(r.feature)}\t${text(r.idempotencyKey)}\t${nullable(r.member)}\t${r.occurredAt.toISOString()}\t${isoOf(r.periodStart)}\t${r.periodEnd === null ? NULL : isoOf(r.periodEnd)}\t${nullable(r.reservationId)}\t${number(r.value)}\t${number(r.counted)}\t${number(r.overage)}\t${number(credit)}\t${text(draws)}\t${text(JSON.stringify(r.answer))}\n`;
+  return `${copyText(r.environment)}\t${copyText(r.customerId)}\t${copyText(r.feature)}\t${copyText(r.idempotencyKey)}\t${nullable(r.member)}\t${r.occurredAt.toISOString()}\t${isoOf(r.periodStart)}\t${r.periodEnd === null ? NULL : isoOf(r.periodEnd)}\t${nullable(r.reservationId)}\t${copyNumber(r.value)}\t${copyNumber(r.counted)}\t${copyNumber(r.overage)}\t${copyNumber(credit)}\t${copyText(draws)}\t${copyText(JSON.stringify(r.answer))}\n`;
 }
 
 /** A line read back as a row. */
@@ -272,61 +185,5 @@ export function rowOfLine(line: string, crossings: Crossing[] = NO_CROSSINGS): L
     creditDraws: JSON.parse(untext(f[13]!)) as Record<string, number>,
     answer: JSON.parse(untext(f[14]!)),
     crossings,
-  };
-}
-
-type LegacyHead = [
-  string,
-  string,
-  string,
-  string,
-  number,
-  string | null,
-  number,
-  number,
-  number | null,
-  string | null,
-];
-
-/** A record of the earlier form: a JSON array head, then every outcome line. */
-function legacyRow(record: string): LedgerRow {
-  const [head, rawAnswer, counted, overage, drawList, crossed, usedAfter] = record.split('\n');
-  const [
-    environment,
-    customerId,
-    feature,
-    idempotencyKey,
-    value,
-    member,
-    occurred,
-    start,
-    end,
-    reservationId,
-  ] = JSON.parse(head!) as LegacyHead;
-  const answer = answerJson(decodeAnswer(rawAnswer!));
-  const draws: Record<string, number> = {};
-  const parts = drawList ? drawList.split(',') : [];
-  for (let i = 0; i + 1 < parts.length; i += 2) draws[parts[i]!] = Number(parts[i + 1]);
-  const used = Number(usedAfter);
-  return {
-    environment,
-    customerId,
-    feature,
-    idempotencyKey,
-    value,
-    counted: Number(counted),
-    member,
-    occurredAt: new Date(occurred),
-    periodStart: new Date(start),
-    periodEnd: end === null ? null : new Date(end),
-    overage: Number(overage),
-    creditDraws: draws,
-    answer,
-    reservationId,
-    crossings: (crossed ? crossed.split(',') : []).map((t) => ({
-      threshold: Number(t),
-      used,
-      limit: answer.limit ?? 0,
-    })),
   };
 }

@@ -3,17 +3,13 @@
  * advisory lock, replays a remembered answer if the idempotency key is known, computes the plan
  * with consume.ts, and writes the counter, the credit draws and the ledger row together.
  */
-import type { CustomerSnapshot } from '../../domain/types.ts';
-import type { Clock } from '../../platform/clock.ts';
-import type { Db } from '../../platform/db.ts';
-import type { UsageQuery } from '../entitlements/engine.ts';
-import { answerFromJson } from './answer.ts';
-import { answerOf, holdFits } from './consume.ts';
-import { consumeOne, priorAnswer } from './postgres-consume.ts';
-import { PostgresReservations } from './postgres-reservations.ts';
-import { loadCounter, loadGrantUsage, lockCustomer } from './postgres-state.ts';
-import { readingOf } from './reading.ts';
-import { storedPeriod } from './redis-args.ts';
+import type { CustomerSnapshot } from '../../../domain/types.ts';
+import type { Clock } from '../../../platform/clock.ts';
+import type { Db } from '../../../platform/db.ts';
+import type { UsageQuery } from '../../entitlements/engine.ts';
+import { answerFromJson } from '../answer.ts';
+import { answerOf, holdFits } from '../consume.ts';
+import { readingOf } from '../reading.ts';
 import type {
   CommitAnswer,
   HoldAnswer,
@@ -23,20 +19,42 @@ import type {
   UsageEvent,
   UsageStore,
   UsageTerms,
-} from './store.ts';
-import { type MeteringDb, meteringDb } from './tables.ts';
+} from '../store.ts';
+import { storedPeriod } from '../store.ts';
+import { consumeOne, priorAnswer } from './consume.ts';
+import { PostgresReservations } from './reservations.ts';
+import { loadCounter, loadGrantUsage, lockCustomer } from './state.ts';
 
 export class PostgresUsageStore implements UsageStore {
   readonly kind = 'postgres' as const;
-  readonly db: MeteringDb;
+  readonly db: Db;
   private readonly reservations: PostgresReservations;
 
   constructor(
     db: Db,
     private readonly clock: Clock,
   ) {
-    this.db = meteringDb(db);
+    this.db = db;
     this.reservations = new PostgresReservations(this.db);
+  }
+
+  /** Nothing to set up: the counters are rows of the database. */
+  async start(): Promise<void> {}
+
+  stop(): void {}
+
+  /** The counters are written with the ledger, in one transaction: nothing to rebuild. */
+  async rebuild(): Promise<null> {
+    return null;
+  }
+
+  async verify(): Promise<null> {
+    return null;
+  }
+
+  /** No stream here: every event is in the ledger, or refused, when it is answered. */
+  async requeue(): Promise<void> {
+    throw new Error('the Postgres usage store keeps no stream: no record is ever set aside');
   }
 
   async record(environment: string, events: UsageEvent[], now: Date): Promise<UsageAnswer[]> {
