@@ -90,7 +90,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   const cache = new SnapshotCache(config.snapshotCacheSize, config.snapshotCacheTtlSeconds * 1000);
   const services: Services = {
     metering,
-    decisions: new DecisionEngine(database.db, cache, metering.store),
+    decisions: new DecisionEngine(database.db, cache, metering.store, logger, clock),
     customerDeletionHooks: [endCustomerSubscriptions],
   };
   const deps: AppDeps = { ...platform, services };

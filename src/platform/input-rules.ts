@@ -29,11 +29,12 @@ const childPath = (parent: string, key: string | number) =>
 /**
  * The first field that breaks the rule in a parsed JSON value, named like the schema errors
  * (`customer.attributes.plan`, `events[3].idempotency_key`), or null. Iterative, so no input can
- * overflow the stack; a bad key is reported at its object's path.
+ * overflow the stack; a bad key is reported at its object's path. `depth` is how deep `value`
+ * sits in the body it came from (0: it is the body).
  */
-export function findViolation(value: unknown, prefix = ''): FieldError | null {
+export function findViolation(value: unknown, prefix = '', depth = 0): FieldError | null {
   const name = (path: string) => (path === '' ? '(body)' : path);
-  const stack: { value: unknown; path: string; depth: number }[] = [{ value, path: prefix, depth: 0 }];
+  const stack: { value: unknown; path: string; depth: number }[] = [{ value, path: prefix, depth }];
   while (stack.length > 0) {
     const item = stack.pop()!;
     const v = item.value;
@@ -66,8 +67,8 @@ export function findViolation(value: unknown, prefix = ''): FieldError | null {
 }
 
 /** Throws the 400 for a value that breaks the rule. */
-export function enforceInputRule(value: unknown, prefix = ''): void {
-  const violation = findViolation(value, prefix);
+export function enforceInputRule(value: unknown, prefix = '', depth = 0): void {
+  const violation = findViolation(value, prefix, depth);
   if (violation !== null) throw new ValidationFailed([violation]);
 }
 

@@ -158,6 +158,8 @@ describe('checking a stored hostile condition', () => {
       ]),
     );
     expect(refusals.find((l) => l.feature === 'sso')?.why).toContain('quantified group');
+    // Every round met the same refusals: each is logged once a minute, not once a check.
+    expect(refusals.filter((l) => l.feature === 'sso')).toHaveLength(1);
   });
 
   it('fails closed for a context string over the limit, and logs why', async () => {

@@ -207,6 +207,20 @@ describe('JSON depth', () => {
     expectProblem(await app.json('POST', '/v1/customers/acme/overrides', override(deep(16))), 400);
     expect(await auditCount()).toBe(before + 1);
   });
+
+  it("counts a batch event's depth from the body on the fast path as the app does", async () => {
+    // The body is level 1, `events` 2, the event 3: an event field 30 levels deep makes 33.
+    const body = `{"events":[{"customer_id":"acme","feature":"calls","idempotency_key":"deep-1","properties":${deep(15)}}]}`;
+    expectProblem(await app.json('POST', '/v1/usage/batch', body, { key: app.checkKey }), 400);
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${http.base}/v1/usage/batch`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${app.checkKey}`, 'content-type': 'application/json' },
+        body,
+      });
+      expect(res.status).toBe(400);
+    }
+  });
 });
 
 describe('numbers and charsets', () => {

@@ -3,7 +3,9 @@ import { resolveEntitlements, withUsage } from '../../domain/resolve.ts';
 import type { ResolvedEntitlements, UsageReading } from '../../domain/resolved.ts';
 import type { CustomerSnapshot } from '../../domain/types.ts';
 import { nextChangeAfter } from '../../domain/validity.ts';
+import type { Clock } from '../../platform/clock.ts';
 import type { Db } from '../../platform/db.ts';
+import { type Logger, ThrottledWarnings } from '../../platform/logger.ts';
 import type { SnapshotCache } from './cache.ts';
 import { loadCustomerSnapshot } from './snapshot.ts';
 
@@ -26,11 +28,18 @@ export interface UsageSource {
  * On a warm cache a decision costs no database query.
  */
 export class DecisionEngine {
+  /** Warnings about conditions refused at evaluation, at most one a minute for each. */
+  readonly warnings: ThrottledWarnings;
+
   constructor(
     private readonly db: Db,
     readonly cache: SnapshotCache,
     private readonly usage: UsageSource,
-  ) {}
+    logger: Logger,
+    clock: Clock,
+  ) {
+    this.warnings = new ThrottledWarnings(logger, () => clock.now().getTime());
+  }
 
   /** The customer's snapshot if this process has it cached, without a load. */
   cachedSnapshot(environment: string, customerId: string): CustomerSnapshot | undefined {

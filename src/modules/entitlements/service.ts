@@ -46,9 +46,13 @@ export async function checkEntitlement(ctx: Ctx, input: CheckInput): Promise<Che
 
 const NO_CONTEXT: ConditionContext = Object.freeze({});
 
-/** A condition over its cost bound does not hold (the answer is condition_failed); say why. */
+/**
+ * A condition over its cost bound does not hold (the answer is condition_failed); say why, once a
+ * minute per customer, feature and reason (a stored hostile condition meets every check).
+ */
 function logRefusal(ctx: Ctx, input: CheckInput, refused: ConditionRefusal): void {
-  ctx.deps.logger.warn(
+  ctx.deps.services.decisions.warnings.warn(
+    `${ctx.environment}\u0000${input.customer_id}\u0000${input.feature}\u0000${refused.reason}`,
     {
       customer_id: input.customer_id,
       feature: input.feature,

@@ -85,7 +85,8 @@ async function prepareAll(ctx: Ctx, raw: unknown[], prefix: string, now: Date): 
     if (quick !== null) return quick;
     // The app's body reading has done this already; the fast path leaves it to the rare event
     // that is not flat, and its failure hands the batch to the app, which answers the 400.
-    enforceInputRule(item, prefix ? `${prefix}[${i}]` : '');
+    // A batch's event sits two levels down (`{events: [event]}`), so its depth counts from there.
+    enforceInputRule(item, prefix ? `${prefix}[${i}]` : '', prefix ? 2 : 0);
     const parsed = UsageEventBody.safeParse(item);
     if (parsed.success) return parsed.data;
     const [first] = fieldErrors(parsed.error.issues, prefix ? `${prefix}[${i}]` : undefined);
