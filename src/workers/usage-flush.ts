@@ -32,13 +32,27 @@ export interface UsageWorkers {
  * (or until `signal` aborts, at shutdown). A failed round is logged and the next one tries again
  * (what was not flushed stays in the streams). Returns how many events reached the ledger.
  */
+/** The job's sense of time: the real one, or a test's that moves only when the job waits. */
+export interface JobTime {
+  now(): number;
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+}
+
+const realTime: JobTime = {
+  now: () => Date.now(),
+  sleep: async (ms, signal) => {
+    await sleep(ms, undefined, { signal });
+  },
+};
+
 export async function runMeteringJob(
   metering: Pick<Metering, 'flush' | 'sweep'>,
   signal: AbortSignal,
   logger: Logger,
   timing = { jobMs: JOB_MS, flushEveryMs: FLUSH_EVERY_MS, sweepEveryMs: SWEEP_EVERY_MS },
+  time: JobTime = realTime,
 ): Promise<number> {
-  const started = Date.now();
+  const started = time.now();
   let flushed = 0;
   let lastSweep = Number.NEGATIVE_INFINITY;
   for (;;) {
@@ -47,13 +61,13 @@ export async function runMeteringJob(
     } catch (err) {
       logger.error({ err }, 'usage flush failed');
     }
-    if (Date.now() - lastSweep >= timing.sweepEveryMs) {
-      lastSweep = Date.now();
+    if (time.now() - lastSweep >= timing.sweepEveryMs) {
+      lastSweep = time.now();
       await metering.sweep().catch((err: unknown) => logger.error({ err }, 'reservation sweep failed'));
     }
-    if (signal.aborted || Date.now() - started + timing.flushEveryMs >= timing.jobMs) return flushed;
+    if (signal.aborted || time.now() - started + timing.flushEveryMs >= timing.jobMs) return flushed;
     try {
-      await sleep(timing.flushEveryMs, undefined, { signal });
+      await time.sleep(timing.flushEveryMs, signal);
     } catch {
       return flushed; // aborted: shutting down
     }

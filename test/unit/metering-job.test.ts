@@ -1,9 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/platform/logger.ts';
-import { runMeteringJob } from '../../src/workers/usage-flush.ts';
+import { type JobTime, runMeteringJob } from '../../src/workers/usage-flush.ts';
 
 const logger = createLogger('silent');
 const timing = { jobMs: 400, flushEveryMs: 50, sweepEveryMs: 150 };
+
+/** Time that passes only when the job waits (a manual clock): no test here sleeps. */
+function manualTime(): JobTime & { elapsed(): number } {
+  let now = 1_000_000;
+  const start = now;
+  return {
+    now: () => now,
+    async sleep(ms, signal) {
+      if (signal.aborted) throw new Error('aborted');
+      now += ms;
+    },
+    elapsed: () => now - start,
+  };
+}
 
 function fakeMetering(failFlushes = 0) {
   const calls = { flush: 0, sweep: 0 };
@@ -26,22 +40,25 @@ function fakeMetering(failFlushes = 0) {
 describe('a metering job', () => {
   it('flushes every interval and sweeps less often until its time is up', async () => {
     const { calls, metering } = fakeMetering();
-    const began = Date.now();
-    const flushed = await runMeteringJob(metering, new AbortController().signal, logger, timing);
-    const took = Date.now() - began;
-    // About 400 ms: one flush every 50 ms, a sweep every 150 ms (the first at once).
-    expect(took).toBeGreaterThanOrEqual(300);
-    expect(took).toBeLessThan(1_000);
-    expect(calls.flush).toBeGreaterThanOrEqual(5);
-    expect(calls.flush).toBeLessThanOrEqual(9);
-    expect(calls.sweep).toBeGreaterThanOrEqual(2);
-    expect(calls.sweep).toBeLessThan(calls.flush);
+    const time = manualTime();
+    const flushed = await runMeteringJob(metering, new AbortController().signal, logger, timing, time);
+    // 400 ms of the job's time: a flush every 50 ms (the last one 50 ms before the end), a sweep
+    // every 150 ms, the first at once.
+    expect(time.elapsed()).toBe(350);
+    expect(calls.flush).toBe(8);
+    expect(calls.sweep).toBe(3);
     expect(flushed).toBe(2 * calls.flush);
   });
 
   it('goes on after a failed flush (the entries stay in the streams for the next one)', async () => {
     const { calls, metering } = fakeMetering(2);
-    const flushed = await runMeteringJob(metering, new AbortController().signal, logger, timing);
+    const flushed = await runMeteringJob(
+      metering,
+      new AbortController().signal,
+      logger,
+      timing,
+      manualTime(),
+    );
     expect(calls.flush).toBeGreaterThan(3);
     expect(flushed).toBe(2 * (calls.flush - 2));
   });
