@@ -2,6 +2,7 @@ import { HTTPException } from 'hono/http-exception';
 import { sql } from 'kysely';
 import { registerApiKeyRoutes } from './modules/api-keys/routes.ts';
 import { registerAuditRoutes } from './modules/audit/routes.ts';
+import { registerBillingRoutes } from './modules/billing/routes.ts';
 import { registerCatalogRoutes } from './modules/catalog/routes.ts';
 import { registerCustomerRoutes } from './modules/customers/routes.ts';
 import { registerEntitlementRoutes } from './modules/entitlements/routes.ts';
@@ -95,6 +96,7 @@ export function createApp(deps: AppDeps) {
   registerMeteringRoutes(app);
   registerOverrideRoutes(app);
   registerSettingsRoutes(app);
+  registerBillingRoutes(app);
   registerSubscriptionRoutes(app);
   registerAuditRoutes(app);
 

@@ -89,6 +89,8 @@ const EnvSchema = z.object({
     .optional(),
   /** When set, GET /metrics needs `Authorization: Bearer <this token>`. */
   TESSERA_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Point the Stripe client at another server (tests, local development): `http://127.0.0.1:12111`. */
+  STRIPE_API_BASE: z.url().optional(),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
 });
 
@@ -112,6 +114,7 @@ export type Config = {
   counterCacheSeconds: number;
   outboxPollMs: number;
   runWorkers: boolean;
+  stripeApiBase: string | undefined;
   shutdownGraceMs: number;
   authFailureLimit: number;
   authFailureWindowSeconds: number;
@@ -152,6 +155,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     counterCacheSeconds: e.COUNTER_CACHE_SECONDS,
     outboxPollMs: e.OUTBOX_POLL_MS,
     runWorkers: e.RUN_WORKERS,
+    stripeApiBase: e.STRIPE_API_BASE,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     authFailureLimit: e.TESSERA_AUTH_FAILURE_LIMIT,
     authFailureWindowSeconds: e.TESSERA_AUTH_FAILURE_WINDOW_SECONDS,

@@ -6,6 +6,7 @@
  * imports no module. Types only: nothing here runs and nothing imports it; tsc reads it with the
  * rest of src/ (tsconfig.json `include`).
  */
+import type { BillingTables } from './modules/billing/tables.ts';
 import type { CatalogTables } from './modules/catalog/tables.ts';
 import type { CustomerTables } from './modules/customers/tables.ts';
 import type { MeteringTables } from './modules/metering/tables.ts';
@@ -13,5 +14,11 @@ import type { OverrideTables } from './modules/overrides/tables.ts';
 import type { SubscriptionTables } from './modules/subscriptions/tables.ts';
 
 declare module './platform/db-types.ts' {
-  interface DB extends CatalogTables, CustomerTables, MeteringTables, OverrideTables, SubscriptionTables {}
+  interface DB
+    extends BillingTables,
+      CatalogTables,
+      CustomerTables,
+      MeteringTables,
+      OverrideTables,
+      SubscriptionTables {}
 }

@@ -1,0 +1,17 @@
+import type { Timestamp } from '../../platform/db-types.ts';
+
+/** One environment's Stripe connection; the two secrets are sealed (platform/secret-box.ts). */
+export interface StripeSettingsTable {
+  environment: string;
+  secret_key: string | null;
+  /** The secret key's mode and last four characters, to show which key is set. */
+  secret_key_hint: string | null;
+  webhook_secret: string | null;
+  lifecycle_owner: 'stripe' | 'tessera';
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface BillingTables {
+  stripe_settings: StripeSettingsTable;
+}
