@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { sql } from 'kysely';
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyStripeEvent } from '../../src/modules/billing/apply/index.ts';
+import { applyStripeEvent, PermanentStripeError } from '../../src/modules/billing/apply/index.ts';
 import type { StripeConnection } from '../../src/modules/billing/settings.ts';
 import { systemContext } from '../../src/platform/context.ts';
 import { type FakeStripe, startFakeStripe } from '../helpers/fake-stripe.ts';
@@ -325,6 +325,13 @@ describe('applying Stripe events', () => {
     const outcome = await apply(event);
     expect(outcome.outcome).toBe('ignored');
     expect(outcome.detail).toContain('price_nobody_sells');
+    // A later state of the same subscription still says so, without reporting the item again.
+    const later = stripeEvent(
+      'customer.subscription.updated',
+      { ...event.data.object, cancel_at_period_end: true },
+      S0 - 30,
+    );
+    expect((await apply(later)).detail).toContain('price_nobody_sells');
     const db = app.runtime.deps.db;
     const audit = await sql<{ n: string }>`SELECT count(*) AS n FROM audit_events
       WHERE action = 'stripe.price_unmapped' AND customer_id = ${customer}`.execute(db);
@@ -370,5 +377,18 @@ describe('applying Stripe events', () => {
     await apply(stripeEvent('customer.subscription.updated', stale, S0 - 90), keyed);
     expect(fake.requests.length).toBe(fetchesBefore + 1);
     expect(await finalState(customer)).toMatchObject([{ plan: 'pro', status: 'active' }]);
+
+    // A subscription Stripe does not know can never apply: permanent, not retried.
+    const orphan = stripeInvoice({
+      id: 'in_orphan',
+      customer: 'cus_fetch',
+      subscription: 'sub_gone',
+      status: 'paid',
+      created: S0 - 80,
+      paidAt: S0 - 80,
+    });
+    await expect(apply(stripeEvent('invoice.paid', orphan, S0 - 80), keyed)).rejects.toBeInstanceOf(
+      PermanentStripeError,
+    );
   });
 });

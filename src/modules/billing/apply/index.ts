@@ -93,7 +93,14 @@ async function fetchSnapshot(
 ): Promise<StripeSubscriptionSnapshot> {
   if (!connection.secretKey) throw new Error('no secret key');
   const client = stripeClient(connection.secretKey, ctx.deps.config.stripeApiBase);
-  return toSubscriptionSnapshot(await client.subscriptions.retrieve(id));
+  try {
+    return toSubscriptionSnapshot(await client.subscriptions.retrieve(id));
+  } catch (err) {
+    // Stripe keeps canceled subscriptions, so one it does not know never will be: retrying cannot help.
+    const status = (err as { statusCode?: unknown } | null)?.statusCode;
+    if (status === 404) throw new PermanentStripeError(`Stripe knows no subscription ${id}`);
+    throw err;
+  }
 }
 
 /**
@@ -129,7 +136,10 @@ async function applySubscriptionEvent(
   }
   return withTransaction(ctx, async (t) => {
     const customerId = await resolveCustomer(t, snapshot.customer, hints);
-    await lockCustomerRow(t.tx, t.environment, customerId);
+    const customer = await lockCustomerRow(t.tx, t.environment, customerId);
+    if (customer?.deleted_at) {
+      return { outcome: 'ignored', detail: `customer ${customerId} is deleted in Tessera` };
+    }
     const stored = await readMark<StripeSubscriptionSnapshot>(
       t.tx,
       t.environment,
@@ -148,13 +158,18 @@ async function applySubscriptionEvent(
       };
     }
     await writeMark(t.tx, t.environment, 'subscription', snapshot.id, mark, t.now);
-    return applyToTessera(t, customerId, mark);
+    return applyToTessera(t, customerId, mark, stored?.state ?? null);
   });
 }
 
-async function applyToTessera(t: TxCtx, customerId: string, mark: SubscriptionMark): Promise<ApplyOutcome> {
+async function applyToTessera(
+  t: TxCtx,
+  customerId: string,
+  mark: SubscriptionMark,
+  previous: StripeSubscriptionSnapshot | null,
+): Promise<ApplyOutcome> {
   const invoices = await readInvoices<InvoicePayment>(t.tx, t.environment, mark.state.id);
-  const result = await applySnapshot(t, customerId, mark.state, mark.created, invoices);
+  const result = await applySnapshot(t, customerId, mark.state, mark.created, invoices, previous);
   if (result.unmapped.length > 0) {
     return {
       outcome: 'ignored',
@@ -217,7 +232,8 @@ async function applyInvoiceEvent(
       subscriptionId,
       'lock',
     );
-    return applyToTessera(t, customerId, locked ?? stored);
+    const current = locked ?? stored;
+    return applyToTessera(t, customerId, current, current.state);
   });
 }
 

@@ -68,6 +68,8 @@ export async function applySnapshot(
   snapshot: StripeSubscriptionSnapshot,
   snapshotCreated: number,
   invoices: InvoicePayment[],
+  /** The snapshot applied before: an unmapped item it already carried was reported then. */
+  previous: StripeSubscriptionSnapshot | null,
 ): Promise<SnapshotResult> {
   const plans = await resolvePlans(t, snapshot.items);
   const desired = desiredSubscriptions(
@@ -80,6 +82,7 @@ export async function applySnapshot(
   for (const item of [...desired.unmapped, ...desired.extraBase]) {
     const reason = desired.unmapped.includes(item) ? 'no plan lists this price' : 'a second base plan';
     result.unmapped.push(`${item.id} (${item.priceId}): ${reason}`);
+    if (previous?.items.some((p) => p.id === item.id && p.priceId === item.priceId)) continue;
     const payload = {
       stripe_subscription_id: snapshot.id,
       stripe_item_id: item.id,
