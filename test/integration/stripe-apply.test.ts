@@ -274,6 +274,19 @@ describe('applying Stripe events', () => {
       stripe_customer_id: 'cus_M3',
       email: 'cus_M3@example.test',
     });
+    await app.json('PUT', '/v1/customers/gamma', { name: 'Gamma' });
+    const viaSubscription = stripeSubscription({
+      id: 'sub_M4',
+      customer: 'cus_M4',
+      status: 'active',
+      items: [{ id: 'si_M4', price: 'price_basic' }],
+      period: [S0 - DAY, S0 + 29 * DAY],
+      startDate: S0 - DAY,
+      metadata: { tessera_customer_id: 'gamma' },
+    });
+    await apply(stripeEvent('customer.subscription.created', viaSubscription, S0 - 50));
+    expect((await app.json('GET', '/v1/customers/gamma')).body.stripe_customer_id).toBe('cus_M4');
+    expect(await finalState('gamma')).toMatchObject([{ plan: 'basic', status: 'active' }]);
     const linked = await app.json<{ data: Body[] }>('GET', '/v1/customers?stripe_customer_id=cus_M1');
     expect(linked.body.data.map((c) => c.customer_id)).toEqual(['linked']);
   });

@@ -63,7 +63,9 @@ export async function applyStripeEvent(
     const sub = event.data.object as Stripe.Subscription;
     if (sub?.object !== 'subscription')
       throw new PermanentStripeError(`${event.type} carries no subscription`);
-    return applySubscriptionEvent(stripeCtx, event, toSubscriptionSnapshot(sub), connection, false);
+    return applySubscriptionEvent(stripeCtx, event, toSubscriptionSnapshot(sub), connection, false, {
+      tesseraCustomerId: tesseraCustomerIdOf(sub),
+    });
   }
   if (INVOICE_EVENTS.has(event.type)) return applyInvoiceEvent(stripeCtx, event, connection);
   switch (event.type) {
