@@ -321,6 +321,36 @@ describe('applying Stripe events', () => {
     expect(await allowed(customer, 'extra_seats')).toBe(true);
   });
 
+  it('takes over a base plan made in Tessera, and holds a second Stripe base plan until the first ends', async () => {
+    const customer = await linkedCustomer('adopt');
+    const made = await app.json('POST', `/v1/customers/${customer}/subscriptions`, { plan: 'basic' });
+    expect(made.status).toBe(201);
+    const sub = (id: string, status: Stripe.Subscription.Status, created: number) =>
+      stripeEvent(
+        status === 'canceled' ? 'customer.subscription.deleted' : 'customer.subscription.created',
+        stripeSubscription({
+          id,
+          customer: 'cus_adopt',
+          status,
+          items: [{ id: `si_${id}`, price: 'price_pro', lookupKey: 'pro_monthly' }],
+          period: [S0 - DAY, S0 + 29 * DAY],
+          startDate: S0 - DAY,
+          ...(status === 'canceled' ? { canceledAt: created, endedAt: created } : {}),
+        }),
+        created,
+      );
+    expect((await apply(sub('sub_adopt1', 'active', S0 - 300))).outcome).toBe('applied');
+    expect(await subscriptionsOf(customer)).toMatchObject([
+      { id: made.body.id, plan: 'pro', status: 'active' },
+    ]);
+    // A second Stripe subscription's base plan is retried until the first one's cancellation arrives.
+    await expect(apply(sub('sub_adopt2', 'active', S0 - 200))).rejects.toThrow(/waits for it to end/);
+    expect((await apply(sub('sub_adopt1', 'canceled', S0 - 250))).outcome).toBe('applied');
+    expect((await apply(sub('sub_adopt2', 'active', S0 - 200))).outcome).toBe('applied');
+    const states = await finalState(customer);
+    expect(states.map((s) => s.status).sort()).toEqual(['active', 'canceled']);
+  });
+
   it('records and reports a subscription with an unmapped price', async () => {
     const customer = await linkedCustomer('unmapped');
     const event = stripeEvent(

@@ -142,7 +142,13 @@ async function applyOne(
     const base = live.find((s) => !s.addon);
     if (base) {
       row = await lockSubscription(t.tx, t.environment, base.id);
-      if (row?.stripe_subscription_id && row.stripe_subscription_id !== stripeSubscriptionId) row = undefined;
+      const other = row?.stripe_subscription_id;
+      if (other && other !== stripeSubscriptionId) {
+        // Usually the other subscription's cancellation is still on its way: a retry will find it ended.
+        throw new Error(
+          `customer ${customerId} still has a live base plan from Stripe subscription ${other}; ${stripeSubscriptionId} waits for it to end`,
+        );
+      }
       if (row) await link(t, stripeSubscriptionId, want.slot, row.id);
     }
   }
