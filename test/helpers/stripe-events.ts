@@ -3,7 +3,7 @@
  * subscription items; an invoice names its subscription under `parent.subscription_details`), for
  * tests that hand events to `applyStripeEvent` or serve them from the fake Stripe server.
  */
-import type Stripe from 'stripe';
+import Stripe from 'stripe';
 
 export interface ItemSpec {
   id: string;
@@ -184,7 +184,7 @@ export function stripeEvent(type: string, object: unknown, created: number, id?:
   return {
     id: id ?? `evt_${(++counter).toString().padStart(6, '0')}`,
     object: 'event',
-    api_version: '2026-10-28.endive',
+    api_version: Stripe.API_VERSION,
     created,
     data: { object },
     livemode: false,

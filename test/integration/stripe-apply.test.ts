@@ -421,6 +421,31 @@ describe('applying Stripe events', () => {
     expect(fake.requests.length).toBe(fetchesBefore + 1);
     expect(await finalState(customer)).toMatchObject([{ plan: 'pro', status: 'active' }]);
 
+    // Checkout names the subscription by id: with a key it is fetched and applied at once.
+    await app.json('PUT', '/v1/customers/delta', { name: 'Delta' });
+    fake.on('GET /v1/subscriptions/sub_checkout', () => ({
+      body: stripeSubscription({
+        id: 'sub_checkout',
+        customer: 'cus_checkout',
+        status: 'trialing',
+        trialEnd: S0 + 14 * DAY,
+        items: [{ id: 'si_checkout', price: 'price_basic' }],
+        period: [S0 - 60, S0 + 14 * DAY],
+        startDate: S0 - 60,
+      }),
+    }));
+    const session = checkoutSession({
+      id: 'cs_key',
+      customer: 'cus_checkout',
+      subscription: 'sub_checkout',
+      clientReferenceId: 'delta',
+    });
+    expect((await apply(stripeEvent('checkout.session.completed', session, S0 - 50), keyed)).outcome).toBe(
+      'applied',
+    );
+    expect(await finalState('delta')).toMatchObject([{ plan: 'basic', status: 'trialing' }]);
+    expect(await allowed('delta', 'reports')).toBe(true);
+
     // A subscription Stripe does not know can never apply: permanent, not retried.
     const orphan = stripeInvoice({
       id: 'in_orphan',
