@@ -1,4 +1,5 @@
-import type { Timestamp } from '../../platform/db-types.ts';
+import type { ColumnType } from 'kysely';
+import type { Json, Timestamp } from '../../platform/db-types.ts';
 
 /** One environment's Stripe connection; the two secrets are sealed (platform/secret-box.ts). */
 export interface StripeSettingsTable {
@@ -12,6 +13,31 @@ export interface StripeSettingsTable {
   updated_at: Timestamp;
 }
 
+/** The high-water mark of one Stripe object: the newest event applied, and its state as Tessera read it. */
+export interface StripeObjectsTable {
+  environment: string;
+  object_type: 'subscription' | 'invoice' | 'customer';
+  object_id: string;
+  /** Seconds, as Stripe's `event.created` (pg returns bigint as a string). */
+  last_event_created: ColumnType<string, number, number>;
+  last_event_id: string;
+  state_hash: string;
+  state: Json<unknown>;
+  updated_at: Timestamp;
+}
+
+/** Which Tessera subscription stands for which item of a Stripe subscription. */
+export interface StripeSubscriptionLinksTable {
+  environment: string;
+  stripe_subscription_id: string;
+  /** `base`, or the add-on item's id. */
+  slot: string;
+  subscription_id: string;
+  created_at: Timestamp;
+}
+
 export interface BillingTables {
   stripe_settings: StripeSettingsTable;
+  stripe_objects: StripeObjectsTable;
+  stripe_subscription_links: StripeSubscriptionLinksTable;
 }
