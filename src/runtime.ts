@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
 import { ensureBootstrapKey } from './modules/api-keys/service.ts';
+import { stripeLifecycleGateway } from './modules/billing/lifecycle-push.ts';
 import { SnapshotCache } from './modules/entitlements/cache.ts';
 import { DecisionEngine } from './modules/entitlements/engine.ts';
 import { InvalidationBus } from './modules/entitlements/invalidation.ts';
@@ -92,6 +93,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     metering,
     decisions: new DecisionEngine(database.db, cache, metering.store, logger, clock),
     customerDeletionHooks: [endCustomerSubscriptions],
+    lifecycle: stripeLifecycleGateway,
   };
   const deps: AppDeps = { ...platform, services };
   const dispatcher = new OutboxDispatcher(database.db, logger, metrics, { pollMs: config.outboxPollMs });
