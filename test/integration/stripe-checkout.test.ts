@@ -269,10 +269,49 @@ describe('Tessera-led changes are pushed to Stripe', () => {
       });
       const cancel = await s.command('cancel', { timing: 'period_end' });
       expect(cancel.status).toBe(502);
+      // The same Idempotency-Key is the same Stripe attempt; without one, each request is a new one.
+      const keys: unknown[] = [];
+      for (const header of ['retry-1', 'retry-1', undefined]) {
+        const res = await app.json(
+          'POST',
+          `/v1/subscriptions/${s.subscriptionId('basic')}/change`,
+          { plan: s.key('pro'), timing: 'immediate' },
+          header ? { headers: { 'idempotency-key': header } } : {},
+        );
+        expect(res.status).toBe(502);
+        keys.push(stripe.requests.at(-1)?.headers['idempotency-key']);
+      }
+      expect(keys[0]).toBe(keys[1]);
+      expect(keys[2]).not.toBe(keys[0]);
       expect(await s.subscription('basic')).toEqual(before);
       expect(await trail(s.customerId)).toEqual(trailBefore);
     });
   }
+
+  it('taking back a cancellation or a scheduled change is pushed too', async () => {
+    await connect('tessera');
+    const s = await setup();
+    await linkedSubscription(s);
+    const path = `/v1/subscriptions/sub_stripe_${s.suffix}`;
+    stripe.on(`POST ${path}`, () => ({ body: { id: `sub_stripe_${s.suffix}`, object: 'subscription' } }));
+    expect((await s.command('cancel', { timing: 'period_end' })).status).toBe(200);
+    expect((await s.command('uncancel')).status).toBe(200);
+    expect(stripe.requests.at(-1)?.form.get('cancel_at_period_end')).toBe('false');
+    expect((await s.command('change', { plan: s.key('pro'), timing: 'period_end' })).status).toBe(200);
+    expect(Object.fromEntries(stripe.requests.at(-1)!.form)).toMatchObject({
+      'items[0][price]': 'price_pro_lk',
+      proration_behavior: 'none',
+    });
+    const dropped = await app.json(
+      'DELETE',
+      `/v1/subscriptions/${s.subscriptionId('basic')}/scheduled-change`,
+    );
+    expect(dropped.status).toBe(200);
+    expect(Object.fromEntries(stripe.requests.at(-1)!.form)).toMatchObject({
+      'items[0][price]': 'price_basic',
+      proration_behavior: 'none',
+    });
+  });
 
   it('pushes nothing when Stripe leads the lifecycle, or the subscription is not linked', async () => {
     await connect('stripe');

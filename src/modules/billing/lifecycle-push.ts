@@ -8,8 +8,14 @@
  * Proration: an immediate plan change updates the item's price with `create_prorations` (Stripe
  * credits the unused time and charges the new price on the next invoice); a change at the period
  * end updates it with `proration_behavior: none`, so the new price bills from the next renewal.
- * A cancellation `immediate` cancels the Stripe subscription now; `period_end` sets
- * `cancel_at_period_end`.
+ * Dropping a scheduled change puts the current plan's price back (again without proration). A
+ * cancellation `immediate` cancels the Stripe subscription now; `period_end` sets
+ * `cancel_at_period_end`, and taking it back (`/uncancel`) clears it. Pause, resume, seats and
+ * trial conversion are not pushed.
+ *
+ * The Stripe call runs while the transaction holds the customer and subscription locks (bounded
+ * by the client's 20 s timeout and two retries); should Tessera's commit fail after Stripe
+ * accepted, Stripe is ahead until its webhook brings the change back.
  */
 import type Stripe from 'stripe';
 import type { TxCtx } from '../../platform/context.ts';
@@ -34,6 +40,12 @@ export const stripeLifecycleGateway: LifecycleGateway = {
     const subscriptionId = push.stripe.subscriptionId;
     const options: Stripe.RequestOptions = { idempotencyKey: push.idempotencyKey };
     const change = push.change;
+    if (change.kind === 'uncancel') {
+      await callStripe(() =>
+        client.subscriptions.update(subscriptionId, { cancel_at_period_end: false }, options),
+      );
+      return;
+    }
     if (change.kind === 'cancel') {
       if (change.timing === 'immediate') {
         await callStripe(() => client.subscriptions.cancel(subscriptionId, {}, options));

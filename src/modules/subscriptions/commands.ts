@@ -30,16 +30,21 @@ interface Command {
   /** The next state; may throw IllegalTransitionError (a 409) or an AppError. */
   next(current: Subscription, t: TxCtx, plans: PlanLookup): Subscription | Promise<Subscription>;
   /** What to push to the billing system (services.lifecycle) before the change commits. */
-  push?(next: Subscription): LifecycleChange;
+  push?(current: Subscription, next: Subscription): LifecycleChange;
   /** The request as the caller sent it, and its Idempotency-Key: they key the push. */
   input?: unknown;
   requestKey?: string | undefined;
 }
 
-/** One key per attempt at one transition: same request and same stored state, same key. */
-function pushKey(id: string, command: Command, storedAt: Date): string {
+/**
+ * The Stripe idempotency key of a push: the subscription, the command, a hash of the input, the
+ * stored state it starts from and the caller's Idempotency-Key (else this request's id). A retry
+ * with the same Idempotency-Key gets Stripe's answer to the first try; a new request is a new try.
+ */
+function pushKey(ctx: Ctx, id: string, command: Command, storedAt: Date): string {
+  const attempt = command.requestKey ?? `request:${ctx.requestId ?? ''}`;
   const hash = createHash('sha256')
-    .update(JSON.stringify([command.input ?? null, storedAt.toISOString(), command.requestKey ?? null]))
+    .update(JSON.stringify([command.input ?? null, storedAt.toISOString(), attempt]))
     .digest('hex')
     .slice(0, 32);
   return `tessera:${id}:${command.action}:${hash}`;
@@ -63,8 +68,8 @@ async function runCommand(ctx: Ctx, id: string, command: Command): Promise<Subsc
         subscriptionId: id,
         customerId: current.customerId,
         stripe: current.stripe ?? null,
-        change: command.push(next),
-        idempotencyKey: pushKey(id, command, row.updated_at),
+        change: command.push(current, next),
+        idempotencyKey: pushKey(ctx, id, command, row.updated_at),
       });
     }
     await saveSubscription(t.tx, t.environment, next, t.now);
@@ -93,11 +98,23 @@ export const recordPaymentRecovered = (ctx: Ctx, id: string) =>
 export const convertTrial = (ctx: Ctx, id: string) =>
   runCommand(ctx, id, event('subscription.converted', { type: 'convert' }));
 
+/** In Stripe (when Tessera leads): the item's price goes back to the current plan's. */
 export const cancelScheduledChange = (ctx: Ctx, id: string) =>
-  runCommand(ctx, id, event('subscription.change_unscheduled', { type: 'cancel_scheduled_change' }));
+  runCommand(ctx, id, {
+    ...event('subscription.change_unscheduled', { type: 'cancel_scheduled_change' }),
+    push: (current) => ({
+      kind: 'change',
+      planKey: current.planKey,
+      planVersion: current.planVersion,
+      timing: 'period_end',
+    }),
+  });
 
 export const undoCancelAtPeriodEnd = (ctx: Ctx, id: string) =>
-  runCommand(ctx, id, event('subscription.uncanceled', { type: 'undo_cancel_at_period_end' }));
+  runCommand(ctx, id, {
+    ...event('subscription.uncanceled', { type: 'undo_cancel_at_period_end' }),
+    push: () => ({ kind: 'uncancel' }),
+  });
 
 /** Pushed to Stripe first when Tessera leads the lifecycle (`requestKey`: the Idempotency-Key header). */
 export function cancelSubscription(ctx: Ctx, id: string, timing: Timing, requestKey?: string) {
@@ -140,7 +157,7 @@ export function changeSubscription(
     action: immediate ? 'subscription.changed' : 'subscription.change_scheduled',
     input,
     requestKey,
-    push: (next) => {
+    push: (_current, next) => {
       const to = target ?? { planKey: next.planKey, planVersion: next.planVersion };
       return { kind: 'change', ...to, timing: input.timing };
     },

@@ -7,7 +7,9 @@ import type { TxCtx } from '../../platform/context.ts';
 
 export type LifecycleChange =
   | { kind: 'change'; planKey: string; planVersion: number; timing: 'immediate' | 'period_end' }
-  | { kind: 'cancel'; timing: 'immediate' | 'period_end' };
+  | { kind: 'cancel'; timing: 'immediate' | 'period_end' }
+  /** A cancellation at the period end taken back. */
+  | { kind: 'uncancel' };
 
 export interface LifecyclePush {
   subscriptionId: string;
