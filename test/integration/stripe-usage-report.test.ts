@@ -1,6 +1,7 @@
 /** Usage out to Stripe meters: each ledger event reaches the meter events endpoint once, across a restart. */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { StripeUsageReporter } from '../../src/modules/billing/usage-report.ts';
+import { StripeUsageReportJob } from '../../src/workers/stripe-usage-report.ts';
 import { type FakeStripe, type StripeRequest, startFakeStripe } from '../helpers/fake-stripe.ts';
 import { createTestApp, type TestApp } from '../helpers/harness.ts';
 
@@ -186,6 +187,18 @@ describe('usage to Stripe meters', () => {
     const timestamp = Number(accepted.get(`tessera:test:${old}`)?.form.get('timestamp'));
     expect(timestamp * 1000).toBeGreaterThan(now - 35 * DAY);
     expect(timestamp * 1000).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('runs as a job in the worker role (a timer without Redis) until stopped', async () => {
+    const id = await ledger('beta', 'api_calls', 3);
+    const job = new StripeUsageReportJob(app.runtime.deps, 60_000, { settleSeconds: 0 });
+    await job.start();
+    try {
+      await vi.waitFor(() => expect(accepted.has(`tessera:test:${id}`)).toBe(true), { timeout: 5_000 });
+    } finally {
+      await job.stop();
+    }
+    expect(await cursor()).toBe(id);
   });
 
   it('links a meter only to metered features, naming the field', async () => {
