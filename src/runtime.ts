@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
 import { ensureBootstrapKey } from './modules/api-keys/service.ts';
+import { stripeLifecycleGateway } from './modules/billing/lifecycle-push.ts';
 import { SnapshotCache } from './modules/entitlements/cache.ts';
 import { DecisionEngine } from './modules/entitlements/engine.ts';
 import { InvalidationBus } from './modules/entitlements/invalidation.ts';
@@ -19,6 +20,7 @@ import { connectRedis, readRedisSettings, redisSettingsWarnings, waitForRedis } 
 import { SecretKeys } from './platform/secret-key.ts';
 import type { Services } from './services.ts';
 import { Scheduler } from './workers/scheduler.ts';
+import { StripeUsageReportJob } from './workers/stripe-usage-report.ts';
 import { startUsageWorkers } from './workers/usage-flush.ts';
 
 export interface RuntimeOptions {
@@ -42,6 +44,8 @@ export interface Runtime {
   scheduler: Scheduler;
   /** Usage counters (Redis or Postgres), the ledger flusher and the reservation sweeper. */
   metering: Metering;
+  /** Reports metered usage to Stripe meters; started only with workers, `runOnce()` always works. */
+  stripeUsage: StripeUsageReportJob;
   close(): Promise<void>;
 }
 
@@ -92,6 +96,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     metering,
     decisions: new DecisionEngine(database.db, cache, metering.store, logger, clock),
     customerDeletionHooks: [endCustomerSubscriptions],
+    lifecycle: stripeLifecycleGateway,
   };
   const deps: AppDeps = { ...platform, services };
   const dispatcher = new OutboxDispatcher(database.db, logger, metrics, { pollMs: config.outboxPollMs });
@@ -105,15 +110,17 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   await metering.start();
   const { app, resolver, authBrake } = createApp(deps);
   const scheduler = new Scheduler(deps);
+  const stripeUsage = new StripeUsageReportJob(deps);
   const workers = options.workers ?? config.runWorkers;
   if (workers) {
     dispatcher.start();
     await scheduler.start();
+    await stripeUsage.start();
   }
   const usageWorkers = workers ? await startUsageWorkers(metering, config, logger) : null;
   // Redis lost its data: the job schedulers went with it.
   metering.recovery?.onRenewed(() => {
-    const renewing = [usageWorkers?.renew(), scheduler.renew()];
+    const renewing = [usageWorkers?.renew(), scheduler.renew(), stripeUsage.renew()];
     Promise.all(renewing).catch((err: unknown) =>
       logger.error({ err }, 'could not set up the job schedulers again'),
     );
@@ -127,8 +134,10 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     dispatcher,
     scheduler,
     metering,
+    stripeUsage,
     async close() {
       await usageWorkers?.stop();
+      await stripeUsage.stop();
       await scheduler.stop();
       await dispatcher.stop();
       await invalidation.stop();

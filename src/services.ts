@@ -7,6 +7,7 @@
 import type { CustomerDeletionHook } from './modules/customers/service.ts';
 import type { DecisionEngine } from './modules/entitlements/engine.ts';
 import type { Metering } from './modules/metering/metering.ts';
+import type { LifecycleGateway } from './modules/subscriptions/lifecycle.ts';
 
 declare module './platform/context.ts' {
   interface Services {
@@ -16,6 +17,8 @@ declare module './platform/context.ts' {
     metering: Metering;
     /** Run in order inside a customer deletion's transaction (subscriptions: end them). */
     customerDeletionHooks: CustomerDeletionHook[];
+    /** Pushes Tessera-led subscription changes to Stripe before they commit (billing implements it). */
+    lifecycle: LifecycleGateway;
   }
 }
 

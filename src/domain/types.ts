@@ -96,6 +96,8 @@ export interface Subscription {
   pastDueSince: Date | null;
   pausedAt: Date | null;
   endedAt: Date | null;
+  /** The Stripe subscription and item this one is linked to (read-only here; set from Stripe's events). */
+  stripe?: { subscriptionId: string; itemId: string | null } | null;
 }
 
 export type OverrideEffect =

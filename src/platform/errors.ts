@@ -90,6 +90,17 @@ export class ServiceUnavailable extends AppError {
   readonly code = 'unavailable';
 }
 
+/** An upstream service (Stripe) refused or failed: its message is passed on, nothing changed here. */
+export class BadGateway extends AppError {
+  readonly status = 502;
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** Not now, soon: answered 503 with `Retry-After` (seconds). */
 export class TryAgainLater extends AppError {
   readonly status = 503;
@@ -116,6 +127,7 @@ const TITLES: Record<number, string> = {
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
+  502: 'Bad Gateway',
   503: 'Service Unavailable',
 };
 

@@ -94,6 +94,7 @@ export function errorResponses(...statuses: number[]) {
     409: 'Conflicts with the current state',
     413: 'Body larger than 1 MiB',
     422: 'Well-formed but not acceptable (or an Idempotency-Key reused with another body)',
+    502: 'Stripe refused or failed; nothing changed',
   };
   const all = [400, 401, 403, 413, ...statuses];
   return Object.fromEntries(

@@ -19,6 +19,8 @@ export interface StripeRequest {
 export interface StripeAnswer {
   status?: number;
   body: unknown;
+  /** Extra response headers (e.g. `retry-after` on a 429). */
+  headers?: Record<string, string>;
 }
 
 export type StripeHandler = (request: StripeRequest) => StripeAnswer | Promise<StripeAnswer>;
@@ -63,6 +65,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       res.writeHead(answer.status ?? 200, {
         'content-type': 'application/json',
         'request-id': `req_fake${requests.length}`,
+        ...answer.headers,
       });
       res.end(body);
     });

@@ -36,8 +36,17 @@ export interface StripeSubscriptionLinksTable {
   created_at: Timestamp;
 }
 
+/** How far an environment's usage ledger has been reported to Stripe meters (`usage_events.id`). */
+export interface StripeUsageReportsTable {
+  environment: string;
+  /** The last `usage_events.id` reported (bigint, parsed as a number by platform/db.ts). */
+  last_event_id: number;
+  updated_at: Timestamp;
+}
+
 export interface BillingTables {
   stripe_settings: StripeSettingsTable;
   stripe_objects: StripeObjectsTable;
   stripe_subscription_links: StripeSubscriptionLinksTable;
+  stripe_usage_reports: StripeUsageReportsTable;
 }

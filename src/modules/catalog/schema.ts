@@ -32,6 +32,18 @@ export const immutable = (message: string) =>
 const Name = z.string().trim().min(1).max(200);
 const Description = z.string().max(2000);
 const Unit = z.string().trim().min(1).max(50);
+const StripeMeter = z
+  .strictObject({
+    event_name: z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(/^[A-Za-z0-9_.:-]+$/, 'must be a Stripe meter event name (letters, digits, _ . : -)')
+      .openapi({ example: 'api_calls' }),
+  })
+  .openapi('StripeMeter', {
+    description: 'The Stripe meter (by its `event_name`) this metered feature’s usage is reported to',
+  });
 
 export const CreateFeatureBody = z
   .strictObject({
@@ -43,6 +55,7 @@ export const CreateFeatureBody = z
     aggregation: AggregationSchema.optional().openapi({
       description: 'Metered features only; default `sum`',
     }),
+    stripe_meter: StripeMeter.nullable().optional(),
   })
   .superRefine((body, ctx) => {
     if (body.aggregation !== undefined && body.type !== 'metered') {
@@ -50,6 +63,13 @@ export const CreateFeatureBody = z
         code: 'custom',
         path: ['aggregation'],
         message: 'aggregation applies to metered features only',
+      });
+    }
+    if (body.stripe_meter && body.type !== 'metered') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['stripe_meter'],
+        message: 'stripe_meter applies to metered features only',
       });
     }
   })
@@ -60,6 +80,9 @@ export const UpdateFeatureBody = z
     name: Name.optional(),
     description: Description.nullable().optional(),
     unit: Unit.nullable().optional(),
+    stripe_meter: StripeMeter.nullable()
+      .optional()
+      .openapi({ description: 'Metered features only; null unlinks' }),
     // Named so the error says why rather than just "unknown field".
     type: immutable("a feature's type cannot be changed; create a new feature instead"),
   })
@@ -74,6 +97,7 @@ export const FeatureSchema = z
     unit: z.string().nullable(),
     description: z.string().nullable(),
     aggregation: AggregationSchema.nullable().openapi({ description: 'null unless metered' }),
+    stripe_meter: z.object({ event_name: z.string() }).nullable(),
     archived: z.boolean(),
     created_at: z.string(),
     updated_at: z.string(),

@@ -1,6 +1,6 @@
 /** Feature verbs; plan verbs live in plan-service.ts and plan-reads.ts and are re-exported here. */
 import { type Ctx, reader, requireScope, type TxCtx, withTransaction } from '../../platform/context.ts';
-import { Conflict, NotFound } from '../../platform/errors.ts';
+import { Conflict, NotFound, Unprocessable } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
 import { decodeCursor, page } from '../../platform/pagination.ts';
 import { recordCatalogChange } from './changes.ts';
@@ -19,6 +19,7 @@ export function toFeatureResource(row: FeatureRow): FeatureResource {
     unit: row.unit,
     description: row.description,
     aggregation: row.type === 'metered' ? (row.aggregation as FeatureResource['aggregation']) : null,
+    stripe_meter: row.stripe_meter ? { event_name: row.stripe_meter.event_name } : null,
     archived: row.archived_at !== null,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
@@ -39,6 +40,7 @@ export async function createFeature(ctx: Ctx, input: CreateFeatureInput): Promis
         unit: input.unit ?? null,
         description: input.description ?? null,
         aggregation: input.aggregation ?? 'sum',
+        stripe_meter: input.stripe_meter ? JSON.stringify(input.stripe_meter) : null,
         created_at: t.now,
         updated_at: t.now,
       })
@@ -100,7 +102,16 @@ export async function updateFeature(
   requireScope(ctx, 'admin');
   return withTransaction(ctx, async (t) => {
     const before = await lockFeature(t, key);
+    if (input.stripe_meter && before.type !== 'metered') {
+      throw new Unprocessable('not_metered', `Feature '${key}' is not metered`, [
+        { path: 'stripe_meter', message: 'stripe_meter applies to metered features only' },
+      ]);
+    }
+    const meter = input.stripe_meter === undefined ? undefined : input.stripe_meter;
+    const meterChanged =
+      meter !== undefined && JSON.stringify(meter) !== JSON.stringify(before.stripe_meter ?? null);
     const changes = {
+      ...(meterChanged ? { stripe_meter: meter ? JSON.stringify(meter) : null } : {}),
       ...(input.name !== undefined && input.name !== before.name ? { name: input.name } : {}),
       ...(input.description !== undefined && input.description !== before.description
         ? { description: input.description }

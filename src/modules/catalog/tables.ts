@@ -9,6 +9,8 @@ export interface FeaturesTable {
   unit: string | null;
   description: string | null;
   aggregation: string;
+  /** `{event_name}` of the Stripe meter its usage is reported to, or null. */
+  stripe_meter: NullableJson<{ event_name: string }>;
   archived_at: NullableTimestamp;
   created_at: CreatedAt;
   updated_at: Timestamp;

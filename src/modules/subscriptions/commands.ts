@@ -4,6 +4,7 @@
  * apply the command to that state; save; audit; emit; bump the customer's version. A command that
  * would change nothing records nothing and answers the current state.
  */
+import { createHash } from 'node:crypto';
 import {
   applyEvent,
   IllegalTransitionError,
@@ -16,6 +17,7 @@ import { NotFound, Unprocessable } from '../../platform/errors.ts';
 import { lockCustomerRow } from '../customers/repo.ts';
 import { catchUpFirst, catchUpRow } from './catch-up.ts';
 import { asTransitionConflict, recordSubscriptionChange } from './changes.ts';
+import type { LifecycleChange } from './lifecycle.ts';
 import { resolveTargetPlan } from './plans.ts';
 import { findSubscription, lockSubscription, saveSubscription, toSubscription } from './repo.ts';
 import { isLive, sameStoredState, toSubscriptionResource } from './resource.ts';
@@ -27,6 +29,25 @@ interface Command {
   action: string;
   /** The next state; may throw IllegalTransitionError (a 409) or an AppError. */
   next(current: Subscription, t: TxCtx, plans: PlanLookup): Subscription | Promise<Subscription>;
+  /** What to push to the billing system (services.lifecycle) before the change commits. */
+  push?(current: Subscription, next: Subscription): LifecycleChange;
+  /** The request as the caller sent it, and its Idempotency-Key: they key the push. */
+  input?: unknown;
+  requestKey?: string | undefined;
+}
+
+/**
+ * The Stripe idempotency key of a push: the subscription, the command, a hash of the input, the
+ * stored state it starts from and the caller's Idempotency-Key (else this request's id). A retry
+ * with the same Idempotency-Key gets Stripe's answer to the first try; a new request is a new try.
+ */
+function pushKey(ctx: Ctx, id: string, command: Command, storedAt: Date): string {
+  const attempt = command.requestKey ?? `request:${ctx.requestId ?? ''}`;
+  const hash = createHash('sha256')
+    .update(JSON.stringify([command.input ?? null, storedAt.toISOString(), attempt]))
+    .digest('hex')
+    .slice(0, 32);
+  return `tessera:${id}:${command.action}:${hash}`;
 }
 
 async function runCommand(ctx: Ctx, id: string, command: Command): Promise<SubscriptionResource> {
@@ -41,6 +62,16 @@ async function runCommand(ctx: Ctx, id: string, command: Command): Promise<Subsc
     const { state: current, plans } = await catchUpRow(t, row);
     const next = await asTransitionConflict(() => command.next(current, t, plans));
     if (sameStoredState(current, next)) return toSubscriptionResource(current);
+    if (command.push) {
+      // Before Tessera's own change: a refusal throws and the transaction writes nothing.
+      await ctx.deps.services.lifecycle.push(t, {
+        subscriptionId: id,
+        customerId: current.customerId,
+        stripe: current.stripe ?? null,
+        change: command.push(current, next),
+        idempotencyKey: pushKey(ctx, id, command, row.updated_at),
+      });
+    }
     await saveSubscription(t.tx, t.environment, next, t.now);
     recordSubscriptionChange(t, command.action, current, next);
     return toSubscriptionResource(next);
@@ -67,20 +98,36 @@ export const recordPaymentRecovered = (ctx: Ctx, id: string) =>
 export const convertTrial = (ctx: Ctx, id: string) =>
   runCommand(ctx, id, event('subscription.converted', { type: 'convert' }));
 
+/** In Stripe (when Tessera leads): the item's price goes back to the current plan's. */
 export const cancelScheduledChange = (ctx: Ctx, id: string) =>
-  runCommand(ctx, id, event('subscription.change_unscheduled', { type: 'cancel_scheduled_change' }));
+  runCommand(ctx, id, {
+    ...event('subscription.change_unscheduled', { type: 'cancel_scheduled_change' }),
+    push: (current) => ({
+      kind: 'change',
+      planKey: current.planKey,
+      planVersion: current.planVersion,
+      timing: 'period_end',
+    }),
+  });
 
 export const undoCancelAtPeriodEnd = (ctx: Ctx, id: string) =>
-  runCommand(ctx, id, event('subscription.uncanceled', { type: 'undo_cancel_at_period_end' }));
+  runCommand(ctx, id, {
+    ...event('subscription.uncanceled', { type: 'undo_cancel_at_period_end' }),
+    push: () => ({ kind: 'uncancel' }),
+  });
 
-export function cancelSubscription(ctx: Ctx, id: string, timing: Timing) {
-  return runCommand(
-    ctx,
-    id,
+/** Pushed to Stripe first when Tessera leads the lifecycle (`requestKey`: the Idempotency-Key header). */
+export function cancelSubscription(ctx: Ctx, id: string, timing: Timing, requestKey?: string) {
+  const command =
     timing === 'immediate'
       ? event('subscription.canceled', { type: 'cancel_now' })
-      : event('subscription.cancel_scheduled', { type: 'cancel_at_period_end' }),
-  );
+      : event('subscription.cancel_scheduled', { type: 'cancel_at_period_end' });
+  return runCommand(ctx, id, {
+    ...command,
+    push: () => ({ kind: 'cancel', timing }),
+    input: { timing },
+    requestKey,
+  });
 }
 
 /** Seats. Per-seat limits follow at once. */
@@ -98,10 +145,22 @@ export function updateQuantity(ctx: Ctx, id: string, quantity: number) {
  * Moves to another plan of the same kind (base or add-on): now, or when the current period (or
  * trial) ends. A change at period end without `plan_version` takes the plan's latest version then.
  */
-export function changeSubscription(ctx: Ctx, id: string, input: ChangeSubscriptionInput) {
+export function changeSubscription(
+  ctx: Ctx,
+  id: string,
+  input: ChangeSubscriptionInput,
+  requestKey?: string,
+) {
   const immediate = input.timing === 'immediate';
+  let target: { planKey: string; planVersion: number } | null = null;
   return runCommand(ctx, id, {
     action: immediate ? 'subscription.changed' : 'subscription.change_scheduled',
+    input,
+    requestKey,
+    push: (_current, next) => {
+      const to = target ?? { planKey: next.planKey, planVersion: next.planVersion };
+      return { kind: 'change', ...to, timing: input.timing };
+    },
     async next(current, t, plans) {
       const { plan } = await resolveTargetPlan(t.tx, t.environment, input.plan, input.plan_version);
       if (plan.addon !== current.addon) {
@@ -112,6 +171,7 @@ export function changeSubscription(ctx: Ctx, id: string, input: ChangeSubscripti
           [{ path: 'plan', message: `must be ${kinds(current.addon)}` }],
         );
       }
+      target = { planKey: plan.planKey, planVersion: plan.version };
       const lookup: PlanLookup = {
         latestVersion: (key) => (key === plan.planKey ? plan.version : plans.latestVersion(key)),
       };

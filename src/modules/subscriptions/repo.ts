@@ -33,6 +33,9 @@ export function toSubscription(row: SubscriptionRow): Subscription {
     pastDueSince: row.past_due_since,
     pausedAt: row.paused_at,
     endedAt: row.ended_at,
+    stripe: row.stripe_subscription_id
+      ? { subscriptionId: row.stripe_subscription_id, itemId: row.stripe_item_id }
+      : null,
   };
 }
 

@@ -45,6 +45,7 @@ export function toSubscriptionResource(sub: Subscription): SubscriptionResource 
     trial_downgrade_to: sub.trialDowngradeTo,
     past_due_since: iso(sub.pastDueSince),
     paused_at: iso(sub.pausedAt),
+    stripe: sub.stripe ? { subscription_id: sub.stripe.subscriptionId, item_id: sub.stripe.itemId } : null,
   };
 }
 

@@ -112,11 +112,21 @@ export function registerSubscriptionRoutes(app: OpenAPIHono<AppEnv>): void {
       tags,
       security,
       summary: 'Move to another plan of the same kind, now or at the period end',
+      description:
+        'When the environment’s Stripe `lifecycle_owner` is `tessera` and the subscription is linked to Stripe, the change is made in Stripe first; a Stripe refusal answers 502 `stripe_error` and changes nothing.',
       request: { params: SubscriptionParam, ...jsonBody(ChangeSubscriptionBody) },
-      responses: { ...one('The subscription'), ...errorResponses(404, 409, 422) },
+      responses: { ...one('The subscription'), ...errorResponses(404, 409, 422, 502) },
     }),
     async (c) =>
-      c.json(await changeSubscription(ctxOf(c), c.req.valid('param').id, c.req.valid('json')), 200),
+      c.json(
+        await changeSubscription(
+          ctxOf(c),
+          c.req.valid('param').id,
+          c.req.valid('json'),
+          c.req.header('idempotency-key'),
+        ),
+        200,
+      ),
   );
   app.openapi(
     createRoute({
@@ -125,11 +135,21 @@ export function registerSubscriptionRoutes(app: OpenAPIHono<AppEnv>): void {
       tags,
       security,
       summary: 'Cancel now, or at the end of the current period (or trial)',
+      description:
+        'When the environment’s Stripe `lifecycle_owner` is `tessera` and the subscription is linked to Stripe, it is canceled in Stripe first; a Stripe refusal answers 502 `stripe_error` and changes nothing.',
       request: { params: SubscriptionParam, ...jsonBody(CancelSubscriptionBody) },
-      responses: { ...one('The subscription'), ...errorResponses(404, 409) },
+      responses: { ...one('The subscription'), ...errorResponses(404, 409, 502) },
     }),
     async (c) =>
-      c.json(await cancelSubscription(ctxOf(c), c.req.valid('param').id, c.req.valid('json').timing), 200),
+      c.json(
+        await cancelSubscription(
+          ctxOf(c),
+          c.req.valid('param').id,
+          c.req.valid('json').timing,
+          c.req.header('idempotency-key'),
+        ),
+        200,
+      ),
   );
   app.openapi(
     createRoute({

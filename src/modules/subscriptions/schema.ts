@@ -68,6 +68,9 @@ export const SubscriptionSchema = z
     trial_downgrade_to: z.string().nullable(),
     past_due_since: z.string().nullable(),
     paused_at: z.string().nullable(),
+    stripe: z.object({ subscription_id: z.string(), item_id: z.string().nullable() }).nullable().openapi({
+      description: 'Read-only: the Stripe subscription (and its item) this one is kept in step with',
+    }),
   })
   .openapi('Subscription');
 

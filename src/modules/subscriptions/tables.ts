@@ -24,6 +24,8 @@ export interface SubscriptionsTable {
   paused_at: NullableTimestamp;
   ended_at: NullableTimestamp;
   stripe_subscription_id: string | null;
+  /** The Stripe subscription item that carries the plan's price (filled from Stripe's events). */
+  stripe_item_id: string | null;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
