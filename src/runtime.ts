@@ -19,6 +19,7 @@ import { connectRedis, readRedisSettings, redisSettingsWarnings, waitForRedis } 
 import { SecretKeys } from './platform/secret-key.ts';
 import type { Services } from './services.ts';
 import { Scheduler } from './workers/scheduler.ts';
+import { StripeEventWorker } from './workers/stripe-events.ts';
 import { startUsageWorkers } from './workers/usage-flush.ts';
 
 export interface RuntimeOptions {
@@ -42,6 +43,8 @@ export interface Runtime {
   scheduler: Scheduler;
   /** Usage counters (Redis or Postgres), the ledger flusher and the reservation sweeper. */
   metering: Metering;
+  /** Processes stored Stripe events (BullMQ with Redis, in process without); started only with workers. */
+  stripeEvents: StripeEventWorker;
   close(): Promise<void>;
 }
 
@@ -88,12 +91,15 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   // decision engine reads live counters from its store. No IO until `metering.start()` below.
   const metering = new Metering(platform);
   const cache = new SnapshotCache(config.snapshotCacheSize, config.snapshotCacheTtlSeconds * 1000);
+  const stripeEvents = new StripeEventWorker(() => deps);
   const services: Services = {
     metering,
+    stripeEvents,
     decisions: new DecisionEngine(database.db, cache, metering.store, logger, clock),
     customerDeletionHooks: [endCustomerSubscriptions],
   };
   const deps: AppDeps = { ...platform, services };
+  await stripeEvents.open();
   const dispatcher = new OutboxDispatcher(database.db, logger, metrics, { pollMs: config.outboxPollMs });
   const invalidation = new InvalidationBus(cache, redis, `${config.redisPrefix}invalidate`, logger);
   await invalidation.start();
@@ -109,6 +115,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   if (workers) {
     dispatcher.start();
     await scheduler.start();
+    await stripeEvents.start();
   }
   const usageWorkers = workers ? await startUsageWorkers(metering, config, logger) : null;
   // Redis lost its data: the job schedulers went with it.
@@ -127,7 +134,9 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     dispatcher,
     scheduler,
     metering,
+    stripeEvents,
     async close() {
+      await stripeEvents.stop();
       await usageWorkers?.stop();
       await scheduler.stop();
       await dispatcher.stop();

@@ -4,6 +4,7 @@
  * empty; this file merges the shape into it, so platform carries the services without importing a
  * module. Types only: nothing here runs, and nothing registers itself anywhere.
  */
+import type { StripeEventQueue } from './modules/billing/intake.ts';
 import type { CustomerDeletionHook } from './modules/customers/service.ts';
 import type { DecisionEngine } from './modules/entitlements/engine.ts';
 import type { Metering } from './modules/metering/metering.ts';
@@ -16,6 +17,8 @@ declare module './platform/context.ts' {
     metering: Metering;
     /** Run in order inside a customer deletion's transaction (subscriptions: end them). */
     customerDeletionHooks: CustomerDeletionHook[];
+    /** Where webhook intake and replay hand stored Stripe events to be processed. */
+    stripeEvents: StripeEventQueue;
   }
 }
 

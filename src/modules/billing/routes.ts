@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AppEnv, ctxOf, errorResponses, jsonBody, jsonContent, security } from '../../platform/http.ts';
+import { registerStripeEventRoutes } from './event-routes.ts';
 import { getStripeSettings, putStripeSettings } from './settings.ts';
 
 const StripeSettingsSchema = z
@@ -62,4 +63,5 @@ export function registerBillingRoutes(app: OpenAPIHono<AppEnv>): void {
     }),
     async (c) => c.json(await putStripeSettings(ctxOf(c), c.req.valid('json')), 200),
   );
+  registerStripeEventRoutes(app);
 }
