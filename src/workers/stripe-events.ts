@@ -61,7 +61,17 @@ export class StripeEventWorker implements StripeEventQueue {
   async open(): Promise<void> {
     const { config } = this.deps();
     if (!config.redisUrl || this.queue) return;
-    this.queue = new Queue<Job>(QUEUE, { connection: this.connect(config.redisUrl), prefix: this.prefix });
+    // Fails fast while Redis is away (the webhook is answered at once; the sweep enqueues it later)
+    // instead of waiting for it as BullMQ's own connections do.
+    const producer = new Redis(config.redisUrl, {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      commandTimeout: 2_000,
+    });
+    producer.on('error', () => {}); // reconnects on its own; a failed enqueue is logged where it happens
+    this.connections.push(producer);
+    this.queue = new Queue<Job>(QUEUE, { connection: producer, prefix: this.prefix });
+    this.queue.on('error', (err) => this.deps().logger.debug({ err }, 'Stripe event queue error'));
   }
 
   async enqueue(environment: string, id: string): Promise<void> {

@@ -6,6 +6,7 @@ import type { ApplyStripeEvent } from '../../src/modules/billing/events.ts';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { StripeEventWorker } from '../../src/workers/stripe-events.ts';
 import { createTestApp, services, type TestApp } from '../helpers/harness.ts';
+import { type OwnRedis, startOwnRedis } from '../helpers/own-redis.ts';
 import { signature, subscriptionEvent } from '../helpers/stripe-events.ts';
 
 const WEBHOOK = 'whsec_c2VjcmV0LXNpZ25pbmcta2V5LWZvci10ZXN0cw==';
@@ -359,5 +360,42 @@ describe.skipIf(!services.redis)('Stripe webhooks, processed on BullMQ (Redis)',
       .execute();
     expect(await worker.sweep()).toBe(1);
     await settles(event.id, 'ignored');
+  });
+});
+
+describe.skipIf(!services.redis)('Stripe webhooks while Redis is down', () => {
+  let own: OwnRedis;
+  let app: TestApp;
+  let worker: StripeEventWorker | null = null;
+  beforeAll(async () => {
+    own = await startOwnRedis();
+    app = await createTestApp({ redis: true, config: { redisUrl: own.url } });
+    await app.json('PUT', '/v1/stripe/settings', { webhook_secret: WEBHOOK });
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await app?.close().catch(() => {});
+    await own?.stop();
+  });
+
+  it('still stores and answers at once, and the sweep enqueues the event when Redis is back', async () => {
+    const hooks = webhookClient(app, () => Math.floor(Date.now() / 1000));
+    await own.stop();
+    const event = subscriptionEvent({ created: Math.floor(Date.now() / 1000) });
+    const started = Date.now();
+    const answer = await Promise.race([
+      hooks.send(event),
+      new Promise<null>((r) => setTimeout(() => r(null), 3_000)),
+    ]);
+    expect(answer).toMatchObject({ status: 200, body: { duplicate: false } });
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(await hooks.event(event.id)).toMatchObject({ status: 'received' });
+    await own.restart();
+    worker = new StripeEventWorker(() => app.runtime.deps, { sweepMs: 50 });
+    await worker.start();
+    await vi.waitFor(async () => expect((await hooks.event(event.id)).status).toBe('ignored'), {
+      timeout: 10_000,
+      interval: 25,
+    });
   });
 });
