@@ -5,7 +5,7 @@ import { PermanentStripeError } from '../../src/modules/billing/apply/index.ts';
 import type { ApplyStripeEvent } from '../../src/modules/billing/events.ts';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { StripeEventWorker } from '../../src/workers/stripe-events.ts';
-import { createTestApp, services, type TestApp } from '../helpers/harness.ts';
+import { createTestApp, serveOverHttp, services, type TestApp } from '../helpers/harness.ts';
 import { type OwnRedis, startOwnRedis } from '../helpers/own-redis.ts';
 import { signature, subscriptionEvent } from '../helpers/stripe-events.ts';
 
@@ -265,6 +265,32 @@ describe('Stripe webhooks, processed in process (no Redis)', () => {
       (await app.json<{ data: unknown[] }>('GET', '/v1/stripe/events', undefined, { key: app.liveAdminKey }))
         .body.data,
     ).toEqual([]);
+  });
+
+  it('reads the raw bytes over the real HTTP server, as Stripe sends them', async () => {
+    const http = await serveOverHttp(app.runtime);
+    try {
+      // Stripe's body is pretty-printed JSON with non-ASCII text; any re-serialisation would break the signature.
+      const event = subscriptionEvent({ created: seconds(), metadata: { name: 'Zoë Ünal 🧾' } });
+      const body = JSON.stringify(event, null, 2);
+      const send = (header: string) =>
+        fetch(`${http.base}/v1/webhooks/stripe/test`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json; charset=utf-8', 'stripe-signature': header },
+          body,
+        });
+      const ok = await send(signature(body, WEBHOOK, seconds()));
+      expect(ok.status).toBe(200);
+      expect(await ok.json()).toMatchObject({ id: event.id, duplicate: false });
+      const bad = await send(signature(`${body} `, WEBHOOK, seconds()));
+      expect(bad.status).toBe(400);
+      expect(bad.headers.get('content-type')).toContain('application/problem+json');
+      const problem = (await bad.json()) as { code: string; request_id: string };
+      expect(problem.code).toBe('stripe_signature_invalid');
+      expect(problem.request_id).toBe(bad.headers.get('x-request-id'));
+    } finally {
+      await http.close();
+    }
   });
 
   it('processes on its own once started: intake pokes the loop', async () => {
