@@ -237,6 +237,11 @@ describe('Stripe webhooks, processed in process (no Redis)', () => {
       .execute();
     const busy = await app.json('POST', `/v1/stripe/events/${event.id}/replay`);
     expect(busy.body).toMatchObject({ status: 409, code: 'stripe_event_processing' });
+    await app.runtime.deps.db
+      .updateTable('stripe_events')
+      .set({ status: 'failed' })
+      .where('id', '=', event.id)
+      .execute();
     expect((await app.json('POST', '/v1/stripe/events/evt_unknown/replay')).status).toBe(404);
   });
 
@@ -265,6 +270,21 @@ describe('Stripe webhooks, processed in process (no Redis)', () => {
       (await app.json<{ data: unknown[] }>('GET', '/v1/stripe/events', undefined, { key: app.liveAdminKey }))
         .body.data,
     ).toEqual([]);
+  });
+
+  it('takes over an event whose worker died mid-way once its claim lapses', async () => {
+    const event = subscriptionEvent({ created: seconds() });
+    await hooks.send(event);
+    // A worker claimed it (status processing, one attempt) and was never heard of again.
+    await app.runtime.deps.db
+      .updateTable('stripe_events')
+      .set({ status: 'processing', attempts: 1, next_attempt_at: new Date(clock.now().getTime() + 300_000) })
+      .where('id', '=', event.id)
+      .execute();
+    expect(await app.runtime.stripeEvents.runDue()).toBe(0);
+    clock.advance(300_000);
+    expect(await app.runtime.stripeEvents.runDue()).toBe(1);
+    expect(await hooks.event(event.id)).toMatchObject({ status: 'ignored', attempts: 2 });
   });
 
   it('reads the raw bytes over the real HTTP server, as Stripe sends them', async () => {
