@@ -15,7 +15,7 @@ import { startRuntime } from './runtime.ts';
 const USAGE = `usage: tessera <command>
 
   serve                                  run the HTTP API (and, unless RUN_WORKERS=false, the workers)
-  worker                                 run only the background workers (outbox dispatch, scheduler)
+  worker                                 run only the background workers (outbox dispatch, scheduler, Stripe events)
   migrate [--down]                       apply pending migrations (or roll back the last one)
   keys create --env test|live --scope admin|check [--scope ...] --name NAME
   keys list --env test|live

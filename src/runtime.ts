@@ -20,6 +20,7 @@ import { connectRedis, readRedisSettings, redisSettingsWarnings, waitForRedis } 
 import { SecretKeys } from './platform/secret-key.ts';
 import type { Services } from './services.ts';
 import { Scheduler } from './workers/scheduler.ts';
+import { StripeEventWorker } from './workers/stripe-events.ts';
 import { StripeUsageReportJob } from './workers/stripe-usage-report.ts';
 import { startUsageWorkers } from './workers/usage-flush.ts';
 
@@ -46,6 +47,8 @@ export interface Runtime {
   metering: Metering;
   /** Reports metered usage to Stripe meters; started only with workers, `runOnce()` always works. */
   stripeUsage: StripeUsageReportJob;
+  /** Processes stored Stripe events (BullMQ with Redis, in process without); started only with workers. */
+  stripeEvents: StripeEventWorker;
   close(): Promise<void>;
 }
 
@@ -92,13 +95,16 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   // decision engine reads live counters from its store. No IO until `metering.start()` below.
   const metering = new Metering(platform);
   const cache = new SnapshotCache(config.snapshotCacheSize, config.snapshotCacheTtlSeconds * 1000);
+  const stripeEvents = new StripeEventWorker(() => deps);
   const services: Services = {
     metering,
+    stripeEvents,
     decisions: new DecisionEngine(database.db, cache, metering.store, logger, clock),
     customerDeletionHooks: [endCustomerSubscriptions],
     lifecycle: stripeLifecycleGateway,
   };
   const deps: AppDeps = { ...platform, services };
+  await stripeEvents.open();
   const dispatcher = new OutboxDispatcher(database.db, logger, metrics, { pollMs: config.outboxPollMs });
   const invalidation = new InvalidationBus(cache, redis, `${config.redisPrefix}invalidate`, logger);
   await invalidation.start();
@@ -116,6 +122,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     dispatcher.start();
     await scheduler.start();
     await stripeUsage.start();
+    await stripeEvents.start();
   }
   const usageWorkers = workers ? await startUsageWorkers(metering, config, logger) : null;
   // Redis lost its data: the job schedulers went with it.
@@ -135,7 +142,9 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     scheduler,
     metering,
     stripeUsage,
+    stripeEvents,
     async close() {
+      await stripeEvents.stop();
       await usageWorkers?.stop();
       await stripeUsage.stop();
       await scheduler.stop();

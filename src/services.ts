@@ -4,6 +4,7 @@
  * empty; this file merges the shape into it, so platform carries the services without importing a
  * module. Types only: nothing here runs, and nothing registers itself anywhere.
  */
+import type { StripeEventQueue } from './modules/billing/intake.ts';
 import type { CustomerDeletionHook } from './modules/customers/service.ts';
 import type { DecisionEngine } from './modules/entitlements/engine.ts';
 import type { Metering } from './modules/metering/metering.ts';
@@ -19,6 +20,8 @@ declare module './platform/context.ts' {
     customerDeletionHooks: CustomerDeletionHook[];
     /** Pushes Tessera-led subscription changes to Stripe before they commit (billing implements it). */
     lifecycle: LifecycleGateway;
+    /** Where webhook intake and replay hand stored Stripe events to be processed. */
+    stripeEvents: StripeEventQueue;
   }
 }
 

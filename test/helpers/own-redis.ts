@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -15,7 +15,7 @@ export interface OwnRedis {
   port: number;
   /** Stops the server (SIGKILL: nothing is saved) and waits for it to exit. */
   stop(): Promise<void>;
-  /** Stops it and starts a fresh, empty one on the same port (a restart without persistence). */
+  /** Stops it (if running) and starts a fresh, empty one on the same port (a restart without persistence). */
   restart(): Promise<void>;
 }
 
@@ -25,6 +25,8 @@ export async function startOwnRedis(): Promise<OwnRedis> {
   let child: ChildProcess | null = null;
 
   const launch = async () => {
+    // `stop()` removed it: a restart after a stop (Redis down for a while, then back) needs it again.
+    mkdirSync(dir, { recursive: true });
     const proc = spawn(
       'redis-server',
       ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],

@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AppEnv, ctxOf, errorResponses, jsonBody, jsonContent, security } from '../../platform/http.ts';
 import { registerCheckoutRoutes } from './checkout-routes.ts';
+import { registerStripeEventRoutes } from './event-routes.ts';
 import { getStripeSettings, putStripeSettings } from './settings.ts';
 
 const StripeSettingsSchema = z
@@ -64,4 +65,5 @@ export function registerBillingRoutes(app: OpenAPIHono<AppEnv>): void {
     async (c) => c.json(await putStripeSettings(ctxOf(c), c.req.valid('json')), 200),
   );
   registerCheckoutRoutes(app);
+  registerStripeEventRoutes(app);
 }

@@ -1,5 +1,5 @@
-import type { ColumnType } from 'kysely';
-import type { Json, Timestamp } from '../../platform/db-types.ts';
+import type { ColumnType, Generated } from 'kysely';
+import type { Json, NullableTimestamp, Timestamp } from '../../platform/db-types.ts';
 
 /** One environment's Stripe connection; the two secrets are sealed (platform/secret-box.ts). */
 export interface StripeSettingsTable {
@@ -44,9 +44,35 @@ export interface StripeUsageReportsTable {
   updated_at: Timestamp;
 }
 
+export type StripeEventStatus = 'received' | 'processing' | 'applied' | 'ignored' | 'failed';
+/** One verified Stripe webhook event, stored once per environment and Stripe event id. */
+export interface StripeEventsTable {
+  environment: string;
+  /** Stripe's `evt_…` id. */
+  id: string;
+  type: string;
+  api_version: string | null;
+  /** Stripe's `created`, in seconds (bigint: pg returns it as a string). */
+  created: ColumnType<string, number, never>;
+  livemode: boolean;
+  object_type: string | null;
+  object_id: string | null;
+  payload: Json<Record<string, unknown>>;
+  status: StripeEventStatus;
+  attempts: Generated<number>;
+  last_error: string | null;
+  /** What processing said of the event (`ignored`: why). */
+  detail: string | null;
+  received_at: Timestamp;
+  /** When a waiting event may be tried; while processing, when the claim lapses. */
+  next_attempt_at: Timestamp;
+  processed_at: NullableTimestamp;
+}
+
 export interface BillingTables {
   stripe_settings: StripeSettingsTable;
   stripe_objects: StripeObjectsTable;
   stripe_subscription_links: StripeSubscriptionLinksTable;
   stripe_usage_reports: StripeUsageReportsTable;
+  stripe_events: StripeEventsTable;
 }
