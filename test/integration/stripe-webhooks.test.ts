@@ -83,7 +83,7 @@ describe('Stripe webhooks, processed in process (no Redis)', () => {
     expect(stored.body).toMatchObject({
       status: 'ignored',
       attempts: 1,
-      detail: 'not handled yet',
+      detail: expect.stringContaining('unmapped price'),
       type: 'customer.subscription.updated',
       object_type: 'subscription',
       object_id: 'sub_1QTesseraTest0001',
