@@ -89,9 +89,9 @@ async function subscriptionsOf(customerId: string): Promise<Body[]> {
   return res.body.data;
 }
 
-/** What must not depend on the order: everything but the generated id. */
+/** What must not depend on the order: everything but the ids (generated, and Stripe's own). */
 async function finalState(customerId: string): Promise<Body[]> {
-  return (await subscriptionsOf(customerId)).map(({ id: _id, customer_id: _c, ...rest }) => rest);
+  return (await subscriptionsOf(customerId)).map(({ id: _id, customer_id: _c, stripe: _s, ...rest }) => rest);
 }
 
 /** One Stripe-driven lifecycle for Stripe subscription `n`, in order, as [label, event]. */
