@@ -91,8 +91,8 @@ const EnvSchema = z.object({
   TESSERA_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Point the Stripe client at another server (tests, local development): `http://127.0.0.1:12111`. */
   STRIPE_API_BASE: z.url().optional(),
-  /** Hours between scheduled Stripe reconciliations in the worker role; 0 turns them off. */
-  STRIPE_RECONCILE_HOURS: z.coerce.number().min(0).max(8760).default(24),
+  /** Hours between scheduled Stripe reconciliations in the worker role; 0 turns them off (at most 500: a timer holds 24.8 days). */
+  STRIPE_RECONCILE_HOURS: z.coerce.number().min(0).max(500).default(24),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
 });
 
