@@ -205,6 +205,19 @@ describe('Stripe reconciliation', () => {
     const lateOutcome = await applyStripeEvent(systemContext(app.runtime.deps, 'test'), late, NO_KEY);
     expect(lateOutcome).toMatchObject({ outcome: 'ignored', detail: expect.stringContaining('stale') });
     expect(await allowed('c_b')).toBe(true);
+
+    // An event made after a run began listing is not overwritten by the (maybe older) listing.
+    const during = stripeEvent(
+      'customer.subscription.updated',
+      sub('d', { items: [{ id: 'si_d', price: 'price_basic', quantity: 5 }] }),
+      Math.floor(clock.now().getTime() / 1000) + 30,
+    );
+    expect((await applyStripeEvent(systemContext(app.runtime.deps, 'test'), during, NO_KEY)).outcome).toBe(
+      'applied',
+    );
+    const racing = await app.json<{ report: { items: Body[] } }>('POST', '/v1/stripe/reconciliations', {});
+    expect(racing.body.report.items).toEqual([]);
+    expect((await subscriptionsOf('c_d'))[0]).toMatchObject({ quantity: 5, status: 'active' });
   });
 
   it('records a run that Stripe fails as failed and answers 502; no key answers 422; admin only', async () => {

@@ -69,7 +69,11 @@ export async function executeReconciliation(
   if (!connection?.secretKey) throw notConfigured(ctx.environment);
   const client = stripeClient(connection.secretKey, ctx.deps.config.stripeApiBase);
   const started = ctx.deps.clock.now();
-  const run: ReconcileRun = { id: newId('rec', started.getTime()), dryRun: input.dry_run ?? false };
+  const run: ReconcileRun = {
+    id: newId('rec', started.getTime()),
+    dryRun: input.dry_run ?? false,
+    listedAfter: Math.floor(started.getTime() / 1000),
+  };
   await ctx.deps.db
     .insertInto('stripe_reconciliations')
     .values({

@@ -24,6 +24,11 @@ import { applySnapshot } from './subscriptions.ts';
 export interface ReconcileRun {
   id: string;
   dryRun: boolean;
+  /**
+   * When the run began listing (seconds): what Stripe listed is at least this new. An event made
+   * before it is older than the listing; one made at or after it may not be in it.
+   */
+  listedAfter: number;
 }
 
 class RolledBack extends Error {
@@ -184,9 +189,12 @@ export async function applyCurrentSubscription(
       snapshot.id,
       'lock',
     );
+    // An event made after the listing began was applied meanwhile: it may be newer than the listing.
+    if (stored && stored.created > run.listedAfter) return [];
     const hash = stateHash(snapshot);
-    // What Stripe shows now is newer than any event sent before: a late one is stale from here on.
-    const created = Math.max(Math.floor(t.now.getTime() / 1000), stored?.created ?? 0);
+    // The listing is newer than every event made before it began: a late one is stale from here on.
+    // An event of the same second is a tie, which the event path settles by fetching from Stripe.
+    const created = run.listedAfter;
     await writeMark(
       t.tx,
       t.environment,
