@@ -91,6 +91,8 @@ const EnvSchema = z.object({
   TESSERA_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Point the Stripe client at another server (tests, local development): `http://127.0.0.1:12111`. */
   STRIPE_API_BASE: z.url().optional(),
+  /** Hours between scheduled Stripe reconciliations in the worker role; 0 turns them off (at most 500: a timer holds 24.8 days). */
+  STRIPE_RECONCILE_HOURS: z.coerce.number().min(0).max(500).default(24),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
 });
 
@@ -115,6 +117,7 @@ export type Config = {
   outboxPollMs: number;
   runWorkers: boolean;
   stripeApiBase: string | undefined;
+  stripeReconcileHours: number;
   shutdownGraceMs: number;
   authFailureLimit: number;
   authFailureWindowSeconds: number;
@@ -156,6 +159,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     outboxPollMs: e.OUTBOX_POLL_MS,
     runWorkers: e.RUN_WORKERS,
     stripeApiBase: e.STRIPE_API_BASE,
+    stripeReconcileHours: e.STRIPE_RECONCILE_HOURS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     authFailureLimit: e.TESSERA_AUTH_FAILURE_LIMIT,
     authFailureWindowSeconds: e.TESSERA_AUTH_FAILURE_WINDOW_SECONDS,

@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { createHttpServer } from './http/server.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from './modules/api-keys/service.ts';
 import { runAuditCommand } from './modules/audit/cli.ts';
+import { runStripeCommand } from './modules/billing/cli.ts';
 import { runUsageCommand } from './modules/metering/cli.ts';
 import { systemContext } from './platform/context.ts';
 import { openDatabase } from './platform/db.ts';
@@ -26,6 +27,8 @@ const USAGE = `usage: tessera <command>
   usage dead-letters replay|discard ID   append one to the usage stream again, or delete it
   audit checkpoint [--env test|live]     sign a checkpoint of the audit chain head now (every environment by default)
   audit verify [--env test|live]         re-walk the audit chains and check their signed checkpoints
+  stripe reconcile --env test|live [--dry-run]
+                                         compare Stripe's customers and subscriptions with Tessera's, repair drift, print the report
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -48,6 +51,8 @@ async function main(argv: string[]): Promise<number> {
       return runUsage(config, rest);
     case 'audit':
       return runAudit(config, rest);
+    case 'stripe':
+      return runStripe(config, rest);
     default:
       process.stderr.write(`unknown command '${command}'\n${USAGE}`);
       return 2;
@@ -135,6 +140,15 @@ async function runAudit(config: ReturnType<typeof loadConfig>, args: string[]): 
   const runtime = await startRuntime(config, { workers: false, logger: createLogger('warn') });
   try {
     return await runAuditCommand(runtime, args);
+  } finally {
+    await runtime.close();
+  }
+}
+
+async function runStripe(config: ReturnType<typeof loadConfig>, args: string[]): Promise<number> {
+  const runtime = await startRuntime(config, { workers: false, logger: createLogger('warn') });
+  try {
+    return await runStripeCommand(runtime, args);
   } finally {
     await runtime.close();
   }

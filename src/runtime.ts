@@ -21,6 +21,7 @@ import { SecretKeys } from './platform/secret-key.ts';
 import type { Services } from './services.ts';
 import { Scheduler } from './workers/scheduler.ts';
 import { StripeEventWorker } from './workers/stripe-events.ts';
+import { StripeReconcileJob } from './workers/stripe-reconcile.ts';
 import { StripeUsageReportJob } from './workers/stripe-usage-report.ts';
 import { startUsageWorkers } from './workers/usage-flush.ts';
 
@@ -49,6 +50,8 @@ export interface Runtime {
   stripeUsage: StripeUsageReportJob;
   /** Processes stored Stripe events (BullMQ with Redis, in process without); started only with workers. */
   stripeEvents: StripeEventWorker;
+  /** Reconciles Stripe with Tessera every STRIPE_RECONCILE_HOURS; started only with workers. */
+  stripeReconcile: StripeReconcileJob;
   close(): Promise<void>;
 }
 
@@ -117,17 +120,19 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   const { app, resolver, authBrake } = createApp(deps);
   const scheduler = new Scheduler(deps);
   const stripeUsage = new StripeUsageReportJob(deps);
+  const stripeReconcile = new StripeReconcileJob(deps);
   const workers = options.workers ?? config.runWorkers;
   if (workers) {
     dispatcher.start();
     await scheduler.start();
     await stripeUsage.start();
     await stripeEvents.start();
+    await stripeReconcile.start();
   }
   const usageWorkers = workers ? await startUsageWorkers(metering, config, logger) : null;
   // Redis lost its data: the job schedulers went with it.
   metering.recovery?.onRenewed(() => {
-    const renewing = [usageWorkers?.renew(), scheduler.renew(), stripeUsage.renew()];
+    const renewing = [usageWorkers?.renew(), scheduler.renew(), stripeUsage.renew(), stripeReconcile.renew()];
     Promise.all(renewing).catch((err: unknown) =>
       logger.error({ err }, 'could not set up the job schedulers again'),
     );
@@ -143,7 +148,9 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     metering,
     stripeUsage,
     stripeEvents,
+    stripeReconcile,
     async close() {
+      await stripeReconcile.stop();
       await stripeEvents.stop();
       await usageWorkers?.stop();
       await stripeUsage.stop();

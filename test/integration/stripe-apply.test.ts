@@ -89,9 +89,8 @@ async function subscriptionsOf(customerId: string): Promise<Body[]> {
   return res.body.data;
 }
 
-/** What must not depend on the order: everything but the generated id. */
+/** What must not depend on the order: everything but the ids (generated, and Stripe's own). */
 async function finalState(customerId: string): Promise<Body[]> {
-  // Each run has its own customer and Stripe subscription: compare everything but those names.
   return (await subscriptionsOf(customerId)).map(({ id: _id, customer_id: _c, stripe: _s, ...rest }) => rest);
 }
 

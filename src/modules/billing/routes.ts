@@ -2,6 +2,7 @@ import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AppEnv, ctxOf, errorResponses, jsonBody, jsonContent, security } from '../../platform/http.ts';
 import { registerCheckoutRoutes } from './checkout-routes.ts';
 import { registerStripeEventRoutes } from './event-routes.ts';
+import { registerReconciliationRoutes } from './reconcile-routes.ts';
 import { getStripeSettings, putStripeSettings } from './settings.ts';
 
 const StripeSettingsSchema = z
@@ -66,4 +67,5 @@ export function registerBillingRoutes(app: OpenAPIHono<AppEnv>): void {
   );
   registerCheckoutRoutes(app);
   registerStripeEventRoutes(app);
+  registerReconciliationRoutes(app);
 }

@@ -69,7 +69,43 @@ export interface StripeEventsTable {
   processed_at: NullableTimestamp;
 }
 
+/** One drift item of a reconciliation: a field where Stripe and Tessera differed. */
+export interface DriftItem {
+  /** Null for a customer's item. */
+  stripe_subscription_id: string | null;
+  customer_id: string | null;
+  tessera_subscription_id: string | null;
+  field: string;
+  tessera: unknown;
+  stripe: unknown;
+  action: 'repaired' | 'would_repair' | 'reported';
+}
+
+export interface DriftReport {
+  items: DriftItem[];
+  counts: {
+    stripe_subscriptions: number;
+    stripe_customers: number;
+    repaired: number;
+    would_repair: number;
+    reported: number;
+  };
+}
+
+/** One run of the Stripe reconciliation and its drift report. */
+export interface StripeReconciliationsTable {
+  id: string;
+  environment: string;
+  started_at: Timestamp;
+  finished_at: NullableTimestamp;
+  dry_run: boolean;
+  status: 'running' | 'succeeded' | 'failed';
+  report: Json<DriftReport>;
+  error: string | null;
+}
+
 export interface BillingTables {
+  stripe_reconciliations: StripeReconciliationsTable;
   stripe_settings: StripeSettingsTable;
   stripe_objects: StripeObjectsTable;
   stripe_subscription_links: StripeSubscriptionLinksTable;

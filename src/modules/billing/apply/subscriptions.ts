@@ -62,6 +62,14 @@ export interface SnapshotResult {
   unmapped: string[];
 }
 
+export interface ApplyOptions {
+  /**
+   * Reconciliation: a Tessera subscription ended in Tessera while Stripe's item is live is replaced
+   * by a new one (Stripe leads). Events never do this: a late event must not undo an ending.
+   */
+  replaceEnded?: boolean;
+}
+
 export async function applySnapshot(
   t: TxCtx,
   customerId: string,
@@ -70,6 +78,7 @@ export async function applySnapshot(
   invoices: InvoicePayment[],
   /** The snapshot applied before: an unmapped item it already carried was reported then. */
   previous: StripeSubscriptionSnapshot | null,
+  options: ApplyOptions = {},
 ): Promise<SnapshotResult> {
   const plans = await resolvePlans(t, snapshot.items);
   const desired = desiredSubscriptions(
@@ -109,7 +118,7 @@ export async function applySnapshot(
   for (const want of desired.subscriptions) {
     const linked = bySlot.get(want.slot);
     bySlot.delete(want.slot);
-    if (await applyOne(t, customerId, snapshot.id, want, linked)) result.changed++;
+    if (await applyOne(t, customerId, snapshot.id, want, linked, options)) result.changed++;
   }
   // Items no longer on the Stripe subscription end now.
   for (const [, subscriptionId] of bySlot) {
@@ -134,8 +143,10 @@ async function applyOne(
   stripeSubscriptionId: string,
   want: DesiredSubscription,
   linkedId: string | undefined,
+  options: ApplyOptions,
 ): Promise<boolean> {
   let row = linkedId ? await lockSubscription(t.tx, t.environment, linkedId) : undefined;
+  if (row && options.replaceEnded && ENDED.has(row.status) && !ENDED.has(want.state.status)) row = undefined;
   if (!row && want.slot === 'base' && !ENDED.has(want.state.status)) {
     // A live base plan made in Tessera before Stripe knew of it is taken over, not duplicated.
     const live = await loadStoredLiveSubscriptions(t.tx, t.environment, customerId);
@@ -149,19 +160,24 @@ async function applyOne(
           `customer ${customerId} still has a live base plan from Stripe subscription ${other}; ${stripeSubscriptionId} waits for it to end`,
         );
       }
-      if (row) await link(t, stripeSubscriptionId, want.slot, row.id);
+      if (row) await link(t, stripeSubscriptionId, want, row.id);
     }
   }
   if (!row) {
     const created: Subscription = { ...want.state, id: newId('sub', t.now.getTime()), customerId };
     await insertSubscription(t.tx, t.environment, created, t.now);
-    await link(t, stripeSubscriptionId, want.slot, created.id);
-    recordSubscriptionChange(t, 'subscription.created', null, created, { source: 'stripe' });
+    await link(t, stripeSubscriptionId, want, created.id);
+    const linked = { ...created, stripe: { subscriptionId: stripeSubscriptionId, itemId: want.itemId } };
+    recordSubscriptionChange(t, 'subscription.created', null, linked, { source: 'stripe' });
     return true;
   }
   const before = toSubscription(row);
   // Stripe never brings a canceled subscription back; neither does Tessera.
   if (ENDED.has(before.status)) return false;
+  // The base plan's item can change (Stripe swaps items); the link follows it.
+  if (before.stripe?.subscriptionId !== stripeSubscriptionId || before.stripe.itemId !== want.itemId) {
+    await linkItem(t, stripeSubscriptionId, want.itemId, row.id);
+  }
   const samePlan = before.planKey === want.state.planKey;
   const after: Subscription = {
     ...before,
@@ -174,10 +190,17 @@ async function applyOne(
   return true;
 }
 
+/**
+ * Two link stores, written together: stripe_subscription_links maps a Stripe subscription's slot
+ * (`base`, or an add-on's item id) to its Tessera subscription, so the base plan keeps its Tessera
+ * subscription when Stripe swaps its item, and its primary key settles concurrent events; the
+ * subscription's own `stripe_subscription_id` and `stripe_item_id` are what a Tessera-led change
+ * pushes to and what the API shows.
+ */
 async function link(
   t: TxCtx,
   stripeSubscriptionId: string,
-  slot: string,
+  want: DesiredSubscription,
   subscriptionId: string,
 ): Promise<void> {
   await t.tx
@@ -185,7 +208,7 @@ async function link(
     .values({
       environment: t.environment,
       stripe_subscription_id: stripeSubscriptionId,
-      slot,
+      slot: want.slot,
       subscription_id: subscriptionId,
       created_at: t.now,
     })
@@ -195,12 +218,19 @@ async function link(
         .doUpdateSet({ subscription_id: subscriptionId }),
     )
     .execute();
-  if (slot === 'base') {
-    await t.tx
-      .updateTable('subscriptions')
-      .set({ stripe_subscription_id: stripeSubscriptionId })
-      .where('environment', '=', t.environment)
-      .where('id', '=', subscriptionId)
-      .execute();
-  }
+  await linkItem(t, stripeSubscriptionId, want.itemId, subscriptionId);
+}
+
+async function linkItem(
+  t: TxCtx,
+  stripeSubscriptionId: string,
+  itemId: string,
+  subscriptionId: string,
+): Promise<void> {
+  await t.tx
+    .updateTable('subscriptions')
+    .set({ stripe_subscription_id: stripeSubscriptionId, stripe_item_id: itemId })
+    .where('environment', '=', t.environment)
+    .where('id', '=', subscriptionId)
+    .execute();
 }
