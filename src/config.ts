@@ -138,6 +138,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration: ${issue.path.join('.')} ${issue.message}`);
   }
   const e = parsed.data;
+  // The keys sealing stored Stripe secrets and signing audit checkpoints derive from it; a random
+  // key in the data dir is for the embedded default and development, never for production.
+  if (cleaned.NODE_ENV === 'production' && !e.TESSERA_SECRET_KEY) {
+    throw new ConfigError(
+      'invalid configuration: TESSERA_SECRET_KEY is required when NODE_ENV=production (32+ characters, kept out of the database)',
+    );
+  }
   return {
     port: e.PORT,
     host: e.HOST,

@@ -29,6 +29,13 @@ describe('config', () => {
     }
   });
 
+  it('requires TESSERA_SECRET_KEY in production', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/TESSERA_SECRET_KEY is required/);
+    const key = 'k'.repeat(32);
+    expect(loadConfig({ NODE_ENV: 'production', TESSERA_SECRET_KEY: key }).secretKey).toBe(key);
+    expect(loadConfig({}).secretKey).toBeUndefined();
+  });
+
   it('treats empty variables as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', PORT: '' }).port).toBe(3000);
   });
