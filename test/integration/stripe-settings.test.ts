@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stripeClient, stripeConnection } from '../../src/modules/billing/settings.ts';
 import { type FakeStripe, startFakeStripe } from '../helpers/fake-stripe.ts';
@@ -135,6 +136,7 @@ describe('the Stripe client', () => {
     expect(customer.id).toBe('cus_1');
     const seen = stripe.requests.at(-1)!;
     expect(seen.headers.authorization).toBe(`Bearer ${SECRET}`);
-    expect(seen.headers['stripe-version']).toBe('2026-10-28.endive');
+    // The version the installed package pins (stripe 23.1.0: 2026-10-28.endive).
+    expect(seen.headers['stripe-version']).toBe(Stripe.API_VERSION);
   });
 });
