@@ -1,9 +1,9 @@
 import { createPublicKey, type JsonWebKey, verify } from 'node:crypto';
 import { createLocalJWKSet, type JWK, jwtVerify } from 'jose';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { ManualClock } from '../../src/platform/clock.ts';
-import { createTestApp, frozenClock, type TestApp } from '../helpers/harness.ts';
+import { createTestApp, createTestDatabase, frozenClock, type TestApp } from '../helpers/harness.ts';
 import { expectAdminOnly } from '../helpers/security.ts';
 
 let app: TestApp;
@@ -89,6 +89,14 @@ function kidOf(token: string): string {
 }
 
 describe('entitlement tokens', () => {
+  it('creates one signing key on first use, however many requests race to it', async () => {
+    const all = await Promise.all(Array.from({ length: 6 }, () => issue()));
+    expect(all.map((r) => r.status)).toEqual(Array(6).fill(200));
+    expect(new Set(all.map((r) => kidOf(r.body.token))).size).toBe(1);
+    const keys = await app.runtime.deps.db.selectFrom('signing_keys').select('id').execute();
+    expect(keys.map((k) => k.id)).toEqual([kidOf(all[0]!.body.token)]);
+  });
+
   it('carries exact claims, verified by jose and by crypto.verify alone', async () => {
     const res = await issue();
     expect(res.status).toBe(200);
@@ -208,5 +216,25 @@ describe('entitlement tokens', () => {
       expect(row.public_jwk).not.toHaveProperty('d');
     }
     for (const key of (await fetchJwks()).keys) expect(key).not.toHaveProperty('d');
+  });
+
+  it('cannot open its keys after TESSERA_SECRET_KEY changed, until an admin rotates', async () => {
+    const shared = await createTestDatabase();
+    onTestFinished(() => shared.drop());
+    const first = await createTestApp({ database: shared.database });
+    await first.json('PUT', '/v1/customers/acme', {});
+    expect((await first.json('POST', '/v1/customers/acme/token', {})).status).toBe(200);
+    await first.close();
+    const second = await createTestApp({
+      database: shared.database,
+      config: { secretKey: 'another-secret-key-of-at-least-32-characters' },
+    });
+    onTestFinished(() => second.close());
+    const refused = await second.json('POST', '/v1/customers/acme/token', {});
+    expect(refused.status).toBe(503);
+    expect(refused.body).toMatchObject({ code: 'unavailable' });
+    expect(String(refused.body.detail)).toContain('TESSERA_SECRET_KEY changed');
+    expect((await second.json('POST', '/v1/signing-keys/rotate')).status).toBe(200);
+    expect((await second.json('POST', '/v1/customers/acme/token', {})).status).toBe(200);
   });
 });

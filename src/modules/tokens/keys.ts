@@ -3,7 +3,8 @@ import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { sql } from 'kysely';
 import type { AppDeps, TxCtx } from '../../platform/context.ts';
 import type { Executor } from '../../platform/db.ts';
-import { SecretBox } from '../../platform/secret-box.ts';
+import { ServiceUnavailable } from '../../platform/errors.ts';
+import { SecretBox, SecretBoxError } from '../../platform/secret-box.ts';
 
 /** The longest a token may live: a retired key stays in the JWKS this long after its rotation. */
 export const MAX_TOKEN_TTL_SECONDS = 3600;
@@ -57,7 +58,16 @@ export async function activeSigningKey(deps: AppDeps, environment: string): Prom
     row = await readActive(deps, environment);
     if (!row) throw new Error(`no active signing key in ${environment}`);
   }
-  const jwk = JSON.parse(box(deps).open(row.private_key, environment)) as JWK;
+  let sealed: string;
+  try {
+    sealed = box(deps).open(row.private_key, environment);
+  } catch (err) {
+    if (!(err instanceof SecretBoxError)) throw err;
+    throw new ServiceUnavailable(
+      `The signing key cannot be opened (${err.message}): rotate the signing keys (POST /v1/signing-keys/rotate)`,
+    );
+  }
+  const jwk = JSON.parse(sealed) as JWK;
   const privateKey = (await importJWK(jwk, 'EdDSA')) as webcrypto.CryptoKey;
   const key = { kid: row.id, privateKey };
   cache.set(environment, { key, readAt: now });
