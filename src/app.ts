@@ -10,6 +10,7 @@ import { registerMeteringRoutes } from './modules/metering/routes.ts';
 import { registerOverrideRoutes } from './modules/overrides/routes.ts';
 import { registerSettingsRoutes } from './modules/settings/routes.ts';
 import { registerSubscriptionRoutes } from './modules/subscriptions/routes.ts';
+import { registerJwksRoute, registerTokenRoutes } from './modules/tokens/routes.ts';
 import { ApiKeyResolver, authenticate } from './platform/auth.ts';
 import { AuthBrake } from './platform/auth-brake.ts';
 import type { AppDeps } from './platform/context.ts';
@@ -70,6 +71,8 @@ export function createApp(deps: AppDeps) {
     return c.body(await deps.metrics.registry.metrics());
   });
 
+  registerJwksRoute(app, deps);
+
   // Authentication, then the route's scope, then idempotency, then (in each route) validation.
   const requireKey = authenticate(resolver, { brake: authBrake, trustProxy: config.trustProxy });
   app.use('/v1/*', async (c, next) => {
@@ -99,6 +102,7 @@ export function createApp(deps: AppDeps) {
   registerBillingRoutes(app);
   registerSubscriptionRoutes(app);
   registerAuditRoutes(app);
+  registerTokenRoutes(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http',

@@ -33,6 +33,8 @@ const EnvSchema = z.object({
    * secrets). 32+ characters; when unset, a random key is kept in TESSERA_DATA_DIR/secret.key.
    */
   TESSERA_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** The `iss` claim of the entitlement tokens Tessera signs. */
+  TESSERA_TOKEN_ISSUER: z.string().min(1).max(200).default('tessera'),
   /** Seconds between signed checkpoints of the audit chains (written only when a chain's head moved). */
   AUDIT_CHECKPOINT_SECONDS: durationSeconds.default(300),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -106,6 +108,7 @@ export type Config = {
   dataDir: string;
   adminKey: string | undefined;
   secretKey: string | undefined;
+  tokenIssuer: string;
   auditCheckpointSeconds: number;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   idempotencyTtlSeconds: number;
@@ -155,6 +158,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: e.TESSERA_DATA_DIR,
     adminKey: e.TESSERA_ADMIN_KEY,
     secretKey: e.TESSERA_SECRET_KEY,
+    tokenIssuer: e.TESSERA_TOKEN_ISSUER,
     auditCheckpointSeconds: e.AUDIT_CHECKPOINT_SECONDS,
     logLevel: e.LOG_LEVEL,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,

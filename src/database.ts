@@ -12,6 +12,7 @@ import type { CustomerTables } from './modules/customers/tables.ts';
 import type { MeteringTables } from './modules/metering/tables.ts';
 import type { OverrideTables } from './modules/overrides/tables.ts';
 import type { SubscriptionTables } from './modules/subscriptions/tables.ts';
+import type { TokenTables } from './modules/tokens/tables.ts';
 
 declare module './platform/db-types.ts' {
   interface DB
@@ -20,5 +21,6 @@ declare module './platform/db-types.ts' {
       CustomerTables,
       MeteringTables,
       OverrideTables,
-      SubscriptionTables {}
+      SubscriptionTables,
+      TokenTables {}
 }

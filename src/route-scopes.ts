@@ -9,6 +9,7 @@ import type { ScopedRoute } from './platform/route-scope.ts';
 const CHECK_SCOPE_ROUTES: ReadonlySet<string> = new Set([
   'POST /v1/check',
   'GET /v1/customers/{customer_id}/entitlements',
+  'POST /v1/customers/{customer_id}/token',
   'POST /v1/usage',
   'POST /v1/usage/batch',
   'POST /v1/reservations',

@@ -45,4 +45,11 @@ describe('config', () => {
     expect(loadConfig({ TESSERA_FAST_PATH: 'false' }).fastPath).toBe(false);
     expect(() => loadConfig({ TESSERA_FAST_PATH: 'off' })).toThrow(/TESSERA_FAST_PATH/);
   });
+
+  it('signs tokens as tessera unless TESSERA_TOKEN_ISSUER names another issuer', () => {
+    expect(loadConfig({}).tokenIssuer).toBe('tessera');
+    expect(loadConfig({ TESSERA_TOKEN_ISSUER: 'https://entitlements.example.com' }).tokenIssuer).toBe(
+      'https://entitlements.example.com',
+    );
+  });
 });

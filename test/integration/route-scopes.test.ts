@@ -15,6 +15,7 @@ const CHECK_ROUTES = new Set([
   'post /v1/reservations/{id}/commit',
   'post /v1/reservations/{id}/release',
   'get /v1/customers/{customer_id}/entitlements',
+  'post /v1/customers/{customer_id}/token',
 ]);
 const BODY_METHODS = new Set(['post', 'put', 'patch']);
 
