@@ -72,6 +72,8 @@ export interface UsageEvent {
   customer_id: string;
   feature: string;
   value?: number;
+  /** `unique` features only (required there): the distinct thing counted, e.g. a user id. */
+  member?: string | number;
   idempotency_key: string;
   timestamp?: string;
 }
@@ -116,6 +118,8 @@ export interface Reservation {
   expires_at: string;
   created_at: string;
   settled_at: string | null;
+  /** Where the customer stands after this call. */
+  usage?: UsageResult;
 }
 
 export interface TokenResult {
