@@ -114,7 +114,14 @@ export function createTessera(options: TesseraOptions): Tessera {
         continue;
       }
       const text = await res.text();
-      const parsed: unknown = text ? JSON.parse(text) : null;
+      let parsed: unknown = null;
+      try {
+        parsed = text ? JSON.parse(text) : null;
+      } catch {
+        // A proxy's HTML error page: keep the status, drop the body.
+        if (res.ok)
+          throw new TesseraError(`Tessera answered ${res.status} with a body that is not JSON`, res.status);
+      }
       if (res.ok) return parsed as T;
       const problem = (parsed ?? { status: res.status }) as Problem;
       lastError = new TesseraError(

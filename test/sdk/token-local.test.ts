@@ -1,6 +1,8 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { decideFromToken, verifyEntitlementsToken } from '../../sdk/src/index.ts';
+import { createTessera, decideFromToken, verifyEntitlementsToken } from '../../sdk/src/index.ts';
 
 /** The token local mode, on tokens signed here with an Ed25519 key and a local JWKS. */
 
@@ -83,5 +85,27 @@ describe('token local mode', () => {
     await expect(verifyEntitlementsToken(await sign(privateKey, { ver: 1 }), { jwks })).rejects.toThrow(
       /ent/,
     );
+  });
+
+  it("fromToken verifies against the server's /.well-known/jwks.json", async () => {
+    const { privateKey, jwks } = await keys();
+    const paths: string[] = [];
+    const server = createServer((req, res) => {
+      paths.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(jwks));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const tessera = createTessera({ baseUrl: base, apiKey: 'sk_test_x' });
+      const local = await tessera.fromToken(await sign(privateKey, { ver: 3, ent }), { audience: 'test' });
+      expect(local.token.customerId).toBe('acme');
+      expect(local.check('reports')).toMatchObject({ allowed: true, source: 'token', stale: false });
+      expect(local.check('calls', 5)).toMatchObject({ allowed: false, reason: 'limit_exceeded' });
+      expect(paths).toEqual(['/.well-known/jwks.json']);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
