@@ -49,7 +49,10 @@ export interface VerifiedToken {
 }
 
 export interface VerifyOptions {
-  /** The keys: a JWKS document, or the URL of `/.well-known/jwks.json`. */
+  /**
+   * The keys: a JWKS document (its keys are imported once per object: pass a new object to change
+   * them), or the URL of `/.well-known/jwks.json`.
+   */
   jwks: JSONWebKeySet | URL;
   issuer?: string;
   /** The environment the token must be for (`test` or `live`). */
@@ -61,6 +64,12 @@ export interface VerifyOptions {
 }
 
 const remoteSets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+/**
+ * Key sets of JWKS documents, built once per document object: building one per call imports the
+ * keys again on every verification. The document is read when first seen; pass a new object to
+ * change the keys.
+ */
+const localSets = new WeakMap<JSONWebKeySet, ReturnType<typeof createLocalJWKSet>>();
 
 /** Verifies an EdDSA entitlements token against the JWKS; throws when it is invalid or expired. */
 export async function verifyEntitlementsToken(token: string, options: VerifyOptions): Promise<VerifiedToken> {
@@ -70,7 +79,9 @@ export async function verifyEntitlementsToken(token: string, options: VerifyOpti
     keys = remoteSets.get(href) ?? createRemoteJWKSet(options.jwks);
     remoteSets.set(href, keys as ReturnType<typeof createRemoteJWKSet>);
   } else {
-    keys = createLocalJWKSet(options.jwks);
+    const found = localSets.get(options.jwks);
+    keys = found ?? createLocalJWKSet(options.jwks);
+    if (!found) localSets.set(options.jwks, keys);
   }
   const { payload } = await jwtVerify(token, keys, {
     algorithms: ['EdDSA'],
