@@ -28,7 +28,7 @@ function parseRoutes(raw) {
 function problem(status, code, detail, extra = {}) {
   const body = {
     type: `https://tessera.dev/problems/${code}`,
-    title: status === 401 ? 'Unauthorized' : 'Forbidden',
+    title: { 401: 'Unauthorized', 403: 'Forbidden' }[status] ?? 'Service Unavailable',
     status,
     code,
     detail,
@@ -67,7 +67,9 @@ function b64urlJson(s) {
   return JSON.parse(new TextDecoder().decode(b64urlBytes(s)));
 }
 
-async function fetchJwks(source) {
+let inflight = null;
+
+async function loadJwks(source) {
   const res = await fetch(source, { headers: { accept: 'application/json' } });
   if (!res.ok) throw new Error(`JWKS answered ${res.status}`);
   const body = await res.json();
@@ -79,13 +81,28 @@ async function fetchJwks(source) {
   jwksCache = { source, keys, fetchedAt: Date.now() };
 }
 
+/**
+ * One fetch at a time per isolate. When Tessera cannot be reached, the keys already held stay in use
+ * (their fetch time is reset so the next attempt waits a refetch interval); with none held it throws.
+ */
+async function fetchJwks(source) {
+  inflight ??= loadJwks(source).finally(() => {
+    inflight = null;
+  });
+  try {
+    await inflight;
+  } catch (err) {
+    if (jwksCache.source !== source || jwksCache.keys.size === 0) throw err;
+    jwksCache.fetchedAt = Date.now();
+  }
+}
+
 /** The key for `kid`: from the cache while fresh; refetched when stale, or on an unknown kid (throttled). */
 async function keyFor(env, kid) {
   const source = new URL('/.well-known/jwks.json', env.TESSERA_URL).toString();
   const maxAge = seconds(env.JWKS_MAX_AGE_SECONDS, DEFAULT_JWKS_MAX_AGE) * 1000;
   const refetchEvery = seconds(env.JWKS_REFETCH_SECONDS, DEFAULT_JWKS_REFETCH) * 1000;
-  const now = Date.now();
-  const age = now - jwksCache.fetchedAt;
+  const age = Date.now() - jwksCache.fetchedAt;
   if (jwksCache.source !== source || age >= maxAge) await fetchJwks(source);
   else if (!jwksCache.keys.has(kid) && age >= refetchEvery) await fetchJwks(source);
   const entry = jwksCache.keys.get(kid);
@@ -151,7 +168,7 @@ export default {
     try {
       claims = await verifyToken(env, token);
     } catch {
-      claims = null;
+      return problem(503, 'jwks_unavailable', 'The signing keys could not be fetched from Tessera.');
     }
     if (!claims)
       return problem(401, 'token_invalid', 'The entitlement token does not verify or has expired.');

@@ -15,6 +15,8 @@ let tessera: { base: string; close(): Promise<void> };
 let origin: Server;
 let originBase: string;
 let mf: Miniflare;
+const extra: Miniflare[] = [];
+const servers: Server[] = [];
 
 beforeAll(async () => {
   // Tessera's clock starts at the real time: workerd checks `exp` against its own clock.
@@ -50,7 +52,11 @@ beforeAll(async () => {
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()));
   originBase = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
 
-  mf = new Miniflare({
+  mf = new Miniflare(options());
+});
+
+function options() {
+  return {
     modules: true,
     scriptPath: workerPath,
     compatibilityDate: '2026-04-20',
@@ -67,11 +73,17 @@ beforeAll(async () => {
       JWKS_MAX_AGE_SECONDS: '1',
       JWKS_REFETCH_SECONDS: '0',
     },
-  });
-});
+  };
+}
 
 afterAll(async () => {
   await mf?.dispose();
+  for (const instance of extra) await instance.dispose();
+  for (const server of servers) {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+  origin?.closeAllConnections();
   if (origin) await new Promise<void>((r) => origin.close(() => r()));
   await tessera?.close();
   await app?.close();
@@ -88,8 +100,34 @@ async function issue(ttl = 300): Promise<string> {
   return res.body.token;
 }
 
-async function edge(path: string, headers: Record<string, string> = {}) {
-  const res = await mf.dispatchFetch(`http://edge.example${path}`, { headers });
+/** Another worker instance (its own isolate and JWKS cache) with some bindings changed; disposed after all. */
+function worker(changes: Record<string, string>): Miniflare {
+  const instance = new Miniflare({ ...options(), bindings: { ...options().bindings, ...changes } });
+  extra.push(instance);
+  return instance;
+}
+
+/** A JWKS relay in front of Tessera that can be turned off (answers 503). */
+async function jwksRelay(): Promise<{ base: string; down: boolean; hits: number }> {
+  const state = { base: '', down: false, hits: 0 };
+  const server = createServer(async (_req, res) => {
+    state.hits++;
+    if (state.down) {
+      res.writeHead(503).end();
+      return;
+    }
+    const upstream = await fetch(`${tessera.base}/.well-known/jwks.json`);
+    res.writeHead(upstream.status, { 'content-type': 'application/json' });
+    res.end(await upstream.text());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  servers.push(server);
+  state.base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return state;
+}
+
+async function edge(path: string, headers: Record<string, string> = {}, target: Miniflare = mf) {
+  const res = await target.dispatchFetch(`http://edge.example${path}`, { headers });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : null };
 }
@@ -138,6 +176,51 @@ describe('edge worker in workerd', () => {
     const old = await issue(60);
     clock.advance(3600_000);
     expect((await edge('/reports/q3', bearer(old))).status).toBe(401);
+  });
+
+  it('requires the configured audience', async () => {
+    const live = worker({ AUDIENCE: 'live' });
+    expect((await edge('/reports/q3', bearer(await issue()), live)).status).toBe(401);
+  });
+
+  it('keeps the keys it holds while Tessera is unreachable, and answers 503 holding none', async () => {
+    const jwks = await jwksRelay();
+    const relayed = worker({ TESSERA_URL: jwks.base });
+    const token = await issue();
+    expect((await edge('/reports/q3', bearer(token), relayed)).status).toBe(200);
+    jwks.down = true;
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await edge('/reports/q3', bearer(token), relayed)).status).toBe(200);
+    const cold = worker({ TESSERA_URL: jwks.base });
+    const res = await edge('/reports/q3', bearer(token), cold);
+    expect(res.status).toBe(503);
+    expect(res.body).toMatchObject({ code: 'jwks_unavailable' });
+  });
+
+  it('refetches the JWKS on an unknown kid at most once per JWKS_REFETCH_SECONDS', async () => {
+    const token = await issue();
+    const [h, p, sig] = token.split('.') as [string, string, string];
+    const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+    const unknownKid = (n: number) =>
+      `${Buffer.from(JSON.stringify({ ...header, kid: `nope-${n}` })).toString('base64url')}.${p}.${sig}`;
+
+    const jwks = await jwksRelay();
+    const throttled = worker({
+      TESSERA_URL: jwks.base,
+      JWKS_MAX_AGE_SECONDS: '300',
+      JWKS_REFETCH_SECONDS: '60',
+    });
+    expect((await edge('/reports/q3', bearer(token), throttled)).status).toBe(200);
+    for (let n = 0; n < 4; n++)
+      expect((await edge('/reports/q3', bearer(unknownKid(n)), throttled)).status).toBe(401);
+    expect(jwks.hits).toBe(1);
+
+    const eager = await jwksRelay();
+    const unthrottled = worker({ TESSERA_URL: eager.base, JWKS_MAX_AGE_SECONDS: '300' });
+    expect((await edge('/reports/q3', bearer(token), unthrottled)).status).toBe(200);
+    for (let n = 0; n < 4; n++)
+      expect((await edge('/reports/q3', bearer(unknownKid(n)), unthrottled)).status).toBe(401);
+    expect(eager.hits).toBe(5);
   });
 
   it('takes a rotated key after refetching, and refuses a key that left the JWKS', async () => {
