@@ -15,8 +15,6 @@
  * is AUDIT_CHECKPOINT_SECONDS old (see modules/audit/checkpoints.ts), and deletes the
  * idempotency records that expired by `now`, in batches (platform/idempotency.ts).
  */
-import { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { writeDueCheckpoints } from '../modules/audit/checkpoints.ts';
 import { DEFAULT_SETTINGS } from '../modules/settings/repo.ts';
@@ -25,6 +23,7 @@ import type { Actor, AppDeps } from '../platform/context.ts';
 import { systemContext, withTransaction } from '../platform/context.ts';
 import type { Db } from '../platform/db.ts';
 import { purgeExpiredIdempotencyKeys } from '../platform/idempotency.ts';
+import { PeriodicJob } from './periodic-job.ts';
 
 export const SCHEDULER_ACTOR: Actor = { type: 'system', id: null, name: 'scheduler' };
 const QUEUE = 'scheduler';
@@ -186,85 +185,42 @@ async function writeAuditCheckpoints(deps: AppDeps, now: Date): Promise<number> 
 }
 
 export class Scheduler {
-  private timer: NodeJS.Timeout | null = null;
-  private current: Promise<unknown> | null = null;
-  private running = false;
-  private queue: Queue | null = null;
-  private worker: Worker | null = null;
-  private connections: Redis[] = [];
+  private readonly job: PeriodicJob;
 
   constructor(
     private readonly deps: AppDeps,
     private readonly options: SchedulerOptions = {},
-  ) {}
+  ) {
+    this.job = new PeriodicJob(
+      deps.config,
+      deps.logger,
+      {
+        queue: QUEUE,
+        schedulerId: JOB_SCHEDULER_ID,
+        jobName: 'run',
+        intervalMs: options.intervalMs ?? 5_000,
+        firstRunMs: 0,
+        label: 'scheduler run',
+      },
+      () => this.runOnce(),
+    );
+  }
 
   /** One pass now (tests call this with a frozen clock). */
   runOnce(now: Date = this.deps.clock.now()): Promise<SchedulerRun> {
     return runDueTransitions(this.deps, now, this.options);
   }
 
-  async start(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    const url = this.deps.config.redisUrl;
-    if (url) await this.startQueue(url);
-    else this.schedule(0);
+  start(): Promise<void> {
+    return this.job.start();
   }
 
   /** Sets the job scheduler up again (Redis lost its data, and the scheduler with it). */
-  async renew(): Promise<void> {
-    await this.queue?.upsertJobScheduler(
-      JOB_SCHEDULER_ID,
-      { every: this.intervalMs },
-      { name: 'run', opts: { removeOnComplete: true, removeOnFail: 100 } },
-    );
+  renew(): Promise<void> {
+    return this.job.renew();
   }
 
-  async stop(): Promise<void> {
-    this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.current;
-    await this.worker?.close();
-    await this.queue?.close();
-    for (const connection of this.connections) connection.disconnect();
-    this.worker = null;
-    this.queue = null;
-    this.connections = [];
-  }
-
-  private get intervalMs(): number {
-    return this.options.intervalMs ?? 5_000;
-  }
-
-  private schedule(delay: number): void {
-    this.timer = setTimeout(() => {
-      this.current = this.runOnce()
-        .catch((err) => this.deps.logger.error({ err }, 'scheduler run failed'))
-        .finally(() => {
-          this.current = null;
-          if (this.running) this.schedule(this.intervalMs);
-        });
-    }, delay);
-  }
-
-  /** BullMQ wants connections of its own that retry forever (`maxRetriesPerRequest: null`). */
-  private async startQueue(url: string): Promise<void> {
-    // BullMQ joins its prefix and the queue name with ':' and refuses ':' in names.
-    const prefix = this.deps.config.redisPrefix.replace(/:+$/, '') || 'tessera';
-    const connect = () => {
-      const connection = new Redis(url, { maxRetriesPerRequest: null });
-      this.connections.push(connection);
-      return connection;
-    };
-    this.queue = new Queue(QUEUE, { connection: connect(), prefix });
-    await this.renew();
-    this.worker = new Worker(QUEUE, async () => this.runOnce(), {
-      connection: connect(),
-      prefix,
-      concurrency: 1,
-    });
-    this.worker.on('error', (err) => this.deps.logger.error({ err }, 'scheduler worker error'));
-    this.worker.on('failed', (_job, err) => this.deps.logger.error({ err }, 'scheduler job failed'));
+  stop(): Promise<void> {
+    return this.job.stop();
   }
 }
