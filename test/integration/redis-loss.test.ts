@@ -112,6 +112,9 @@ describe.skipIf(!services.redis)('usage counters when Redis loses its data', () 
     });
     expect((await check(nodeB, 20)).body).toMatchObject({ allowed: false, used: 90 });
     expect((await usage(nodeA, 10)).body).toMatchObject({ accepted: true, used: 100 });
+    // Node B's cached reading is dropped by Redis's invalidation message, which arrives on its own
+    // connection a moment after node A's write.
+    await until(2000, async () => (await check(nodeB, 1)).body.used === 100, 'node B sees 100');
     expect((await check(nodeB, 1)).body).toMatchObject({ allowed: false, used: 100 });
     await nodeA.runtime.metering.flush();
     expect((await ledgerSum(s)).counted).toBe(100);
