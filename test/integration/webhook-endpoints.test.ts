@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { urlProblem } from '../../src/modules/webhooks/url-rules.ts';
+import { addressProblem, urlProblem } from '../../src/modules/webhooks/url-rules.ts';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { createTestApp, type TestApp } from '../helpers/harness.ts';
 import { expectAdminOnly } from '../helpers/security.ts';
@@ -113,6 +113,11 @@ describe('registration', () => {
     expect(urlProblem('http://127.0.0.1:8080/hook', true)).toBeNull();
     expect(urlProblem('http://10.0.0.1/hook', true)).not.toBeNull();
     expect(urlProblem('https://hooks.example.com/tessera', false)).toBeNull();
+    // What a host name resolves to is checked at delivery, IPv4-mapped IPv6 included.
+    expect(addressProblem('::ffff:10.0.0.1', true)).not.toBeNull();
+    expect(addressProblem('::ffff:127.0.0.1', false)).not.toBeNull();
+    expect(addressProblem('fd00::1', true)).not.toBeNull();
+    expect(addressProblem('93.184.216.34', false)).toBeNull();
   });
 
   it('answers the secret once, not cached, and never again', async () => {
@@ -237,5 +242,43 @@ describe('delivery', () => {
     expect(log.body.data.length).toBe(events.length);
     expect(log.body.data.every((d) => d.status === 'delivered' && d.last_status === 204)).toBe(true);
     expect(Math.max(...log.body.data.map((d) => d.attempts))).toBeGreaterThan(1);
+  });
+
+  it('retries for at least 24 hours, then marks the delivery failed', async () => {
+    const r = await receiver();
+    const endpoint = await register(r.url, ['entitlements.updated']);
+    r.failures = 1_000;
+    expect((await app.json('PUT', '/v1/customers/gone', {})).status).toBe(201);
+    const res = await app.json('POST', '/v1/customers/gone/overrides', {
+      feature: 'sso',
+      enabled: true,
+      reason: 'trial',
+    });
+    expect(res.status).toBe(201);
+    await app.runtime.dispatcher.drain();
+    const start = clock.now().getTime();
+    const attemptTimes: number[] = [];
+    const log = () =>
+      app.json<{ data: Array<{ status: string; attempts: number; next_attempt_at: string | null }> }>(
+        'GET',
+        `/v1/webhook-endpoints/${endpoint.body.id}/deliveries`,
+      );
+    for (let i = 0; i < 200; i++) {
+      const before = r.failures;
+      await app.runtime.webhooks.drain();
+      if (r.failures < before) attemptTimes.push(clock.now().getTime() - start);
+      const rows = (await log()).body.data;
+      if (rows.every((d) => d.status !== 'pending')) break;
+      clock.advance(15 * 60_000);
+    }
+    const rows = (await log()).body.data;
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.every((d) => d.status === 'failed')).toBe(true);
+    expect(Math.max(...attemptTimes)).toBeGreaterThanOrEqual(24 * 3600_000);
+    // Backoff: the gaps grow and never exceed an hour (plus the 15-minute step of this loop).
+    const gaps = attemptTimes.slice(1).map((t, i) => t - attemptTimes[i]!);
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(3600_000 + 15 * 60_000);
+    expect(r.received).toEqual([]);
+    r.failures = 0;
   });
 });

@@ -25,11 +25,16 @@ function unmapped(address: string): string {
   return m?.[1] ?? address;
 }
 
+function isLoopbackAddress(raw: string): boolean {
+  const address = unmapped(raw);
+  return loopback.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
+}
+
 /** Why an address may not receive webhooks, or null when it may. */
 export function addressProblem(raw: string, allowLoopback: boolean): string | null {
   const address = unmapped(raw);
   const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-  if (loopback.check(address, family))
+  if (isLoopbackAddress(address))
     return allowLoopback ? null : 'loopback addresses are refused (TESSERA_WEBHOOKS_ALLOW_LOOPBACK is off)';
   if (refused.check(address, family)) return 'private and link-local addresses are refused';
   return null;
