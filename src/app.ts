@@ -11,6 +11,7 @@ import { registerOverrideRoutes } from './modules/overrides/routes.ts';
 import { registerSettingsRoutes } from './modules/settings/routes.ts';
 import { registerSubscriptionRoutes } from './modules/subscriptions/routes.ts';
 import { registerJwksRoute, registerTokenRoutes } from './modules/tokens/routes.ts';
+import { registerWebhookRoutes } from './modules/webhooks/routes.ts';
 import { ApiKeyResolver, authenticate } from './platform/auth.ts';
 import { AuthBrake } from './platform/auth-brake.ts';
 import type { AppDeps } from './platform/context.ts';
@@ -103,6 +104,7 @@ export function createApp(deps: AppDeps) {
   registerSubscriptionRoutes(app);
   registerAuditRoutes(app);
   registerTokenRoutes(app);
+  registerWebhookRoutes(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http',

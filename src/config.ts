@@ -72,6 +72,11 @@ const EnvSchema = z.object({
     .enum(['true', 'false', '1', '0'])
     .default('true')
     .transform((v) => v === 'true' || v === '1'),
+  /** Accept webhook endpoints on plain http to a loopback address (tests, local development only). */
+  TESSERA_WEBHOOKS_ALLOW_LOOPBACK: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
   /** Browser origins allowed by CORS, comma-separated (`*` for any); unset: no CORS headers. */
   TESSERA_CORS_ORIGINS: z
     .string()
@@ -126,6 +131,7 @@ export type Config = {
   authFailureWindowSeconds: number;
   trustProxy: boolean;
   fastPath: boolean;
+  webhooksAllowLoopback: boolean;
   corsOrigins: string[];
   metricsToken: string | undefined;
 };
@@ -176,6 +182,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authFailureWindowSeconds: e.TESSERA_AUTH_FAILURE_WINDOW_SECONDS,
     trustProxy: e.TESSERA_TRUST_PROXY,
     fastPath: e.TESSERA_FAST_PATH,
+    webhooksAllowLoopback: e.TESSERA_WEBHOOKS_ALLOW_LOOPBACK,
     corsOrigins: e.TESSERA_CORS_ORIGINS ?? [],
     metricsToken: e.TESSERA_METRICS_TOKEN,
   };

@@ -13,6 +13,7 @@ import type { MeteringTables } from './modules/metering/tables.ts';
 import type { OverrideTables } from './modules/overrides/tables.ts';
 import type { SubscriptionTables } from './modules/subscriptions/tables.ts';
 import type { TokenTables } from './modules/tokens/tables.ts';
+import type { WebhookTables } from './modules/webhooks/tables.ts';
 
 declare module './platform/db-types.ts' {
   interface DB
@@ -22,5 +23,6 @@ declare module './platform/db-types.ts' {
       MeteringTables,
       OverrideTables,
       SubscriptionTables,
-      TokenTables {}
+      TokenTables,
+      WebhookTables {}
 }

@@ -8,6 +8,7 @@ import { DecisionEngine } from './modules/entitlements/engine.ts';
 import { InvalidationBus } from './modules/entitlements/invalidation.ts';
 import { Metering } from './modules/metering/metering.ts';
 import { endCustomerSubscriptions } from './modules/subscriptions/service.ts';
+import { fanOutWebhooks, WebhookDeliveryWorker } from './modules/webhooks/service.ts';
 import { type Clock, systemClock } from './platform/clock.ts';
 import type { AppDeps, PlatformDeps } from './platform/context.ts';
 import { type Database, openDatabase } from './platform/db.ts';
@@ -42,6 +43,8 @@ export interface Runtime {
   /** Authentication failures per client address (the app and the fast path share it). */
   authBrake: ReturnType<typeof createApp>['authBrake'];
   dispatcher: OutboxDispatcher;
+  /** Sends webhook deliveries (runOnce in tests). */
+  webhooks: WebhookDeliveryWorker;
   /** Persists due subscription transitions; started only with workers, `runOnce()` always works. */
   scheduler: Scheduler;
   /** Usage counters (Redis or Postgres), the ledger flusher and the reservation sweeper. */
@@ -112,6 +115,8 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   const invalidation = new InvalidationBus(cache, redis, `${config.redisPrefix}invalidate`, logger);
   await invalidation.start();
   invalidation.register(dispatcher);
+  dispatcher.on('*', (event) => fanOutWebhooks(deps, event));
+  const webhooks = new WebhookDeliveryWorker(() => deps);
   deps.commitListeners.push(invalidation.onCommit);
   deps.commitListeners.push(({ topics }) => {
     if (topics.length > 0) dispatcher.poke();
@@ -124,6 +129,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   const workers = options.workers ?? config.runWorkers;
   if (workers) {
     dispatcher.start();
+    webhooks.start();
     await scheduler.start();
     await stripeUsage.start();
     await stripeEvents.start();
@@ -144,6 +150,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     resolver,
     authBrake,
     dispatcher,
+    webhooks,
     scheduler,
     metering,
     stripeUsage,
@@ -156,6 +163,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
       await stripeUsage.stop();
       await scheduler.stop();
       await dispatcher.stop();
+      await webhooks.stop();
       await invalidation.stop();
       metering.stop();
       if (redis) redis.disconnect();
