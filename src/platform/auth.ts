@@ -194,7 +194,7 @@ export function authenticate(
 }
 
 /** An email or an id: 1-254 visible characters, no whitespace or control characters. */
-const PERSON_PATTERN = /^[A-Za-z0-9._%+\-@:/]{1,254}$/;
+export const PERSON_PATTERN = /^[A-Za-z0-9._%+\-@:/]{1,254}$/;
 
 /** The `Tessera-Actor` header: the person an admin call acts for, or undefined when not sent. */
 export function personOf(header: string | undefined): string | undefined {
