@@ -18,6 +18,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
     .createTable('approval_policies')
     .addColumn('id', 'text', (c) => c.primaryKey())
+    // Creation order, exact even for policies made in the same millisecond.
+    .addColumn('seq', 'bigserial', (c) => c.notNull())
     .addColumn('environment', 'text', (c) => c.notNull().references('environments.id'))
     .addColumn('name', 'text', (c) => c.notNull())
     .addColumn('kinds', 'jsonb', (c) => c.notNull())
@@ -27,9 +29,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', 'timestamptz', (c) => c.notNull())
     .execute();
   // "The first policy (oldest) that matches" reads policies in this order.
-  await sql`CREATE INDEX approval_policies_order ON approval_policies (environment, created_at, id)`.execute(
-    db,
-  );
+  await sql`CREATE INDEX approval_policies_order ON approval_policies (environment, seq)`.execute(db);
   await db.schema
     .createTable('access_requests')
     .addColumn('id', 'text', (c) => c.primaryKey())

@@ -56,6 +56,7 @@ beforeAll(async () => {
     { key: 'audit_log', name: 'Audit log', type: 'boolean' },
     { key: 'exports', name: 'Exports', type: 'boolean' },
     { key: 'api_calls', name: 'API calls', type: 'metered' },
+    { key: 'priority_support', name: 'Priority support', type: 'boolean' },
   ]) {
     expect((await app.json('POST', '/v1/features', f)).status).toBe(201);
   }
@@ -84,6 +85,12 @@ beforeAll(async () => {
           escalate_to: ['vp@vendor.com'],
         },
       ],
+    },
+    {
+      name: 'Priority support: finance within a day',
+      kinds: ['override'],
+      features: ['priority_support'],
+      stages: [{ approvers: ['group:finance'], timeout_hours: 24, on_timeout: 'deny' }],
     },
   ];
   for (const p of policies) expect((await app.json('POST', '/v1/approval-policies', p)).status).toBe(201);
@@ -180,6 +187,57 @@ describe('access requests', () => {
     expect(JSON.stringify(ents.body.entitlements.find((e) => e.feature === 'sso'))).toContain(endsAt);
     clock.advance(4 * HOUR + 1);
     expect(await check('initech', 'sso')).toBe(false);
+  });
+
+  it('records a denial with its comment and applies nothing', async () => {
+    const res = await request('bob@vendor.com', {
+      customer_id: 'umbrella',
+      kind: 'override',
+      change: { feature: 'audit_log', enabled: true, reason: 'x' },
+      justification: 'nice to have',
+    });
+    const denied = await decide(res.body.id, 'deny', 'mallory@vendor.com', 'not needed');
+    expect(denied.body).toMatchObject({
+      status: 'denied',
+      decisions: [{ decision: 'denied', comment: 'not needed' }],
+    });
+    expect(denied.body.applied).toBeUndefined();
+    expect(await check('umbrella', 'audit_log')).toBe(false);
+  });
+
+  it('expires a request whose stage times out with on_timeout deny', async () => {
+    const res = await request('bob@vendor.com', {
+      customer_id: 'globex',
+      kind: 'override',
+      change: { feature: 'priority_support', enabled: true, reason: 'x' },
+      justification: 'escalation',
+    });
+    clock.advance(23 * HOUR);
+    expect((await runDueTransitions(app.runtime.deps)).accessRequestsSettled).toBe(0);
+    clock.advance(HOUR);
+    expect((await runDueTransitions(app.runtime.deps)).accessRequestsSettled).toBe(1);
+    const read = await app.json<Req>('GET', `/v1/access-requests/${res.body.id}`);
+    expect(read.body).toMatchObject({ status: 'expired', decisions: [{ decision: 'timed_out' }] });
+    expect((await decide(res.body.id, 'approve', 'carol@vendor.com')).status).toBe(409);
+    expect(await check('globex', 'priority_support')).toBe(false);
+  });
+
+  it('applies an approved credit grant through the two-stage policy', async () => {
+    const policies = await app.json<{ data: Array<{ id: string; name: string }> }>(
+      'GET',
+      '/v1/approval-policies',
+    );
+    const res = await request('bob@vendor.com', {
+      customer_id: 'acme',
+      kind: 'grant',
+      change: { feature: 'api_calls', amount: 100, reason: 'x' },
+      justification: 'load test',
+    });
+    expect(res.body.policy_id).toBe(policies.body.data[1]?.id);
+    const approved = await decide(res.body.id, 'approve', 'mallory@vendor.com');
+    expect(approved.body.stage).toBe(1);
+    const grant = await decide(res.body.id, 'approve', 'carol@vendor.com');
+    expect(grant.body).toMatchObject({ status: 'applied', applied: { kind: 'grant', expires_at: null } });
   });
 
   it('refuses bad requests: no person, no policy, a bad change', async () => {

@@ -66,8 +66,7 @@ export async function listApprovalPolicies(ctx: Ctx): Promise<PolicyResource[]> 
     .selectFrom('approval_policies')
     .selectAll()
     .where('environment', '=', ctx.environment)
-    .orderBy('created_at')
-    .orderBy('id')
+    .orderBy('seq')
     .execute();
   return rows.map(toPolicy);
 }
@@ -98,8 +97,7 @@ export async function governingPolicy(
     .selectFrom('approval_policies')
     .selectAll()
     .where('environment', '=', environment)
-    .orderBy('created_at')
-    .orderBy('id')
+    .orderBy('seq')
     .execute();
   const row = rows.find(
     (r) => r.kinds.includes(kind) && (r.features === null || r.features.includes(subject)),

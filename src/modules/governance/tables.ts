@@ -1,3 +1,4 @@
+import type { ColumnType } from 'kysely';
 import type { CreatedAt, Json, NullableJson, NullableTimestamp, Timestamp } from '../../platform/db-types.ts';
 
 export interface ActorGroupsTable {
@@ -11,6 +12,8 @@ export interface ActorGroupsTable {
 
 export interface ApprovalPoliciesTable {
   id: string;
+  /** Creation order (bigserial, read as a string): the oldest matching policy governs. */
+  seq: ColumnType<string, never, never>;
   environment: string;
   name: string;
   kinds: Json<string[]>;
