@@ -6,6 +6,7 @@ import { registerBillingRoutes } from './modules/billing/routes.ts';
 import { registerCatalogRoutes } from './modules/catalog/routes.ts';
 import { registerCustomerRoutes } from './modules/customers/routes.ts';
 import { registerEntitlementRoutes } from './modules/entitlements/routes.ts';
+import { registerGovernanceRoutes } from './modules/governance/routes.ts';
 import { registerMeteringRoutes } from './modules/metering/routes.ts';
 import { registerOverrideRoutes } from './modules/overrides/routes.ts';
 import { registerSettingsRoutes } from './modules/settings/routes.ts';
@@ -103,6 +104,7 @@ export function createApp(deps: AppDeps) {
   registerBillingRoutes(app);
   registerSubscriptionRoutes(app);
   registerAuditRoutes(app);
+  registerGovernanceRoutes(app);
   registerTokenRoutes(app);
   registerWebhookRoutes(app);
 

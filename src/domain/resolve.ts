@@ -26,6 +26,7 @@ import type {
 import type {
   CreditGrant,
   CustomerSnapshot,
+  EntitlementSource,
   Feature,
   MeteredEntitlement,
   Override,
@@ -239,7 +240,11 @@ function creditOf(
     balances,
     sources: effective
       .filter((g) => balanceOf(g, balances) > 0)
-      .map((g) => ({ kind: 'grant' as const, id: g.id })),
+      .map((g): EntitlementSource => {
+        const source: EntitlementSource = { kind: 'grant', id: g.id };
+        if (g.expiresAt !== null) source.ends_at = g.expiresAt.toISOString();
+        return source;
+      }),
   };
 }
 
@@ -265,7 +270,9 @@ function entriesOf({ feature, ranked }: Layered): Entry[] {
 }
 
 function overrideLayer(o: Override) {
-  return { source: { kind: 'override' as const, id: o.id }, condition: o.condition };
+  const source: EntitlementSource = { kind: 'override', id: o.id };
+  if (o.expiresAt !== null) source.ends_at = o.expiresAt.toISOString();
+  return { source, condition: o.condition };
 }
 
 function entryLayer(holding: Holding, entry: PlanEntitlement) {

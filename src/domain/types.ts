@@ -175,4 +175,6 @@ export type SourceKind = 'plan' | 'addon' | 'override' | 'grant';
 export interface EntitlementSource {
   kind: SourceKind;
   id: string;
+  /** When a time-boxed exception (override or credit grant) ends by itself; ISO 8601, as served. */
+  ends_at?: string;
 }

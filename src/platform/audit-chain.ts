@@ -50,6 +50,11 @@ export interface Actor {
   type: 'api_key' | 'system' | 'stripe';
   id: string | null;
   name: string | null;
+  /**
+   * The person an API key acted for (`Tessera-Actor`), beside the key. Absent when none was named,
+   * so events written before the header existed hash exactly as they did.
+   */
+  person?: string;
 }
 
 export interface AuditEntry {

@@ -5,7 +5,7 @@ import { type AuthBrake, clientAddress, socketAddressOf } from './auth-brake.ts'
 import type { Clock } from './clock.ts';
 import type { Scope } from './context.ts';
 import type { Db } from './db.ts';
-import { problem, Unauthorized } from './errors.ts';
+import { problem, Unauthorized, ValidationFailed } from './errors.ts';
 import type { AppEnv } from './http.ts';
 import { randomToken } from './ids.ts';
 
@@ -180,13 +180,30 @@ export function authenticate(
       brake.fail(address);
       throw new Unauthorized('The API key is not valid or has been revoked');
     }
+    const person = personOf(c.req.header('tessera-actor'));
     c.set('ctx', {
       deps: c.get('deps'),
       environment: key.environment,
-      actor: key.actor,
+      // The key's id stays the actor's id (idempotency ownership); the person rides beside it.
+      actor: person === undefined ? key.actor : { ...key.actor, person },
       scopes: key.scopes,
       requestId: c.get('requestId'),
     });
     await next();
   };
+}
+
+/** An email or an id: 1-254 visible characters, no whitespace or control characters. */
+export const PERSON_PATTERN = /^[A-Za-z0-9._%+\-@:/]{1,254}$/;
+
+/** The `Tessera-Actor` header: the person an admin call acts for, or undefined when not sent. */
+export function personOf(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  if (PERSON_PATTERN.test(header)) return header;
+  throw new ValidationFailed([
+    {
+      path: 'Tessera-Actor',
+      message: 'must be an email or id of 1-254 characters (letters, digits and . _ % + - @ : /)',
+    },
+  ]);
 }

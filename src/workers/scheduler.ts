@@ -17,6 +17,7 @@
  */
 import { sql } from 'kysely';
 import { writeDueCheckpoints } from '../modules/audit/checkpoints.ts';
+import { settleTimedOutRequests } from '../modules/governance/access-requests.ts';
 import { DEFAULT_SETTINGS } from '../modules/settings/repo.ts';
 import { catchUpRow } from '../modules/subscriptions/catch-up.ts';
 import type { Actor, AppDeps } from '../platform/context.ts';
@@ -46,6 +47,8 @@ export interface SchedulerRun {
   checkpoints: number;
   /** Idempotency records deleted because they expired by `now`. */
   idempotencyKeysPurged: number;
+  /** Pending access requests whose stage timed out by `now`: denied (expired) or escalated. */
+  accessRequestsSettled: number;
 }
 
 interface Candidate {
@@ -131,7 +134,14 @@ export async function runDueTransitions(
   const batchSize = options.batchSize ?? 200;
   // Transactions take their `now` from the clock: pin it to the instant this run is for.
   const pinned: AppDeps = { ...deps, clock: { now: () => new Date(now) } };
-  const run: SchedulerRun = { updated: 0, skipped: 0, failed: 0, checkpoints: 0, idempotencyKeysPurged: 0 };
+  const run: SchedulerRun = {
+    updated: 0,
+    skipped: 0,
+    failed: 0,
+    checkpoints: 0,
+    idempotencyKeysPurged: 0,
+    accessRequestsSettled: 0,
+  };
   for (let round = 0; round < 50; round++) {
     const candidates = await dueCandidates(deps.db, now, batchSize);
     let progress = 0;
@@ -154,7 +164,17 @@ export async function runDueTransitions(
   if (run.updated > 0) deps.logger.info(run, 'scheduler persisted due subscription transitions');
   run.checkpoints = await writeAuditCheckpoints(deps, now);
   run.idempotencyKeysPurged = await purgeIdempotencyKeys(deps, now);
+  run.accessRequestsSettled = await settleAccessRequests(pinned);
   return run;
+}
+
+async function settleAccessRequests(deps: AppDeps): Promise<number> {
+  try {
+    return await settleTimedOutRequests(deps, SCHEDULER_ACTOR);
+  } catch (err) {
+    deps.logger.error({ err }, 'scheduler could not settle timed-out access requests');
+    return 0;
+  }
 }
 
 async function purgeIdempotencyKeys(deps: AppDeps, now: Date): Promise<number> {

@@ -36,6 +36,7 @@ function baseQuery(db: Executor, environment: string, filter: AuditFilter) {
         eb(sql`actor->>'id'`, '=', actor),
         eb(sql`actor->>'type'`, '=', actor),
         eb(sql`actor->>'name'`, '=', actor),
+        eb(sql`actor->>'person'`, '=', actor),
       ]),
     );
   }

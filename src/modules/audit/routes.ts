@@ -17,6 +17,7 @@ const AuditEventSchema = z
       type: z.enum(['api_key', 'system', 'stripe']),
       id: z.string().nullable(),
       name: z.string().nullable(),
+      person: z.string().optional().openapi({ description: 'The person the key acted for (Tessera-Actor)' }),
     }),
     action: z.string().openapi({ example: 'plan.created' }),
     target: z.object({ type: z.string(), id: z.string() }),
@@ -36,7 +37,7 @@ const FilterQuery = z.object({
     .string()
     .max(255)
     .optional()
-    .openapi({ description: 'API key id or name, or `system` / `stripe`' }),
+    .openapi({ description: 'API key id or name, the person it acted for, or `system` / `stripe`' }),
   action: z
     .string()
     .max(100)

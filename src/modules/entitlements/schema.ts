@@ -27,7 +27,14 @@ export const CheckBody = z
   .openapi('CheckRequest');
 
 const SourceSchema = z
-  .object({ kind: z.enum(['plan', 'addon', 'override', 'grant']), id: z.string() })
+  .object({
+    kind: z.enum(['plan', 'addon', 'override', 'grant']),
+    id: z.string(),
+    ends_at: z
+      .string()
+      .optional()
+      .openapi({ description: 'When a time-boxed override or grant ends by itself' }),
+  })
   .openapi('EntitlementSource');
 
 export const ReasonSchema = z.enum([
