@@ -193,3 +193,83 @@ export function stripeEvent(type: string, object: unknown, created: number, id?:
     type,
   } as unknown as Stripe.Event;
 }
+
+/**
+ * One Stripe-driven lifecycle of Stripe subscription `sub_<n>` (customer `cus_<n>`) around `s0`
+ * (seconds), in order, as [label, event]: created on `price_basic`, upgraded to `price_pro`, a
+ * payment failing, past due, the invoice paid, recovered, cancel at period end, deleted; optionally
+ * opened by a completed Checkout Session and with `invoice.payment_succeeded` after the payment.
+ */
+export function stripeLifecycle(
+  n: string,
+  s0: number,
+  options: { checkout?: boolean; paymentSucceeded?: boolean } = {},
+): Array<[string, Stripe.Event]> {
+  const DAY = 86_400;
+  const base = s0 - 3600;
+  const period: [number, number] = [s0 - DAY, s0 + 29 * DAY];
+  const sub = (over: Partial<Parameters<typeof stripeSubscription>[0]>) =>
+    stripeSubscription({
+      id: `sub_${n}`,
+      customer: `cus_${n}`,
+      status: 'active',
+      items: [{ id: `si_${n}`, price: 'price_basic' }],
+      period,
+      startDate: period[0],
+      ...over,
+    });
+  const pro = [{ id: `si_${n}`, price: 'price_pro', lookupKey: 'pro_monthly' }];
+  const invoice = (status: 'open' | 'paid', created: number) =>
+    stripeInvoice({
+      id: `in_${n}`,
+      customer: `cus_${n}`,
+      subscription: `sub_${n}`,
+      status,
+      created,
+      paidAt: status === 'paid' ? base + 400 : null,
+    });
+  const steps: Array<[string, Stripe.Event]> = [
+    ['created', stripeEvent('customer.subscription.created', sub({}), base + 100)],
+    ['upgraded', stripeEvent('customer.subscription.updated', sub({ items: pro }), base + 200)],
+    ['payment failed', stripeEvent('invoice.payment_failed', invoice('open', base + 300), base + 300)],
+    [
+      'past due',
+      stripeEvent('customer.subscription.updated', sub({ items: pro, status: 'past_due' }), base + 300),
+    ],
+    ['invoice paid', stripeEvent('invoice.paid', invoice('paid', base + 300), base + 400)],
+    ['recovered', stripeEvent('customer.subscription.updated', sub({ items: pro }), base + 400)],
+    [
+      'cancel at period end',
+      stripeEvent(
+        'customer.subscription.updated',
+        sub({ items: pro, cancelAtPeriodEnd: true, canceledAt: base + 500 }),
+        base + 500,
+      ),
+    ],
+    [
+      'deleted',
+      stripeEvent(
+        'customer.subscription.deleted',
+        sub({ items: pro, status: 'canceled', canceledAt: base + 500, endedAt: base + 600 }),
+        base + 600,
+      ),
+    ],
+  ];
+  if (options.paymentSucceeded) {
+    const paid = steps.findIndex(([label]) => label === 'invoice paid');
+    steps.splice(paid + 1, 0, [
+      'payment succeeded',
+      stripeEvent('invoice.payment_succeeded', invoice('paid', base + 300), base + 400),
+    ]);
+  }
+  if (options.checkout) {
+    const checkout = checkoutSession({
+      id: `cs_${n}`,
+      customer: `cus_${n}`,
+      subscription: `sub_${n}`,
+      clientReferenceId: `c_${n}`,
+    });
+    steps.unshift(['checkout completed', stripeEvent('checkout.session.completed', checkout, base)]);
+  }
+  return steps;
+}

@@ -79,6 +79,7 @@ describe.skipIf(!services.redis)('usage counters when Redis loses its data', () 
     // In the ledger (events not yet flushed when Redis loses its data are lost with it).
     await nodeA.runtime.metering.flush();
 
+    // `admin` talks to this suite's own redis-server (startOwnRedis above), never the shared one.
     await admin.flushdb();
     // As if another node were rebuilding: nobody here may rebuild until the lock goes.
     await admin.set(`${prefix}u:rebuilding`, 'another node', 'PX', 60_000);

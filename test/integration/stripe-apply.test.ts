@@ -13,6 +13,7 @@ import {
   stripeCustomer,
   stripeEvent,
   stripeInvoice,
+  stripeLifecycle,
   stripeSubscription,
 } from '../helpers/stripe-events.ts';
 
@@ -94,59 +95,7 @@ async function finalState(customerId: string): Promise<Body[]> {
   return (await subscriptionsOf(customerId)).map(({ id: _id, customer_id: _c, stripe: _s, ...rest }) => rest);
 }
 
-/** One Stripe-driven lifecycle for Stripe subscription `n`, in order, as [label, event]. */
-function lifecycle(n: string): Array<[string, Stripe.Event]> {
-  const base = S0 - 3600;
-  const period: [number, number] = [S0 - DAY, S0 + 29 * DAY];
-  const sub = (over: Partial<Parameters<typeof stripeSubscription>[0]>) =>
-    stripeSubscription({
-      id: `sub_${n}`,
-      customer: `cus_${n}`,
-      status: 'active',
-      items: [{ id: `si_${n}`, price: 'price_basic' }],
-      period,
-      startDate: period[0],
-      ...over,
-    });
-  const pro = [{ id: `si_${n}`, price: 'price_pro', lookupKey: 'pro_monthly' }];
-  const invoice = (status: 'open' | 'paid', created: number) =>
-    stripeInvoice({
-      id: `in_${n}`,
-      customer: `cus_${n}`,
-      subscription: `sub_${n}`,
-      status,
-      created,
-      paidAt: status === 'paid' ? base + 400 : null,
-    });
-  return [
-    ['created', stripeEvent('customer.subscription.created', sub({}), base + 100)],
-    ['upgraded', stripeEvent('customer.subscription.updated', sub({ items: pro }), base + 200)],
-    ['payment failed', stripeEvent('invoice.payment_failed', invoice('open', base + 300), base + 300)],
-    [
-      'past due',
-      stripeEvent('customer.subscription.updated', sub({ items: pro, status: 'past_due' }), base + 300),
-    ],
-    ['invoice paid', stripeEvent('invoice.paid', invoice('paid', base + 300), base + 400)],
-    ['payment succeeded', stripeEvent('invoice.payment_succeeded', invoice('paid', base + 300), base + 400)],
-    ['recovered', stripeEvent('customer.subscription.updated', sub({ items: pro }), base + 400)],
-    [
-      'cancel at period end',
-      stripeEvent(
-        'customer.subscription.updated',
-        sub({ items: pro, cancelAtPeriodEnd: true, canceledAt: base + 500 }),
-        base + 500,
-      ),
-    ],
-    [
-      'deleted',
-      stripeEvent(
-        'customer.subscription.deleted',
-        sub({ items: pro, status: 'canceled', canceledAt: base + 500, endedAt: base + 600 }),
-        base + 600,
-      ),
-    ],
-  ];
-}
+const lifecycle = (n: string) => stripeLifecycle(n, S0, { paymentSucceeded: true });
 
 async function linkedCustomer(n: string): Promise<string> {
   const res = await app.json('PUT', `/v1/customers/c_${n}`, { stripe_customer_id: `cus_${n}` });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { type FakeStripe, startFakeStripe } from '../helpers/fake-stripe.ts';
 import { createTestApp, type TestApp } from '../helpers/harness.ts';
-import { checkoutSession, stripeEvent, stripeInvoice, stripeSubscription } from '../helpers/stripe-events.ts';
+import { stripeEvent, stripeLifecycle, stripeSubscription } from '../helpers/stripe-events.ts';
 import { signature } from '../helpers/stripe-webhook-events.ts';
 
 type Body = Record<string, unknown>;
@@ -70,65 +70,7 @@ async function subscriptionsOf(app: TestApp, customerId: string): Promise<Body[]
   return res.body.data;
 }
 
-/** One lifecycle of Stripe subscription `n`, in order, as [label, event]. */
-function lifecycle(n: string): Array<[string, Stripe.Event]> {
-  const base = S0 - 3600;
-  const period: [number, number] = [S0 - DAY, S0 + 29 * DAY];
-  const sub = (over: Partial<Parameters<typeof stripeSubscription>[0]>) =>
-    stripeSubscription({
-      id: `sub_${n}`,
-      customer: `cus_${n}`,
-      status: 'active',
-      items: [{ id: `si_${n}`, price: 'price_basic' }],
-      period,
-      startDate: period[0],
-      ...over,
-    });
-  const pro = [{ id: `si_${n}`, price: 'price_pro', lookupKey: 'pro_monthly' }];
-  const invoice = (status: 'open' | 'paid', created: number) =>
-    stripeInvoice({
-      id: `in_${n}`,
-      customer: `cus_${n}`,
-      subscription: `sub_${n}`,
-      status,
-      created,
-      paidAt: status === 'paid' ? base + 400 : null,
-    });
-  const checkout = checkoutSession({
-    id: `cs_${n}`,
-    customer: `cus_${n}`,
-    subscription: `sub_${n}`,
-    clientReferenceId: `c_${n}`,
-  });
-  return [
-    ['checkout completed', stripeEvent('checkout.session.completed', checkout, base)],
-    ['created', stripeEvent('customer.subscription.created', sub({}), base + 100)],
-    ['upgraded', stripeEvent('customer.subscription.updated', sub({ items: pro }), base + 200)],
-    ['payment failed', stripeEvent('invoice.payment_failed', invoice('open', base + 300), base + 300)],
-    [
-      'past due',
-      stripeEvent('customer.subscription.updated', sub({ items: pro, status: 'past_due' }), base + 300),
-    ],
-    ['invoice paid', stripeEvent('invoice.paid', invoice('paid', base + 300), base + 400)],
-    ['recovered', stripeEvent('customer.subscription.updated', sub({ items: pro }), base + 400)],
-    [
-      'cancel at period end',
-      stripeEvent(
-        'customer.subscription.updated',
-        sub({ items: pro, cancelAtPeriodEnd: true, canceledAt: base + 500 }),
-        base + 500,
-      ),
-    ],
-    [
-      'deleted',
-      stripeEvent(
-        'customer.subscription.deleted',
-        sub({ items: pro, status: 'canceled', canceledAt: base + 500, endedAt: base + 600 }),
-        base + 600,
-      ),
-    ],
-  ];
-}
+const lifecycle = (n: string) => stripeLifecycle(n, S0, { checkout: true });
 
 describe('a Stripe-driven lifecycle through the webhook route', () => {
   const clock = new ManualClock(NOW);

@@ -122,7 +122,11 @@ const withField = <T extends Record<string, unknown>>(
 ) => fc.tuple(base, value).map(([b, v]) => ({ ...b, [name]: v }));
 
 // "__proto__" is handed to the app (see below); other names of Object.prototype are plain keys.
-const contextKey = fc.oneof(text(0, 100), fc.constantFrom('constructor', 'toString', 'hasOwnProperty', ''));
+// fast-check's strings include "__proto__" now and then on purpose, so it is filtered out here.
+const contextKey = fc.oneof(
+  text(0, 100).filter((k) => k !== '__proto__'),
+  fc.constantFrom('constructor', 'toString', 'hasOwnProperty', ''),
+);
 const scalar = fc.oneof(
   text(0, 40),
   fc.integer(),
