@@ -14,6 +14,14 @@ const EnvSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  /**
+   * A streaming replica of DATABASE_URL: snapshot loads (cache misses of checks) read it when it is
+   * not behind what this node has seen; writes and transactions stay on the primary.
+   */
+  DATABASE_REPLICA_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
@@ -108,6 +116,7 @@ export type Config = {
   host: string;
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  databaseReplicaUrl: string | undefined;
   redisUrl: string | undefined;
   redisPrefix: string;
   dataDir: string;
@@ -154,11 +163,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'invalid configuration: TESSERA_SECRET_KEY is required when NODE_ENV=production (32+ characters, kept out of the database)',
     );
   }
+  // Embedded mode (no DATABASE_URL) has one in-process database and nothing to replicate it.
+  if (e.DATABASE_REPLICA_URL && !e.DATABASE_URL) {
+    throw new ConfigError(
+      'invalid configuration: DATABASE_REPLICA_URL needs DATABASE_URL (the embedded database has no replica)',
+    );
+  }
   return {
     port: e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    databaseReplicaUrl: e.DATABASE_REPLICA_URL,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     dataDir: e.TESSERA_DATA_DIR,

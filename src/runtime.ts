@@ -11,7 +11,7 @@ import { endCustomerSubscriptions } from './modules/subscriptions/service.ts';
 import { fanOutWebhooks, WebhookDeliveryWorker } from './modules/webhooks/service.ts';
 import { type Clock, systemClock } from './platform/clock.ts';
 import type { AppDeps, PlatformDeps } from './platform/context.ts';
-import { type Database, openDatabase } from './platform/db.ts';
+import { type Database, openDatabase, openReplica } from './platform/db.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
 import { Metrics } from './platform/metrics.ts';
 import { migrateToLatest } from './platform/migrate.ts';
@@ -100,12 +100,26 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   // The modules' services, each built once from what it needs: metering first, since the
   // decision engine reads live counters from its store. No IO until `metering.start()` below.
   const metering = new Metering(platform);
-  const cache = new SnapshotCache(config.snapshotCacheSize, config.snapshotCacheTtlSeconds * 1000);
+  // Snapshot loads may read the replica; everything else (and embedded mode) uses the primary.
+  const replica = openReplica(config);
+  if (replica)
+    logger.info('snapshot loads read the replica named by DATABASE_REPLICA_URL when it is current');
+  // With a replica, the highest version seen per customer is kept for twice as many customers as
+  // the cache holds (at least 10,000), so it outlives the snapshots it guards.
+  const versionsTracked = replica ? Math.max(10_000, 2 * config.snapshotCacheSize) : 0;
+  const cache = new SnapshotCache(
+    config.snapshotCacheSize,
+    config.snapshotCacheTtlSeconds * 1000,
+    versionsTracked,
+  );
   const stripeEvents = new StripeEventWorker(() => deps);
   const services: Services = {
     metering,
     stripeEvents,
-    decisions: new DecisionEngine(database.db, cache, metering.store, logger, clock),
+    decisions: new DecisionEngine(database.db, cache, metering.store, logger, clock, {
+      replica: replica?.db ?? null,
+      metrics,
+    }),
     customerDeletionHooks: [endCustomerSubscriptions],
     lifecycle: stripeLifecycleGateway,
   };
@@ -167,6 +181,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
       await invalidation.stop();
       metering.stop();
       if (redis) redis.disconnect();
+      await replica?.close();
       if (!options.database) await database.close();
     },
   };

@@ -17,6 +17,8 @@ export type CommitListener = (committed: {
   environment: string;
   customerIds: string[];
   topics: string[];
+  /** Each touched customer's entitlement version after the change (customer id -> version). */
+  versions: ReadonlyMap<string, number>;
 }) => void;
 
 /**
@@ -92,6 +94,7 @@ export async function withTransaction<T>(ctx: Ctx | TxCtx, fn: (t: TxCtx) => Pro
   const audits: AuditEntry[] = [];
   const events: OutboxEvent[] = [];
   const touched = new Set<string>();
+  const versions = new Map<string, number>();
   const now = ctx.deps.clock.now();
   const result = await ctx.deps.db.transaction().execute(async (tx) => {
     const t: TxCtx = {
@@ -113,6 +116,7 @@ export async function withTransaction<T>(ctx: Ctx | TxCtx, fn: (t: TxCtx) => Pro
         .returning(['customer_id', 'version'])
         .execute();
       for (const { customer_id, version } of bumped) {
+        versions.set(customer_id, version);
         // The version lets a node that already dropped (and reloaded) the snapshot ignore a late repeat.
         events.push({
           topic: 'customer.entitlements_changed',
@@ -129,6 +133,7 @@ export async function withTransaction<T>(ctx: Ctx | TxCtx, fn: (t: TxCtx) => Pro
     environment: ctx.environment,
     customerIds: [...touched],
     topics: events.map((e) => e.topic),
+    versions,
   };
   for (const listener of ctx.deps.commitListeners) {
     try {

@@ -41,6 +41,24 @@ export async function openDatabase(
 }
 
 /**
+ * The read replica named by DATABASE_REPLICA_URL, or null (none configured, or embedded mode).
+ * Its sessions are read-only, and a connection that cannot be made within two seconds fails, so a
+ * replica that went away costs a cache miss little before it falls back to the primary.
+ */
+export function openReplica(
+  config: Pick<Config, 'databaseUrl' | 'databaseReplicaUrl' | 'databasePoolSize'>,
+): Database | null {
+  if (!config.databaseUrl || !config.databaseReplicaUrl) return null;
+  const pool = new pg.Pool({
+    connectionString: config.databaseReplicaUrl,
+    max: config.databasePoolSize,
+    connectionTimeoutMillis: 2_000,
+    options: '-c default_transaction_read_only=on',
+  });
+  return fromPool(pool, 'postgres', config.databaseReplicaUrl);
+}
+
+/**
  * Embedded mode: PGlite, served over the Postgres wire protocol on a loopback port, so the same
  * `pg` driver, Kysely dialect and SQL serve both modes. PGlite is single-connection, so the pool
  * holds exactly one client and transactions queue behind each other.

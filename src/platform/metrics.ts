@@ -55,6 +55,12 @@ export class Metrics {
     labelNames: ['outcome'] as const,
   });
 
+  readonly snapshotLoads = this.tallied({
+    name: 'tessera_snapshot_loads_total',
+    help: 'Customer snapshot loads (decision cache misses) by where they read (primary, replica) and why',
+    labelNames: ['source', 'reason'] as const,
+  });
+
   readonly usageDeadLetters = new Counter({
     name: 'tessera_usage_dead_letters_total',
     help: 'Usage records the flusher set aside in usage_dead_letters instead of the ledger, by reason',

@@ -185,6 +185,8 @@ export async function startReplica(primary: OwnPostgres): Promise<OwnPostgres> {
     '-R',
     '-X',
     'stream',
+    // An immediate checkpoint: the default (spread) waits most of a checkpoint interval.
+    '--checkpoint=fast',
     '--no-sync',
   ]);
   const port = await freePort();

@@ -46,7 +46,52 @@ describe('snapshot invalidation from the outbox', () => {
     const bus = new InvalidationBus(cache, null, 'unused', createLogger('silent'));
     const cached = { ...snapshot().build(), environment: 'test', customerId: 'acme', version: 3 };
     cache.set(cached, cache.ticket('test', 'acme'));
-    bus.onCommit({ environment: 'test', customerIds: ['acme'], topics: [] });
+    bus.onCommit({ environment: 'test', customerIds: ['acme'], topics: [], versions: new Map() });
     expect(cache.get('test', 'acme')).toBeUndefined();
+  });
+});
+
+describe('versions seen per customer (read replica guard)', () => {
+  const at = (version: number) => ({
+    ...snapshot().build(),
+    environment: 'test',
+    customerId: 'acme',
+    exists: true,
+    version,
+  });
+
+  it('remembers the highest version from loads, commits and messages, past the snapshot', () => {
+    const cache = new SnapshotCache(10, 60_000, 100);
+    const bus = new InvalidationBus(cache, null, 'unused', createLogger('silent'));
+    expect(cache.seenVersion('test', 'acme')).toBe(0);
+    cache.set(at(3), cache.ticket('test', 'acme'));
+    expect(cache.seenVersion('test', 'acme')).toBe(3);
+    bus.onCommit({
+      environment: 'test',
+      customerIds: ['acme'],
+      topics: [],
+      versions: new Map([['acme', 4]]),
+    });
+    expect(cache.get('test', 'acme')).toBeUndefined();
+    expect(cache.seenVersion('test', 'acme')).toBe(4);
+    // A late, older message or load moves nothing back.
+    cache.invalidateCustomer('test', 'acme', 2);
+    cache.set(at(3), cache.ticket('test', 'acme'));
+    expect(cache.seenVersion('test', 'acme')).toBe(4);
+  });
+
+  it('never replaces a cached snapshot with an older one', () => {
+    const cache = new SnapshotCache(10, 60_000);
+    const ticket = cache.ticket('test', 'acme');
+    const newer = at(5);
+    cache.set(newer, ticket);
+    cache.set(at(4), ticket);
+    expect(cache.get('test', 'acme')).toBe(newer);
+  });
+
+  it('tracks nothing without a replica', () => {
+    const cache = new SnapshotCache(10, 60_000);
+    cache.set(at(3), cache.ticket('test', 'acme'));
+    expect(cache.seenVersion('test', 'acme')).toBe(0);
   });
 });

@@ -6,18 +6,37 @@ import type { CustomerSnapshot } from '../../domain/types.ts';
  * holdings change (locally at commit, on other nodes through Redis pub/sub) and, for the whole
  * environment, when the catalog or settings change. A generation counter per key keeps a load
  * that raced an invalidation from putting a stale snapshot back.
+ *
+ * With `versionsTracked` > 0 (a read replica is configured) it also remembers, for that many
+ * customers (least recently seen forgotten first), the highest entitlement version this process
+ * has seen: in a snapshot it loaded, in an invalidation, or from its own commit. A snapshot read
+ * from the replica that is older than that is not used (see snapshot-reads.ts).
  */
 export class SnapshotCache {
   private readonly entries: LRUCache<string, CustomerSnapshot>;
   private readonly generations = new Map<string, number>();
+  private readonly versions: LRUCache<string, number> | null;
   private epoch = 0;
 
-  constructor(max: number, ttlMs: number) {
+  constructor(max: number, ttlMs: number, versionsTracked = 0) {
     this.entries = new LRUCache<string, CustomerSnapshot>({
       max: Math.max(1, max),
       ttl: ttlMs,
       ttlAutopurge: false,
     });
+    this.versions = versionsTracked > 0 ? new LRUCache<string, number>({ max: versionsTracked }) : null;
+  }
+
+  /** The highest entitlement version of the customer this process has seen (0: none, or not tracked). */
+  seenVersion(environment: string, customerId: string): number {
+    if (!this.versions) return 0;
+    return this.versions.get(SnapshotCache.key(environment, customerId)) ?? 0;
+  }
+
+  private see(key: string, version: number): void {
+    if (!this.versions) return;
+    const seen = this.versions.get(key);
+    if (seen === undefined || seen < version) this.versions.set(key, version);
   }
 
   static key(environment: string, customerId: string): string {
@@ -34,8 +53,16 @@ export class SnapshotCache {
   }
 
   set(snapshot: CustomerSnapshot, ticket: number): void {
+    // Seen even when not cached: the caller answers from it.
+    if (snapshot.exists)
+      this.see(SnapshotCache.key(snapshot.environment, snapshot.customerId), snapshot.version);
     if (this.ticket(snapshot.environment, snapshot.customerId) !== ticket) return;
-    this.entries.set(SnapshotCache.key(snapshot.environment, snapshot.customerId), snapshot);
+    const key = SnapshotCache.key(snapshot.environment, snapshot.customerId);
+    // A slower load never replaces a newer snapshot (an invalidation that found the newer one
+    // already cached kept the ticket as it was).
+    const cached = this.entries.peek(key);
+    if (cached && cached.version > snapshot.version) return;
+    this.entries.set(key, snapshot);
   }
 
   /**
@@ -45,6 +72,7 @@ export class SnapshotCache {
   invalidateCustomer(environment: string, customerId: string, version?: number): void {
     const key = SnapshotCache.key(environment, customerId);
     if (version !== undefined) {
+      this.see(key, version);
       const cached = this.entries.peek(key);
       if (cached && cached.version >= version) return;
     }

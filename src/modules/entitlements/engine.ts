@@ -6,8 +6,9 @@ import { nextChangeAfter } from '../../domain/validity.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { Db } from '../../platform/db.ts';
 import { type Logger, ThrottledWarnings } from '../../platform/logger.ts';
+import type { Metrics } from '../../platform/metrics.ts';
 import type { SnapshotCache } from './cache.ts';
-import { loadCustomerSnapshot } from './snapshot.ts';
+import { SnapshotReads } from './snapshot-reads.ts';
 
 export interface UsageQuery {
   feature: string;
@@ -30,15 +31,20 @@ export interface UsageSource {
 export class DecisionEngine {
   /** Warnings about conditions refused at evaluation, at most one a minute for each. */
   readonly warnings: ThrottledWarnings;
+  /** Where cache misses load from: the primary, or the read replica when it is not behind. */
+  readonly reads: SnapshotReads;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     readonly cache: SnapshotCache,
     private readonly usage: UsageSource,
     logger: Logger,
     clock: Clock,
+    options: { replica?: Db | null; metrics?: Metrics } = {},
   ) {
-    this.warnings = new ThrottledWarnings(logger, () => clock.now().getTime());
+    const now = () => clock.now().getTime();
+    this.warnings = new ThrottledWarnings(logger, now);
+    this.reads = new SnapshotReads(db, options.replica ?? null, this.warnings, now, options.metrics);
   }
 
   /** The customer's snapshot if this process has it cached, without a load. */
@@ -50,7 +56,8 @@ export class DecisionEngine {
     const cached = this.cache.get(environment, customerId);
     if (cached) return cached;
     const ticket = this.cache.ticket(environment, customerId);
-    const loaded = await loadCustomerSnapshot(this.db, environment, customerId, now);
+    const seen = this.cache.seenVersion(environment, customerId);
+    const loaded = await this.reads.load(environment, customerId, now, seen);
     this.cache.set(loaded, ticket);
     return loaded;
   }

@@ -11,6 +11,8 @@ interface Message {
   customers?: string[];
   /** Set by the durable path: the entitlement version the change produced. */
   version?: number;
+  /** Set by the fast path: each customer's version after the commit, in the order of `customers`. */
+  versions?: number[];
   all?: boolean;
 }
 
@@ -47,11 +49,12 @@ export class InvalidationBus {
     }
   }
 
-  readonly onCommit: CommitListener = ({ environment, customerIds, topics }) => {
+  readonly onCommit: CommitListener = ({ environment, customerIds, topics, versions }) => {
     const all = topics.some((t) => ENVIRONMENT_TOPICS.has(t));
-    this.apply({ origin: this.origin, environment, customers: customerIds, all });
-    if (all || customerIds.length > 0)
-      void this.publish({ origin: this.origin, environment, customers: customerIds, all });
+    const message: Message = { origin: this.origin, environment, customers: customerIds, all };
+    if (versions.size > 0) message.versions = customerIds.map((id) => versions.get(id) ?? 0);
+    this.apply(message);
+    if (all || customerIds.length > 0) void this.publish(message);
   };
 
   /** Outbox handlers: the durable path. */
@@ -81,8 +84,12 @@ export class InvalidationBus {
     if (message.all) this.cache.invalidateEnvironment(message.environment);
     // With a version (the durable path), a cached snapshot that already holds the change is kept:
     // the commit's own invalidation dropped the older one and it has been reloaded since.
-    for (const customerId of message.customers ?? [])
-      this.cache.invalidateCustomer(message.environment, customerId, message.version);
+    // A version of 0 (a customer the change did not find) says nothing: the entry is dropped.
+    const customers = message.customers ?? [];
+    for (let i = 0; i < customers.length; i++) {
+      const version = message.version ?? message.versions?.[i];
+      this.cache.invalidateCustomer(message.environment, customers[i]!, version ? version : undefined);
+    }
   }
 
   private receive(raw: string): void {
