@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- check|usage|fastpath|floor|tokens]`: starts Tessera on real PostgreSQL and Redis, seeds it, and drives
+ * `npm run bench [-- check|usage|fastpath|floor|tokens|scale]`: starts Tessera on real PostgreSQL and Redis, seeds it, and drives
  * it with autocannon beside a bare Hono route in the same run, so ratios are measured together.
  * Environment: BENCH_PG (admin URL, default postgres://postgres@127.0.0.1:5432/postgres),
  * BENCH_REDIS (default redis://127.0.0.1:6379), BENCH_DURATION (seconds, default 20),
@@ -38,13 +38,18 @@ async function main() {
       report = await runFloorBench(settings);
       break;
     }
+    case 'scale': {
+      const { runScaleBench } = await import('./scale-bench.ts');
+      report = await runScaleBench(settings);
+      break;
+    }
     case 'tokens': {
       const { runTokensBench } = await import('./tokens-bench.ts');
       report = await runTokensBench(settings);
       break;
     }
     default:
-      throw new Error(`unknown scenario '${scenario}' (check | usage | fastpath | floor | tokens)`);
+      throw new Error(`unknown scenario '${scenario}' (check | usage | fastpath | floor | tokens | scale)`);
   }
   process.stdout.write(`\n${report}\n`);
   mkdirSync('load/results', { recursive: true });

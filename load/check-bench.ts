@@ -26,7 +26,7 @@ export interface BenchSettings {
   customers: number;
 }
 
-const FEATURES = ['sso', 'audit_log', 'api_calls', 'seats', 'storage', 'theme'];
+export const FEATURES = ['sso', 'audit_log', 'api_calls', 'seats', 'storage', 'theme'];
 const PLANS = {
   free: [
     { feature: 'api_calls', limit: 1000, reset: 'month', overage: 'deny' },
@@ -145,12 +145,18 @@ export async function runCheckBench(s: BenchSettings): Promise<string> {
   }
 }
 
-async function measureChecks(
+/**
+ * The measured part of the check benchmark, on a running server whose customers `cust-0` ..
+ * `cust-<s.customers - 1>` are seeded (the scale benchmark runs it over a larger database too;
+ * `seeding` then describes its seed instead).
+ */
+export async function measureChecks(
   s: BenchSettings,
   port: number,
   barePort: number,
   seedSeconds: number,
   pin: Placement | null,
+  seeding?: string,
 ): Promise<string> {
   const checkKey = (
     (await api(port, 'POST', '/v1/api-keys', { name: 'bench', scopes: ['check'] })) as { secret: string }
@@ -217,7 +223,7 @@ async function measureChecks(
   return [
     `## POST /v1/check (${new Date().toISOString()})`,
     '',
-    `Features checked: ${mix.join(', ')}. Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}; ${describePlacement(pin)}. ${s.customers} customers over 3 plans, overrides on 10%, ${seedSeconds > 0 ? `seeded through the API in ${seedSeconds.toFixed(1)} s` : 'copied from the seeded template of an earlier run (BENCH_SEED=reuse)'}. ${s.connections} connections; full-speed runs: autocannon, ${s.duration} s each; runs at a stated rate: an open-loop generator (evenly spaced requests, latency counted from when each was due), ${latencySeconds} s each; random customer and feature per request (the same ${bodies.length} prepared bodies, in the same order, for both servers), after a warm-up.`,
+    `Features checked: ${mix.join(', ')}. Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}; ${describePlacement(pin)}. ${seeding ?? `${s.customers} customers over 3 plans, overrides on 10%, ${seedSeconds > 0 ? `seeded through the API in ${seedSeconds.toFixed(1)} s` : 'copied from the seeded template of an earlier run (BENCH_SEED=reuse)'}`}. ${s.connections} connections; full-speed runs: autocannon, ${s.duration} s each; runs at a stated rate: an open-loop generator (evenly spaced requests, latency counted from when each was due), ${latencySeconds} s each; random customer and feature per request (the same ${bodies.length} prepared bodies, in the same order, for both servers), after a warm-up.`,
     '',
     table(results),
     '',

@@ -4,6 +4,7 @@ import type { Config } from './config.ts';
 import { ensureBootstrapKey } from './modules/api-keys/service.ts';
 import { stripeLifecycleGateway } from './modules/billing/lifecycle-push.ts';
 import { SnapshotCache } from './modules/entitlements/cache.ts';
+import { CatalogCache } from './modules/entitlements/catalog-cache.ts';
 import { DecisionEngine } from './modules/entitlements/engine.ts';
 import { InvalidationBus } from './modules/entitlements/invalidation.ts';
 import { Metering } from './modules/metering/metering.ts';
@@ -107,11 +108,11 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   // With a replica, the highest version seen per customer is kept for twice as many customers as
   // the cache holds (at least 10,000), so it outlives the snapshots it guards.
   const versionsTracked = replica ? Math.max(10_000, 2 * config.snapshotCacheSize) : 0;
-  const cache = new SnapshotCache(
-    config.snapshotCacheSize,
-    config.snapshotCacheTtlSeconds * 1000,
+  const cache = new SnapshotCache(config.snapshotCacheSize, config.snapshotCacheTtlSeconds * 1000, {
     versionsTracked,
-  );
+    // Catalogs are read from the primary: they are few, and change for every customer at once.
+    catalogs: new CatalogCache(database.db, config.snapshotCacheTtlSeconds * 1000),
+  });
   const stripeEvents = new StripeEventWorker(() => deps);
   const services: Services = {
     metering,

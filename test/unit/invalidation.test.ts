@@ -61,7 +61,7 @@ describe('versions seen per customer (read replica guard)', () => {
   });
 
   it('remembers the highest version from loads, commits and messages, past the snapshot', () => {
-    const cache = new SnapshotCache(10, 60_000, 100);
+    const cache = new SnapshotCache(10, 60_000, { versionsTracked: 100 });
     const bus = new InvalidationBus(cache, null, 'unused', createLogger('silent'));
     expect(cache.seenVersion('test', 'acme')).toBe(0);
     cache.set(at(3), cache.ticket('test', 'acme'));

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { CustomerSnapshot } from '../../domain/types.ts';
+import type { CatalogCache } from './catalog-cache.ts';
 
 /**
  * Per-process cache of customer snapshots (bounded LRU). Entries are dropped when the customer's
@@ -7,6 +8,7 @@ import type { CustomerSnapshot } from '../../domain/types.ts';
  * environment, when the catalog or settings change. A generation counter per key keeps a load
  * that raced an invalidation from putting a stale snapshot back.
  *
+ * With `catalogs`, the environments' catalogs are kept beside the snapshots and dropped with them.
  * With `versionsTracked` > 0 (a read replica is configured) it also remembers, for that many
  * customers (least recently seen forgotten first), the highest entitlement version this process
  * has seen: in a snapshot it loaded, in an invalidation, or from its own commit. A snapshot read
@@ -17,8 +19,15 @@ export class SnapshotCache {
   private readonly generations = new Map<string, number>();
   private readonly versions: LRUCache<string, number> | null;
   private epoch = 0;
+  readonly catalogs: CatalogCache | undefined;
 
-  constructor(max: number, ttlMs: number, versionsTracked = 0) {
+  constructor(
+    max: number,
+    ttlMs: number,
+    options: { versionsTracked?: number; catalogs?: CatalogCache } = {},
+  ) {
+    const versionsTracked = options.versionsTracked ?? 0;
+    this.catalogs = options.catalogs;
     this.entries = new LRUCache<string, CustomerSnapshot>({
       max: Math.max(1, max),
       ttl: ttlMs,
@@ -87,6 +96,7 @@ export class SnapshotCache {
 
   invalidateEnvironment(environment: string): void {
     this.epoch += 1;
+    this.catalogs?.invalidate(environment);
     for (const key of [...this.entries.keys()])
       if (key.startsWith(`${environment}\u0000`)) this.entries.delete(key);
   }

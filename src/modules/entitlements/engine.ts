@@ -57,7 +57,7 @@ export class DecisionEngine {
     if (cached) return cached;
     const ticket = this.cache.ticket(environment, customerId);
     const seen = this.cache.seenVersion(environment, customerId);
-    const loaded = await this.reads.load(environment, customerId, now, seen);
+    const loaded = await this.reads.load(environment, customerId, now, seen, this.cache.catalogs);
     this.cache.set(loaded, ticket);
     return loaded;
   }

@@ -2,6 +2,7 @@ import type { CustomerSnapshot } from '../../domain/types.ts';
 import type { Db } from '../../platform/db.ts';
 import type { ThrottledWarnings } from '../../platform/logger.ts';
 import type { Metrics, Tally } from '../../platform/metrics.ts';
+import type { CatalogSource } from './catalog-cache.ts';
 import { loadCustomerSnapshot } from './snapshot.ts';
 
 /** After a replica error, loads go straight to the primary for this long before trying it again. */
@@ -51,13 +52,14 @@ export class SnapshotReads {
     customerId: string,
     now: Date,
     seenVersion: number,
+    catalogs?: CatalogSource,
   ): Promise<CustomerSnapshot> {
-    if (!this.replica) return this.fromPrimary('primary_only', environment, customerId, now);
+    if (!this.replica) return this.fromPrimary('primary_only', environment, customerId, now, catalogs);
     if (this.now() < this.replicaRestingUntil)
-      return this.fromPrimary('replica_resting', environment, customerId, now);
+      return this.fromPrimary('replica_resting', environment, customerId, now, catalogs);
     let snapshot: CustomerSnapshot;
     try {
-      snapshot = await loadCustomerSnapshot(this.replica, environment, customerId, now);
+      snapshot = await loadCustomerSnapshot(this.replica, environment, customerId, now, catalogs);
     } catch (err) {
       this.replicaRestingUntil = this.now() + REPLICA_RETRY_MS;
       this.warnings.warn(
@@ -65,11 +67,11 @@ export class SnapshotReads {
         { err },
         'the read replica failed; snapshot loads use the primary for a while',
       );
-      return this.fromPrimary('replica_error', environment, customerId, now);
+      return this.fromPrimary('replica_error', environment, customerId, now, catalogs);
     }
     // A customer unknown to the replica has version 0: behind any change this node has seen.
     if (snapshot.version < seenVersion)
-      return this.fromPrimary('replica_behind', environment, customerId, now);
+      return this.fromPrimary('replica_behind', environment, customerId, now, catalogs);
     this.tallies?.current.inc();
     return snapshot;
   }
@@ -79,8 +81,9 @@ export class SnapshotReads {
     environment: string,
     customerId: string,
     now: Date,
+    catalogs: CatalogSource | undefined,
   ): Promise<CustomerSnapshot> {
     this.tallies?.[reason].inc();
-    return loadCustomerSnapshot(this.primary, environment, customerId, now);
+    return loadCustomerSnapshot(this.primary, environment, customerId, now, catalogs);
   }
 }

@@ -1,37 +1,35 @@
-import type { CustomerSnapshot, Feature, PlanVersion, Subscription } from '../../domain/types.ts';
+import type { CustomerSnapshot, PlanVersion, Subscription } from '../../domain/types.ts';
 import type { Executor } from '../../platform/db.ts';
-import { latestPlanVersion, loadFeatures, loadPlanVersions } from '../catalog/repo.ts';
 import { getCustomerRow } from '../customers/repo.ts';
 import { loadLiveGrants, loadLiveOverrides } from '../overrides/repo.ts';
-import { readSettings } from '../settings/repo.ts';
 import { loadCustomerSubscriptions } from '../subscriptions/repo.ts';
-import { internFeatures, internPlanVersion, internPlanVersions } from './intern.ts';
-
-const DAY_MS = 86_400_000;
+import { type CatalogSource, type EnvironmentCatalog, loadEnvironmentCatalog } from './catalog-cache.ts';
 
 /**
- * The PIP: everything the decision engine needs about one customer, in one consistent read.
- * A snapshot stays valid as time passes (time-boxed rows are filtered at decision time), so it can
- * be cached until something the customer holds, or the catalog, changes.
+ * The PIP: everything the decision engine needs about one customer. A snapshot stays valid as time
+ * passes (time-boxed rows are filtered at decision time), so it can be cached until something the
+ * customer holds, or the catalog, changes.
+ *
+ * The customer's rows (customer, subscriptions, overrides, grants) are read together from `db`;
+ * the environment's catalog (features, settings, plan versions) comes from `catalogs` when given
+ * (the decision engine's per-environment cache, read from the primary), else it is read from `db`.
  */
 export async function loadCustomerSnapshot(
   db: Executor,
   environment: string,
   customerId: string,
   now: Date,
+  catalogs?: CatalogSource,
 ): Promise<CustomerSnapshot> {
-  const [customer, loadedFeatures, settings] = await Promise.all([
+  // One round trip: the customer's rows are asked for whether or not the customer exists.
+  const [catalog, customer, subscriptions, overrides, grants] = await Promise.all([
+    catalogs ? catalogs.catalog(environment) : loadEnvironmentCatalog(db, environment),
     getCustomerRow(db, environment, customerId),
-    loadFeatures(db, environment),
-    readSettings(db, environment),
+    loadCustomerSubscriptions(db, environment, customerId),
+    loadLiveOverrides(db, environment, customerId, now),
+    loadLiveGrants(db, environment, customerId, now),
   ]);
-  // Shared with every other snapshot that loaded the same content (see intern.ts).
-  const features = internFeatures(loadedFeatures);
-  const loadedFallback = settings.fallback_plan
-    ? await latestPlanVersion(db, environment, settings.fallback_plan, features)
-    : null;
-  const fallbackPlan = loadedFallback ? internPlanVersion(loadedFallback) : null;
-  const policy = { pastDueGraceMs: settings.past_due_grace_days * DAY_MS, fallbackPlan };
+  const { features, policy } = catalog;
   if (!customer) {
     return {
       environment,
@@ -47,11 +45,6 @@ export async function loadCustomerSnapshot(
       policy,
     };
   }
-  const [subscriptions, overrides, grants] = await Promise.all([
-    loadCustomerSubscriptions(db, environment, customerId),
-    loadLiveOverrides(db, environment, customerId, now),
-    loadLiveGrants(db, environment, customerId, now),
-  ]);
   return {
     environment,
     customerId,
@@ -60,9 +53,7 @@ export async function loadCustomerSnapshot(
     version: customer.version,
     features,
     subscriptions,
-    planVersions: internPlanVersions(
-      await loadReferencedPlanVersions(db, environment, subscriptions, features),
-    ),
+    planVersions: await referencedPlanVersions(catalog, subscriptions),
     overrides,
     grants,
     policy,
@@ -71,13 +62,11 @@ export async function loadCustomerSnapshot(
 
 /**
  * Every plan version a subscription uses now or may switch to (scheduled changes, trial
- * downgrades): the exact versions in one query, each "latest version" target in one more.
+ * downgrades): the exact versions and each "latest version" target, from the catalog.
  */
-export async function loadReferencedPlanVersions(
-  db: Executor,
-  environment: string,
+async function referencedPlanVersions(
+  catalog: EnvironmentCatalog,
   subscriptions: Subscription[],
-  features: Map<string, Feature>,
 ): Promise<Map<string, PlanVersion>> {
   const exact = new Map<string, { planKey: string; version: number }>();
   const latest = new Set<string>();
@@ -90,10 +79,8 @@ export async function loadReferencedPlanVersions(
     }
     if (sub.trialDowngradeTo) latest.add(sub.trialDowngradeTo);
   }
-  const [versions, latestVersions] = await Promise.all([
-    loadPlanVersions(db, environment, [...exact.values()], features),
-    Promise.all([...latest].map((planKey) => latestPlanVersion(db, environment, planKey, features))),
-  ]);
-  for (const plan of latestVersions) if (plan) versions.set(`${plan.planKey}@${plan.version}`, plan);
+  const found = await catalog.planVersions([...exact.values()], [...latest]);
+  const versions = found.versions;
+  for (const plan of found.latest.values()) if (plan) versions.set(`${plan.planKey}@${plan.version}`, plan);
   return versions;
 }
