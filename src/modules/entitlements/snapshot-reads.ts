@@ -31,16 +31,21 @@ export class SnapshotReads {
     private readonly now: () => number,
     metrics?: Metrics,
   ) {
-    const tally = (source: string, reason: LoadReason) =>
-      metrics ? metrics.tally(metrics.snapshotLoads, { source, reason }) : null;
-    const tallies = {
-      primary_only: tally('primary', 'primary_only'),
-      current: tally('replica', 'current'),
-      replica_behind: tally('primary', 'replica_behind'),
-      replica_error: tally('primary', 'replica_error'),
-      replica_resting: tally('primary', 'replica_resting'),
-    };
-    this.tallies = metrics ? (tallies as Record<LoadReason, Tally>) : null;
+    this.tallies = metrics
+      ? {
+          primary_only: metrics.tally(metrics.snapshotLoads, { source: 'primary', reason: 'primary_only' }),
+          current: metrics.tally(metrics.snapshotLoads, { source: 'replica', reason: 'current' }),
+          replica_behind: metrics.tally(metrics.snapshotLoads, {
+            source: 'primary',
+            reason: 'replica_behind',
+          }),
+          replica_error: metrics.tally(metrics.snapshotLoads, { source: 'primary', reason: 'replica_error' }),
+          replica_resting: metrics.tally(metrics.snapshotLoads, {
+            source: 'primary',
+            reason: 'replica_resting',
+          }),
+        }
+      : null;
   }
 
   get hasReplica(): boolean {
