@@ -80,6 +80,13 @@ describe('versions seen per customer (read replica guard)', () => {
     expect(cache.seenVersion('test', 'acme')).toBe(4);
   });
 
+  it("learns another node's change from the outbox's durable message", async () => {
+    const cache = new SnapshotCache(10, 60_000, { versionsTracked: 100 });
+    const bus = new InvalidationBus(cache, null, 'unused', createLogger('silent'));
+    await handlersOf(bus).get('customer.entitlements_changed')!(changed('acme', 7));
+    expect(cache.seenVersion('test', 'acme')).toBe(7);
+  });
+
   it('never replaces a cached snapshot with an older one', () => {
     const cache = new SnapshotCache(10, 60_000);
     const ticket = cache.ticket('test', 'acme');
