@@ -8,10 +8,12 @@
  * slope of each process. See docs/benchmarks.md ("Mixed load").
  *
  * Options: --duration (s of the mixed run, 60), --connections (50), --customers (100000),
- * --rate (req/s of the fixed-rate phase, 1000), --reuse (keep the seeded database as a template
+ * --rate (req/s of the fixed-rate phase, 1000), --warm (at most so many seconds warming the caches
+ * with a check per customer, 60), --reuse (keep the seeded database as a template
  * and start later runs from a copy), --soak[=seconds].
  * Environment: LOAD_PG (admin URL, default postgres://postgres@127.0.0.1:5432/postgres),
- * LOAD_REDIS (default redis://127.0.0.1:6379).
+ * LOAD_REDIS (default redis://127.0.0.1:6379), LOAD_PORT (the API's port, default 3791; the bare
+ * route's is the next one).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -51,6 +53,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '50' },
     customers: { type: 'string', default: '100000' },
     rate: { type: 'string', default: '1000' },
+    warm: { type: 'string', default: '60' },
     reuse: { type: 'boolean', default: false },
     soak: { type: 'string' },
   },
@@ -69,12 +72,13 @@ const settings = {
   connections: Math.floor(positive('connections', values.connections)),
   customers: Math.floor(positive('customers', values.customers)),
   rate: positive('rate', values.rate),
+  warm: positive('warm', values.warm),
   reuse: values.reuse ?? false,
   soak: values.soak === undefined ? null : positive('soak', values.soak),
 };
 
-const API_PORT = 3711;
-const FLOOR_PORT = 3712;
+const API_PORT = Number(process.env.LOAD_PORT ?? 3791);
+const FLOOR_PORT = API_PORT + 1;
 const PREFIX = 'tessera-load:';
 const DATABASE = 'tessera_load';
 const CHECK_P99_TARGET_MS = 10;
@@ -102,6 +106,7 @@ async function main(): Promise<void> {
   // emptied first (this harness's prefix only; nothing else in the shared Redis is touched).
   await deletePrefix(redis, PREFIX);
   let seeded = '';
+  let warmedCustomers = 0;
   const {
     server: api0,
     databaseUrl,
@@ -176,6 +181,7 @@ async function main(): Promise<void> {
       connections: settings.connections,
       'mix (weights)': OPS.map((op) => `${op} ${WEIGHTS[op]}%`).join(', '),
       'snapshot cache size': env.SNAPSHOT_CACHE_SIZE,
+      'warm-up': `a check for ${warmedCustomers} of ${settings.customers} customers (at most ${settings.warm} s), then 5 s of the mix`,
       ...report.setup,
     };
     report.startedAt = startedAt;
@@ -204,16 +210,16 @@ async function main(): Promise<void> {
     const run = (baseUrl: string, duration: number) =>
       driveMix({ baseUrl, connections: settings.connections, duration, next: () => mix.next() });
 
-    // Warm-up: one check per customer (a deployment's caches hold its active customers), then a
-    // few seconds of the mix on each server (the JIT).
+    // Warm-up: one check per customer (a deployment's caches hold its active customers), for at
+    // most --warm seconds; then a few seconds of the mix on each server (the JIT).
     sampler.phase = 'warm-up';
-    log(`warm-up: a check for each of ${settings.customers} customers`);
+    log(`warm-up: a check for each of ${settings.customers} customers (at most ${settings.warm} s)`);
     let warmed = 0;
-    const began = Date.now();
-    await driveMix({
+    const warm = await driveMix({
       baseUrl: tessera,
       connections: settings.connections,
-      amount: settings.customers,
+      duration: settings.warm,
+      until: () => warmed >= settings.customers,
       next: () => ({
         op: 'check_boolean',
         method: 'POST',
@@ -222,7 +228,8 @@ async function main(): Promise<void> {
         key: checkKey,
       }),
     });
-    log(`warmed in ${((Date.now() - began) / 1000).toFixed(1)} s`);
+    warmedCustomers = Math.min(warm.recorder.count('check_boolean'), settings.customers);
+    log(`warmed ${warmedCustomers} customers in ${warm.seconds.toFixed(1)} s`);
     await run(tessera, 5);
     await run(bare, 3);
 

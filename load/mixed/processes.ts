@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 
 const PROBE = path.resolve('load/mixed/heap-probe.mjs');
@@ -69,15 +70,30 @@ function spawnTessera(role: 'api' | 'worker', env: Record<string, string>): Tess
   return t;
 }
 
+/**
+ * Refuses a port something else listens on: other benchmarks run on this machine too, and a
+ * health check answered by another server would send this run's seeding to it.
+ */
+export async function assertPortFree(port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', () =>
+      reject(new Error(`port ${port} is in use (set LOAD_PORT to another base port)`)),
+    );
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
+  });
+}
+
 /** `tessera serve`, resolved once it answers /healthz. */
 export async function startApi(env: Record<string, string>, port: number): Promise<Tessera> {
+  await assertPortFree(port);
   const t = spawnTessera('api', { ...env, PORT: String(port), RUN_WORKERS: 'false' });
   t.child.stdout?.on('data', () => {});
   const began = Date.now();
   for (;;) {
     if (t.child.exitCode !== null) throw new Error(`tessera serve exited with ${t.child.exitCode}`);
     try {
-      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return t;
+      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok && t.child.exitCode === null) return t;
     } catch {
       // not up yet
     }
@@ -104,6 +120,7 @@ export async function startWorker(env: Record<string, string>): Promise<Tessera>
 
 /** The bare node:http route (load/floor-server.ts) on `port`. */
 export async function startFloor(port: number): Promise<ChildProcess> {
+  await assertPortFree(port);
   const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, '--import', 'tsx', 'load/floor-server.ts'], {
     env: { ...process.env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'inherit'],

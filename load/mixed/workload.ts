@@ -171,9 +171,10 @@ export interface DriveResult {
 export async function driveMix(options: {
   baseUrl: string;
   connections: number;
-  /** Seconds; or `amount`: that many requests. */
-  duration?: number;
-  amount?: number;
+  /** Seconds at most. */
+  duration: number;
+  /** Ends the run early once this answers true (looked at after each answer). */
+  until?: () => boolean;
   next: () => Call;
 }): Promise<DriveResult> {
   const recorder = new Recorder();
@@ -183,7 +184,7 @@ export async function driveMix(options: {
       {
         url: options.baseUrl,
         connections: options.connections,
-        ...(options.amount ? { amount: options.amount } : { duration: options.duration ?? 10 }),
+        duration: options.duration,
         requests: [
           {
             setupRequest: (req: autocannon.Request, context: object) => {
@@ -204,6 +205,7 @@ export async function driveMix(options: {
       const context = (client as unknown as { requestIterator: { context: { op?: Op } } }).requestIterator
         .context;
       if (context.op) recorder.record(context.op, status, ms);
+      if (options.until?.()) instance.stop();
     });
   });
   return {
