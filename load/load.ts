@@ -402,7 +402,7 @@ function summaryText(r: LoadReport): string {
   lines.push(`  errors: ${t.errors.count} (target 0: ${t.errors.met ? 'met' : 'NOT met'})`);
   for (const p of r.processes)
     lines.push(
-      `  ${p.name.padEnd(15)} CPU mean ${p.cpuMean}% max ${p.cpuMax}%  RSS ${p.rssStartMb} -> ${p.rssEndMb} MB${p.heapEndMb !== null ? `  heap ${p.heapStartMb} -> ${p.heapEndMb} MB` : ''}${p.heapTrend ? `  heap slope ${p.heapTrend.mbPerMinute} MB/min (R² ${p.heapTrend.r2})${p.heapTrend.growing ? ' GROWING' : ''}` : ''}${p.rssTrend ? `  RSS slope ${p.rssTrend.mbPerMinute} MB/min${p.rssTrend.growing ? ' GROWING' : ''}` : ''}`,
+      `  ${p.name.padEnd(15)} CPU mean ${p.cpuMean}% max ${p.cpuMax}%${p.rssMaxMb ? `  RSS ${p.rssStartMb} -> ${p.rssEndMb} MB` : ''}${p.heapEndMb !== null ? `  heap ${p.heapStartMb} -> ${p.heapEndMb} MB` : ''}${p.heapTrend ? `  heap slope ${p.heapTrend.mbPerMinute} MB/min (R² ${p.heapTrend.r2})${p.heapTrend.growing ? ' GROWING' : ''}` : ''}${p.rssTrend ? `  RSS slope ${p.rssTrend.mbPerMinute} MB/min${p.rssTrend.growing ? ' GROWING' : ''}` : ''}`,
     );
   return lines.join('\n');
 }
