@@ -16,6 +16,8 @@ export interface ChartOptions {
   yLabel: string;
   width?: number;
   height?: number;
+  /** Vertical lines with a label at these x values (e.g. where each phase of a run began). */
+  markers?: ReadonlyArray<{ x: number; label: string }>;
 }
 
 export function escapeHtml(text: string): string {
@@ -38,7 +40,7 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
   const width = o.width ?? 900;
   const height = o.height ?? 300;
   const left = 60;
-  const right = 170;
+  const right = 210;
   const top = 30;
   const bottom = 45;
   const plotW = width - left - right;
@@ -74,6 +76,13 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
     `<text x="${left + plotW / 2}" y="${height - 8}" text-anchor="middle">${escapeHtml(o.xLabel)}</text>`,
     `<text x="14" y="${top + plotH / 2}" text-anchor="middle" transform="rotate(-90 14 ${top + plotH / 2})">${escapeHtml(o.yLabel)}</text>`,
   );
+  for (const m of o.markers ?? []) {
+    if (m.x < xMin || m.x > xMax) continue;
+    parts.push(
+      `<line x1="${sx(m.x).toFixed(1)}" x2="${sx(m.x).toFixed(1)}" y1="${top}" y2="${top + plotH}" stroke="#999" stroke-dasharray="2 2"/>`,
+      `<text x="${(sx(m.x) + 3).toFixed(1)}" y="${top + 11}" fill="#666">${escapeHtml(m.label)}</text>`,
+    );
+  }
   series.forEach((s, i) => {
     if (s.points.length > 0) {
       const d = s.points.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(' ');

@@ -193,6 +193,16 @@ export function latencyChart(phase: PhaseFigures): string {
 }
 
 /** RSS (solid) and heap used (dashed) of each Tessera process over the whole run. */
+/** Where each phase began, in seconds of the run (from the samples' phase labels). */
+export function phaseMarkers(samples: Record<string, Sample[]>): Array<{ x: number; label: string }> {
+  const list = Object.values(samples)[0] ?? [];
+  const markers: Array<{ x: number; label: string }> = [];
+  for (let i = 0; i < list.length; i++)
+    if (i === 0 || list[i]!.phase !== list[i - 1]!.phase)
+      markers.push({ x: list[i]!.t / 1000, label: list[i]!.phase });
+  return markers;
+}
+
 export function memoryChart(samples: Record<string, Sample[]>, names: readonly string[]): string {
   const series: Series[] = [];
   for (const name of names) {
@@ -212,7 +222,12 @@ export function memoryChart(samples: Record<string, Sample[]>, names: readonly s
         points: heap.map((s) => ({ x: s.t / 1000, y: mb(s.heapUsed as number) })),
       });
   }
-  return lineChart(series, { title: 'Memory over the run', xLabel: 'seconds', yLabel: 'MB' });
+  return lineChart(series, {
+    title: 'Memory over the run',
+    xLabel: 'seconds',
+    yLabel: 'MB',
+    markers: phaseMarkers(samples),
+  });
 }
 
 export function cpuChart(samples: Record<string, Sample[]>): string {
@@ -221,7 +236,12 @@ export function cpuChart(samples: Record<string, Sample[]>): string {
     color: color(name),
     points: list.map((s) => ({ x: s.t / 1000, y: s.cpu })),
   }));
-  return lineChart(series, { title: 'CPU over the run', xLabel: 'seconds', yLabel: '% of one core' });
+  return lineChart(series, {
+    title: 'CPU over the run',
+    xLabel: 'seconds',
+    yLabel: '% of one core',
+    markers: phaseMarkers(samples),
+  });
 }
 
 const verdict = (met: boolean) => `<span class="${met ? 'pass' : 'fail'}">${met ? 'met' : 'not met'}</span>`;

@@ -121,6 +121,32 @@ describe('load report: rendering', () => {
     expect(svg).not.toContain('NaN');
   });
 
+  it('marks where phases began', () => {
+    const svg = lineChart(
+      [
+        {
+          name: 'a',
+          color: '#f00',
+          points: [
+            { x: 0, y: 1 },
+            { x: 10, y: 2 },
+          ],
+        },
+      ],
+      {
+        title: 't',
+        xLabel: 'x',
+        yLabel: 'y',
+        markers: [
+          { x: 5, label: 'mixed' },
+          { x: 50, label: 'outside' },
+        ],
+      },
+    );
+    expect(svg).toContain('>mixed</text>');
+    expect(svg).not.toContain('outside');
+  });
+
   it('draws an empty chart without NaN', () => {
     expect(lineChart([], { title: 't', xLabel: 'x', yLabel: 'y' })).not.toContain('NaN');
   });
