@@ -167,6 +167,7 @@ async function main(): Promise<void> {
     settings.soak ? 2000 : 1000,
   );
   sampler.start();
+  const measuring = Date.now();
   try {
     const report = await measure(databaseUrl, sampler);
     report.setup = {
@@ -189,7 +190,7 @@ async function main(): Promise<void> {
     writeFileSync(`${REPORT_DIR}/report.json`, `${JSON.stringify(report, null, 1)}\n`);
     writeFileSync(`${REPORT_DIR}/index.html`, renderHtml(report));
     process.stdout.write(
-      `\n${summaryText(report)}\nreport: ${REPORT_DIR}/index.html, ${REPORT_DIR}/report.json\n`,
+      `\n${summaryText(report)}\nreport: ${REPORT_DIR}/index.html, ${REPORT_DIR}/report.json (measuring took ${Math.round((Date.now() - measuring) / 1000)} s after seeding)\n`,
     );
   } finally {
     sampler.stop();
