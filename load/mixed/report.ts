@@ -42,7 +42,7 @@ export function phaseFigures(
   errors: number,
 ): PhaseFigures {
   const figures = (label: string, ops: readonly Op[]): OpFigures => {
-    const latencies = ops.flatMap((op) => recorder.latencies.get(op) ?? []);
+    const latencies = ops.flatMap((op) => recorder.latenciesOf(op));
     const statuses: Record<string, number> = {};
     let requests = 0;
     for (const op of ops)

@@ -134,7 +134,7 @@ export async function seedCustomers(port: number, databaseUrl: string, count: nu
   await seedTemplates(port);
   const written = await copyTemplates(databaseUrl, count);
   return Object.entries(written)
-    .map(([table, n]) => `${table} ${n + 0}`)
+    .map(([table, n]) => `${table} ${n}`)
     .join(', ');
 }
 

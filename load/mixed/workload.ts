@@ -124,9 +124,11 @@ export class Mix {
   }
 }
 
-/** Latencies, statuses and per-second buckets per operation. */
+/**
+ * Statuses and latencies per operation, the latencies kept in per-second buckets (the whole run's
+ * figures are computed from the same buckets, so each latency is stored once).
+ */
 export class Recorder {
-  readonly latencies = new Map<Op, number[]>();
   readonly statuses = new Map<Op, Map<number, number>>();
   readonly bySecond = new Map<Op, Map<number, number[]>>();
   private readonly began = performance.now();
@@ -138,14 +140,16 @@ export class Recorder {
     this.statuses.set(op, byStatus);
     if (status < 200 || status >= 300) return;
     // Latency figures are of answered requests (2xx), as autocannon's own are.
-    const list = this.latencies.get(op) ?? [];
-    if (list.length === 0) this.latencies.set(op, list);
-    list.push(ms);
     const seconds = this.bySecond.get(op) ?? new Map<number, number[]>();
     if (seconds.size === 0) this.bySecond.set(op, seconds);
     const bucket = seconds.get(second) ?? [];
     if (bucket.length === 0) seconds.set(second, bucket);
     bucket.push(ms);
+  }
+
+  /** Every 2xx latency of an operation over the run. */
+  latenciesOf(op: Op): number[] {
+    return [...(this.bySecond.get(op)?.values() ?? [])].flat();
   }
 
   count(op: Op): number {
