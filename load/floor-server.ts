@@ -2,8 +2,12 @@
  * The HTTP part of batch ingestion and nothing else (`npm run bench -- floor`): node:http, the
  * body parsed as JSON, one constant-shaped result per event, the results serialised. No auth, no
  * validation, no Redis: the least any server answering `POST /v1/usage/batch` must do.
+ * Any other body (a check, a single event, an admin write: `npm run load` sends its mixed requests
+ * here too) is parsed and answered with one constant JSON object.
  */
 import http from 'node:http';
+
+const SINGLE = { allowed: true, reason: 'granted', used: 1, limit: 1000, remaining: 999, version: 1 };
 
 const server = http.createServer((req, res) => {
   const chunks: Buffer[] = [];
@@ -14,8 +18,14 @@ const server = http.createServer((req, res) => {
       return;
     }
     const { events } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-      events: Array<{ value?: number }>;
+      events?: Array<{ value?: number }>;
     };
+    if (!Array.isArray(events)) {
+      const single = JSON.stringify(SINGLE);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(single) });
+      res.end(single);
+      return;
+    }
     const results = events.map((e) => ({
       accepted: true,
       used: e.value ?? 1,

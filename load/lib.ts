@@ -33,9 +33,9 @@ export async function seededDatabase<T>(
   seed: (server: T) => Promise<void>,
   /** After seeding (before the template is kept): e.g. let a worker dispatch the seed's outbox. */
   settle: (databaseUrl: string) => Promise<void> = async () => {},
+  reuse = process.env.BENCH_SEED === 'reuse',
 ): Promise<{ server: T; databaseUrl: string; seedSeconds: number }> {
   const template = `${name}_seed_${customers}`;
-  const reuse = process.env.BENCH_SEED === 'reuse';
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {

@@ -25,6 +25,10 @@ export interface PacedOptions {
   /** Request bodies, sent in turn. */
   bodies: string[];
   key?: string;
+  /** Instead of `bodies`: the whole raw HTTP request number i (any method and path), made as it is sent. */
+  request?: (i: number) => Buffer;
+  /** Called with each answer: request number, status (0: no answer) and latency in ms. */
+  onAnswer?: (i: number, status: number, ms: number) => void;
 }
 
 export async function paced(name: string, options: PacedOptions): Promise<RunResult> {
@@ -36,7 +40,7 @@ export async function paced(name: string, options: PacedOptions): Promise<RunRes
     'Content-Type: application/json',
     ...(options.key ? [`Authorization: Bearer ${options.key}`] : []),
   ].join('\r\n');
-  const requests = options.bodies.map((body) =>
+  const requests = (options.request ? [] : options.bodies).map((body) =>
     Buffer.from(`${head}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`),
   );
   const total = Math.floor(options.rate * options.duration);
@@ -79,7 +83,7 @@ export async function paced(name: string, options: PacedOptions): Promise<RunRes
 
     send(i: number): void {
       this.current = i;
-      this.socket.write(requests[i % requests.length]!);
+      this.socket.write(options.request ? options.request(i) : requests[i % requests.length]!);
     }
 
     close(): void {
@@ -130,7 +134,9 @@ export async function paced(name: string, options: PacedOptions): Promise<RunRes
   function settle(i: number, status: number, failed: boolean): void {
     if (failed) errors += 1;
     else if (status < 200 || status >= 300) non2xx += 1;
-    latencies[answered++] = performance.now() - dueAt(i);
+    const ms = performance.now() - dueAt(i);
+    latencies[answered++] = ms;
+    options.onAnswer?.(i, failed ? 0 : status, ms);
     if (answered === total) finish();
   }
 
