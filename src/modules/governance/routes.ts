@@ -16,12 +16,14 @@ import {
   PolicySchema,
   PutActorGroupBody,
 } from './schema.ts';
+import { registerSodRuleRoutes } from './sod-routes.ts';
 
 const IdParam = z.object({ id: z.string().min(1).max(100) });
 const StatusQuery = z.object({ status: z.enum(['pending', 'applied', 'denied', 'expired']).optional() });
 
 export function registerGovernanceRoutes(app: OpenAPIHono<AppEnv>): void {
   const tags = ['Governance'];
+  registerSodRuleRoutes(app);
   app.openapi(
     createRoute({
       method: 'put',

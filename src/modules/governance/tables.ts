@@ -42,8 +42,23 @@ export interface AccessRequestsTable {
   decided_at: NullableTimestamp;
 }
 
+/** Separation-of-duties rules: features held together (`features`, `action`) or a duty (`duty`). */
+export interface SodRulesTable {
+  id: string;
+  seq: ColumnType<string, never, never>;
+  environment: string;
+  name: string;
+  features: NullableJson<string[]>;
+  action: string | null;
+  duty: string | null;
+  min_amount: number | null;
+  created_at: CreatedAt;
+  deleted_at: NullableTimestamp;
+}
+
 export interface GovernanceTables {
   actor_groups: ActorGroupsTable;
   approval_policies: ApprovalPoliciesTable;
   access_requests: AccessRequestsTable;
+  sod_rules: SodRulesTable;
 }
