@@ -9,7 +9,7 @@ import {
   spikesOf,
   utcDay,
 } from '../../src/domain/anomalies.ts';
-import type { MeteredEntitlement, Subscription } from '../../src/domain/types.ts';
+import type { ConfigEntitlement, MeteredEntitlement, Subscription } from '../../src/domain/types.ts';
 
 const DAY = 86_400_000;
 const now = new Date('2026-03-20T12:00:00.000Z');
@@ -61,7 +61,7 @@ describe('overlapOf', () => {
     expect(overlapOf({ type: 'metered', limit: 50 }, metered(null))).toEqual({ relation: 'contradicts' });
     expect(overlapOf({ type: 'metered', limit: 500 }, metered(100))).toBeNull();
     expect(overlapOf({ type: 'metered', limit: null }, metered(100))).toBeNull();
-    const cfg = { type: 'config', feature: 'theme', condition: null, value: { a: [1, 2] } } as const;
+    const cfg: ConfigEntitlement = { type: 'config', feature: 'theme', condition: null, value: { a: [1, 2] } };
     expect(overlapOf({ type: 'config', value: { a: [1, 2] } }, cfg)).toEqual({ relation: 'duplicate' });
     expect(overlapOf({ type: 'config', value: { a: [2, 1] } }, cfg)).toBeNull();
   });

@@ -18,7 +18,7 @@ type Flag = {
   raised_at: string;
 };
 type Page = { data: Flag[]; next_cursor: string | null };
-const ids: Record<string, string> = {};
+const ids = { acmeSso: '', initechOverride: '', umbrellaGrant: '' };
 
 const scan = async () => (await app.json<{ raised: Flag[] }>('POST', '/v1/flags/scan')).body.raised;
 const find = (flags: Flag[], kind: string, customer: string) =>
@@ -204,18 +204,55 @@ describe('anomaly flags', () => {
     expect(await scan()).toEqual([]);
   });
 
+  it('flags holdings that a later SoD rule forbids, once', async () => {
+    for (const f of [
+      { key: 'create_payment', name: 'Create payments', type: 'boolean' },
+      { key: 'approve_payment', name: 'Approve payments', type: 'boolean' },
+    ])
+      expect((await app.json('POST', '/v1/features', f)).status).toBe(201);
+    await app.json('PUT', '/v1/customers/hooli', { name: 'Hooli' });
+    for (const feature of ['create_payment', 'approve_payment'])
+      expect(
+        (
+          await app.json('POST', '/v1/customers/hooli/overrides', {
+            feature,
+            enabled: true,
+            reason: 'legacy',
+          })
+        ).status,
+      ).toBe(201);
+    const rule = await app.json<{ id: string }>('POST', '/v1/sod-rules', {
+      name: 'Maker-checker',
+      features: ['create_payment', 'approve_payment'],
+      action: 'deny',
+    });
+    expect(rule.status).toBe(201);
+    const raised = await scan();
+    expect(raised).toHaveLength(1);
+    expect(raised[0]).toMatchObject({
+      customer_id: 'hooli',
+      kind: 'sod',
+      subject: rule.body.id,
+      detail: {
+        rule: { name: 'Maker-checker', action: 'deny' },
+        held: ['create_payment', 'approve_payment'],
+      },
+    });
+    expect(await scan()).toEqual([]);
+  });
+
   it('emits flag.raised and audits everything; the chain verifies', async () => {
     const rows = await app.runtime.deps.db
       .selectFrom('outbox')
       .select(['topic', 'customer_id'])
       .where('topic', '=', 'flag.raised')
       .execute();
-    expect(rows).toHaveLength(5);
+    expect(rows).toHaveLength(6);
     const audit = await app.json<{ data: Array<{ action: string }> }>(
       'GET',
       '/v1/audit-events?action=flag.raised&limit=200',
     );
-    expect(audit.body.data).toHaveLength(5);
+    expect(audit.body.data).toHaveLength(6);
     const verify = await app.json<{ ok: boolean }>('GET', '/v1/audit-events/verify');
     expect(verify.body.ok).toBe(true);
   });

@@ -15,6 +15,7 @@ import {
   utcDay,
 } from '../../domain/anomalies.ts';
 import { holdingsOf, planLookupOf } from '../../domain/holdings.ts';
+import { heldOfRule, rulesBroken } from '../../domain/sod.ts';
 import { stateAt } from '../../domain/subscription-state.ts';
 import type { PlanEntitlement } from '../../domain/types.ts';
 import {
@@ -32,6 +33,8 @@ import { loadCustomerSnapshot } from '../entitlements/snapshot.ts';
 import { type Finding, raiseFlag } from './anomaly-flags.ts';
 import { type Exception, exceptionsInScope } from './review-items.ts';
 import type { FlagResource } from './review-schema.ts';
+import { heldFeatures } from './sod-holdings.ts';
+import { listSodRules } from './sod-rules.ts';
 
 export const SCAN_INTERVAL_MS = 86_400_000;
 const DAY_MS = 86_400_000;
@@ -148,6 +151,40 @@ async function spikeFindings(db: Executor, environment: string, now: Date): Prom
   return findings;
 }
 
+/**
+ * SoD findings: customers holding two or more features of one feature rule. Changes that would
+ * break a `deny` rule are refused when made, so these are holdings that predate the rule (or came
+ * through a rule that only requires approval). Reads every live customer's holdings, and only when
+ * the environment has feature rules.
+ */
+async function sodFindings(db: Executor, environment: string, now: Date): Promise<Finding[]> {
+  const rules = await listSodRules(db, environment);
+  if (rules.length === 0) return [];
+  const customers = await db
+    .selectFrom('customers')
+    .select('customer_id')
+    .where('environment', '=', environment)
+    .where('deleted_at', 'is', null)
+    .orderBy('customer_id')
+    .execute();
+  const findings: Finding[] = [];
+  for (const { customer_id } of customers) {
+    const held = await heldFeatures(db, environment, customer_id, now);
+    for (const rule of rulesBroken(rules, held)) {
+      findings.push({
+        customerId: customer_id,
+        kind: 'sod',
+        subject: rule.id,
+        detail: {
+          rule: { id: rule.id, name: rule.name, action: rule.action, features: rule.features },
+          held: heldOfRule(rule, held),
+        },
+      });
+    }
+  }
+  return findings;
+}
+
 /** Scans one environment as `ctx` at the clock's now; returns the flags raised. */
 async function scan(ctx: Ctx): Promise<FlagResource[]> {
   const db = reader(ctx);
@@ -160,6 +197,7 @@ async function scan(ctx: Ctx): Promise<FlagResource[]> {
   for (const [customerId, held] of byCustomer)
     for (const f of await exceptionFindings(db, ctx.environment, customerId, held, now)) add(f);
   for (const f of await spikeFindings(db, ctx.environment, now)) add(f);
+  for (const f of await sodFindings(db, ctx.environment, now)) add(f);
   const raised: FlagResource[] = [];
   for (const list of findings.values()) {
     await withTransaction(ctx, async (t) => {
