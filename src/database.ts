@@ -9,9 +9,9 @@
 import type { BillingTables } from './modules/billing/tables.ts';
 import type { CatalogTables } from './modules/catalog/tables.ts';
 import type { CustomerTables } from './modules/customers/tables.ts';
+import type { ReviewTables } from './modules/governance/review-tables.ts';
 import type { GovernanceTables } from './modules/governance/tables.ts';
 import type { MeteringTables } from './modules/metering/tables.ts';
-import type { ReviewTables } from './modules/governance/review-tables.ts';
 import type { OverrideTables } from './modules/overrides/tables.ts';
 import type { SubscriptionTables } from './modules/subscriptions/tables.ts';
 import type { TokenTables } from './modules/tokens/tables.ts';

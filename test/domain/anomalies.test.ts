@@ -61,7 +61,12 @@ describe('overlapOf', () => {
     expect(overlapOf({ type: 'metered', limit: 50 }, metered(null))).toEqual({ relation: 'contradicts' });
     expect(overlapOf({ type: 'metered', limit: 500 }, metered(100))).toBeNull();
     expect(overlapOf({ type: 'metered', limit: null }, metered(100))).toBeNull();
-    const cfg: ConfigEntitlement = { type: 'config', feature: 'theme', condition: null, value: { a: [1, 2] } };
+    const cfg: ConfigEntitlement = {
+      type: 'config',
+      feature: 'theme',
+      condition: null,
+      value: { a: [1, 2] },
+    };
     expect(overlapOf({ type: 'config', value: { a: [1, 2] } }, cfg)).toEqual({ relation: 'duplicate' });
     expect(overlapOf({ type: 'config', value: { a: [2, 1] } }, cfg)).toBeNull();
   });

@@ -315,7 +315,7 @@ async function closeCampaign(t: TxCtx, id: string): Promise<{ next: string | nul
     .forUpdate()
     .skipLocked()
     .executeTakeFirst();
-  if (!review || review.status !== 'open' || review.due_at > t.now) return null;
+  if (review?.status !== 'open' || review.due_at > t.now) return null;
   const items = await loadItems(t.tx, id);
   const final: ItemRow[] = [];
   for (const item of items) {

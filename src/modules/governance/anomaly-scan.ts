@@ -133,8 +133,8 @@ async function spikeFindings(db: Executor, environment: string, now: Date): Prom
   const series = new Map<string, { customerId: string; feature: string; days: Map<string, number> }>();
   for (const r of rows) {
     const key = `${r.customer_id}\u0000${r.feature}`;
-    let s = series.get(key);
-    if (!s) series.set(key, (s = { customerId: r.customer_id, feature: r.feature, days: new Map() }));
+    const s = series.get(key) ?? { customerId: r.customer_id, feature: r.feature, days: new Map() };
+    series.set(key, s);
     s.days.set(r.day, Number(r.used));
   }
   const findings: Finding[] = [];
