@@ -36,7 +36,12 @@ async function use(customer: string, value: number, key: string) {
 
 beforeAll(async () => {
   clock = frozenClock('2026-02-01T09:00:00.000Z');
-  app = await createTestApp({ clock });
+  app = await createTestApp({ clock, config: { webhooksAllowLoopback: true } });
+  const hook = await app.json('POST', '/v1/webhook-endpoints', {
+    url: 'http://127.0.0.1:9/hooks',
+    event_types: ['flag.raised', 'review.created'],
+  });
+  expect(hook.status).toBe(201);
   for (const f of [
     { key: 'api_calls', name: 'API calls', type: 'metered' },
     { key: 'sso', name: 'SSO', type: 'boolean' },
@@ -255,6 +260,15 @@ describe('anomaly flags', () => {
     expect(audit.body.data).toHaveLength(6);
     const verify = await app.json<{ ok: boolean }>('GET', '/v1/audit-events/verify');
     expect(verify.body.ok).toBe(true);
+    // Webhook endpoints receive them under the same type.
+    await app.runtime.dispatcher.drain();
+    const deliveries = await app.runtime.deps.db
+      .selectFrom('webhook_deliveries')
+      .select('event_type')
+      .execute();
+    const types = deliveries.map((d) => d.event_type);
+    expect(types.filter((t) => t === 'flag.raised')).toHaveLength(6);
+    expect(types.filter((t) => t === 'review.created')).toHaveLength(1);
   });
 
   it('is admin-only and walled by environment', async () => {

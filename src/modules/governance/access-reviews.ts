@@ -401,6 +401,8 @@ export async function addFlaggedException(
     .where('environment', '=', t.environment)
     .where('status', '=', 'open')
     .where('collect_flags', '=', true)
+    // Waits for a campaign being closed, and then no longer sees it as open.
+    .forShare()
     .execute();
   const evidence = { basis: 'flag', flag_id: flag.id, flag_kind: flag.kind };
   let touched = 0;
