@@ -37,6 +37,7 @@ import { heldFeatures } from './sod-holdings.ts';
 import { listSodRules } from './sod-rules.ts';
 
 export const SCAN_INTERVAL_MS = 86_400_000;
+const RETRY_AFTER_FAILURE_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 
 /** Overlap and orphan findings for one customer's live exceptions. */
@@ -239,7 +240,17 @@ export async function runDueAnomalyScans(deps: AppDeps, actor: Actor): Promise<n
       .returning('environment')
       .executeTakeFirst();
     if (!claimed) continue;
-    raised += (await scan(systemContext(deps, id, actor))).length;
+    try {
+      raised += (await scan(systemContext(deps, id, actor))).length;
+    } catch (err) {
+      // Try this environment again in an hour rather than tomorrow.
+      await deps.db
+        .updateTable('anomaly_scans')
+        .set({ scanned_at: new Date(cutoff.getTime() + RETRY_AFTER_FAILURE_MS) })
+        .where('environment', '=', id)
+        .execute();
+      deps.logger.error({ err, environment: id }, 'anomaly scan failed');
+    }
   }
   return raised;
 }
