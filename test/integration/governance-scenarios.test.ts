@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { settleTimedOutRequests } from '../../src/modules/governance/access-requests.ts';
 import type { ManualClock } from '../../src/platform/clock.ts';
-import { runDueTransitions } from '../../src/workers/scheduler.ts';
+import { runDueTransitions, SCHEDULER_ACTOR } from '../../src/workers/scheduler.ts';
 import { createTestApp, frozenClock, type TestApp } from '../helpers/harness.ts';
 import { expectAdminOnly } from '../helpers/security.ts';
 
@@ -488,6 +489,32 @@ describe('governance scenarios', () => {
     expect((await app.json('DELETE', '/v1/actor-groups/temp')).status).toBe(404);
     await expectAdminOnly(app, 'GET', '/v1/actor-groups');
     await expectAdminOnly(app, 'DELETE', '/v1/actor-groups/finance');
+  });
+
+  it('settles timed-out stages in bounded batches, oldest deadline first', async () => {
+    const ids: string[] = [];
+    for (const customer of ['acme', 'globex', 'hooli']) {
+      const res = await request('bob@vendor.com', {
+        customer_id: customer,
+        kind: 'override',
+        change: { feature: 'audit_log', enabled: true, reason: 'x' },
+        justification: 'Batch',
+      });
+      ids.push(res.body.id);
+      clock.advance(1000);
+    }
+    clock.advance(24 * HOUR);
+    const deps = app.runtime.deps;
+    expect(await settleTimedOutRequests(deps, SCHEDULER_ACTOR, 2)).toBe(2);
+    const states = async () =>
+      Promise.all(
+        ids.map(
+          async (id) => (await app.json<Req>('GET', `/v1/access-requests/${id}`)).body.stage_deadline_at,
+        ),
+      );
+    expect((await states()).map((d) => d === null)).toEqual([true, true, false]);
+    expect(await settleTimedOutRequests(deps, SCHEDULER_ACTOR, 2)).toBe(1);
+    expect(await settleTimedOutRequests(deps, SCHEDULER_ACTOR, 2)).toBe(0);
   });
 
   it('leaves an audit chain that verifies', async () => {
