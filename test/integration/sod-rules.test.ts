@@ -136,3 +136,113 @@ describe('SoD rules', () => {
     await expectHiddenFromOtherEnvironment(app, 'DELETE', `/v1/sod-rules/${rule.body.data?.[0]?.id}`);
   });
 });
+
+describe('SoD rules on every direct change', () => {
+  let env: TestApp;
+  beforeAll(async () => {
+    env = await createTestApp({ clock: frozenClock('2026-03-10T12:00:00.000Z') });
+    for (const f of [
+      { key: 'wire', name: 'Wire transfers', type: 'metered' },
+      { key: 'audit', name: 'Audit', type: 'boolean' },
+      { key: 'payroll', name: 'Payroll', type: 'boolean' },
+    ])
+      await env.json('POST', '/v1/features', f);
+    for (const p of [
+      // A limit of 0: wire is not held until something adds to it (credits, a higher limit).
+      {
+        key: 'basic',
+        name: 'Basic',
+        entitlements: [{ feature: 'wire', limit: 0, reset: 'month', overage: 'deny' }],
+      },
+      {
+        key: 'wired',
+        name: 'Wired',
+        entitlements: [{ feature: 'wire', limit: 10, reset: 'month', overage: 'deny' }],
+      },
+      { key: 'payroll_pack', name: 'Payroll', addon: true, entitlements: [{ feature: 'payroll' }] },
+    ])
+      expect((await env.json('POST', '/v1/plans', p)).status).toBe(201);
+    await env.json('PUT', '/v1/customers/c1', { name: 'c1' });
+    await env.json('POST', '/v1/customers/c1/subscriptions', { plan: 'basic' });
+    await env.json('POST', '/v1/customers/c1/overrides', { feature: 'audit', enabled: true, reason: 'x' });
+    await env.json('POST', '/v1/sod-rules', {
+      name: 'Wire or audit',
+      features: ['wire', 'audit'],
+      action: 'deny',
+    });
+    await env.json('POST', '/v1/sod-rules', {
+      name: 'Payroll with audit',
+      features: ['payroll', 'audit'],
+      action: 'require_approval',
+    });
+    await env.json('POST', '/v1/approval-policies', {
+      name: 'Add-ons: finance',
+      kinds: ['addon'],
+      features: ['payroll_pack'],
+      stages: [{ approvers: ['carol@vendor.com'] }],
+    });
+  });
+  afterAll(async () => env?.close());
+
+  it('refuses a grant that gives a feature of a deny rule', async () => {
+    const res = await env.json<{ code: string; rule: { name: string } }>('POST', '/v1/customers/c1/grants', {
+      feature: 'wire',
+      amount: 5,
+      reason: 'x',
+    });
+    expect(res.status).toBe(409);
+    expect(res.body).toMatchObject({ code: 'sod_conflict', rule: { name: 'Wire or audit' } });
+    expect((await env.json<{ data: unknown[] }>('GET', '/v1/customers/c1/grants')).body.data).toEqual([]);
+  });
+
+  it('refuses a plan change, now or at period end, that gives a feature of a deny rule', async () => {
+    const subs = await env.json<{ data: Array<{ id: string }> }>('GET', '/v1/customers/c1/subscriptions');
+    const id = subs.body.data[0]!.id;
+    for (const timing of ['immediate', 'period_end']) {
+      const res = await env.json<{ code: string }>('POST', `/v1/subscriptions/${id}/change`, {
+        plan: 'wired',
+        timing,
+      });
+      expect(res.status, timing).toBe(409);
+      expect(res.body.code).toBe('sod_conflict');
+    }
+    const sub = await env.json<{ plan: string; scheduled_change: unknown }>('GET', `/v1/subscriptions/${id}`);
+    expect(sub.body).toMatchObject({ plan: 'basic', scheduled_change: null });
+  });
+
+  it('refuses an override that starts later and would then break a deny rule', async () => {
+    const res = await env.json('POST', '/v1/customers/c1/overrides', {
+      feature: 'wire',
+      limit: 5,
+      starts_at: '2026-04-01T00:00:00.000Z',
+      reason: 'x',
+    });
+    expect(res.status).toBe(409);
+  });
+
+  it('files an add-on under a require_approval rule as an addon request (202)', async () => {
+    const res = await env.request(
+      'POST',
+      '/v1/customers/c1/subscriptions',
+      { plan: 'payroll_pack' },
+      { headers: { 'tessera-actor': 'bob@vendor.com' } },
+    );
+    expect(res.status).toBe(202);
+    const filed = (await res.json()) as { id: string; kind: string; change: unknown };
+    expect(filed).toMatchObject({ kind: 'addon', change: { plan: 'payroll_pack' } });
+    expect(res.headers.get('location')).toBe(`/v1/access-requests/${filed.id}`);
+    expect(
+      (await env.json<{ data: unknown[] }>('GET', '/v1/customers/c1/subscriptions')).body.data,
+    ).toHaveLength(1);
+    const approved = await env.json<{ status: string; applied: { kind: string } }>(
+      'POST',
+      `/v1/access-requests/${filed.id}/approve`,
+      {},
+      { headers: { 'tessera-actor': 'carol@vendor.com' } },
+    );
+    expect(approved.body).toMatchObject({ status: 'applied', applied: { kind: 'addon' } });
+    expect(
+      (await env.json<{ data: unknown[] }>('GET', '/v1/customers/c1/subscriptions')).body.data,
+    ).toHaveLength(2);
+  });
+});

@@ -20,6 +20,8 @@ export interface ApprovalPoliciesTable {
   features: NullableJson<string[]>;
   auto_approve: boolean;
   stages: Json<Array<Record<string, unknown>>>;
+  /** Size and customer-attribute conditions the request must meet for the policy to match. */
+  conditions: NullableJson<Record<string, unknown>>;
   created_at: CreatedAt;
 }
 
@@ -34,6 +36,8 @@ export interface AccessRequestsTable {
   status: string;
   stage: number;
   stage_started_at: Timestamp;
+  /** When the current stage times out; null when it cannot (no timeout, or escalated already). */
+  stage_deadline_at: NullableTimestamp;
   policy_id: string;
   requested_by: string;
   decisions: Json<Array<Record<string, unknown>>>;
