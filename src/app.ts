@@ -6,6 +6,7 @@ import { registerBillingRoutes } from './modules/billing/routes.ts';
 import { registerCatalogRoutes } from './modules/catalog/routes.ts';
 import { registerCustomerRoutes } from './modules/customers/routes.ts';
 import { registerEntitlementRoutes } from './modules/entitlements/routes.ts';
+import { registerReviewRoutes } from './modules/governance/review-routes.ts';
 import { registerGovernanceRoutes } from './modules/governance/routes.ts';
 import { registerMeteringRoutes } from './modules/metering/routes.ts';
 import { registerOverrideRoutes } from './modules/overrides/routes.ts';
@@ -105,6 +106,7 @@ export function createApp(deps: AppDeps) {
   registerSubscriptionRoutes(app);
   registerAuditRoutes(app);
   registerGovernanceRoutes(app);
+  registerReviewRoutes(app);
   registerTokenRoutes(app);
   registerWebhookRoutes(app);
 

@@ -9,6 +9,7 @@
 import type { BillingTables } from './modules/billing/tables.ts';
 import type { CatalogTables } from './modules/catalog/tables.ts';
 import type { CustomerTables } from './modules/customers/tables.ts';
+import type { ReviewTables } from './modules/governance/review-tables.ts';
 import type { GovernanceTables } from './modules/governance/tables.ts';
 import type { MeteringTables } from './modules/metering/tables.ts';
 import type { OverrideTables } from './modules/overrides/tables.ts';
@@ -24,6 +25,7 @@ declare module './platform/db-types.ts' {
       GovernanceTables,
       MeteringTables,
       OverrideTables,
+      ReviewTables,
       SubscriptionTables,
       TokenTables,
       WebhookTables {}

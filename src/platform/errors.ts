@@ -11,6 +11,8 @@ export abstract class AppError extends Error {
   abstract readonly status: number;
   abstract readonly code: string;
   readonly errors?: FieldError[];
+  /** Extra members of the problem document (RFC 9457 extensions), e.g. the rule a change broke. */
+  readonly extensions?: Record<string, unknown>;
   constructor(message: string, errors?: FieldError[]) {
     super(message);
     this.name = new.target.name;
@@ -139,6 +141,7 @@ export interface Problem {
   code: string;
   request_id: string;
   errors?: FieldError[];
+  [extension: string]: unknown;
 }
 
 export function problem(
@@ -161,6 +164,9 @@ export function problem(
 
 /** The one mapping from any thrown value to a problem document. */
 export function problemFor(err: unknown, requestId: string): Problem {
-  if (err instanceof AppError) return problem(err.status, err.code, err.message, requestId, err.errors);
+  if (err instanceof AppError) {
+    const body = problem(err.status, err.code, err.message, requestId, err.errors);
+    return err.extensions ? { ...err.extensions, ...body } : body;
+  }
   return problem(500, 'internal_error', 'An unexpected error occurred; it has been logged', requestId);
 }

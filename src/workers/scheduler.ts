@@ -14,10 +14,16 @@
  * Each run also signs a checkpoint of every audit chain whose head moved and whose last checkpoint
  * is AUDIT_CHECKPOINT_SECONDS old (see modules/audit/checkpoints.ts), and deletes the
  * idempotency records that expired by `now`, in batches (platform/idempotency.ts).
+ *
+ * It also closes access reviews past their due date (undecided items take the campaign's default;
+ * a recurring campaign opens its successor) and scans each environment for anomalies once a day
+ * (modules/governance/access-reviews.ts, anomaly-scan.ts).
  */
 import { sql } from 'kysely';
 import { writeDueCheckpoints } from '../modules/audit/checkpoints.ts';
 import { settleTimedOutRequests } from '../modules/governance/access-requests.ts';
+import { closeDueReviews } from '../modules/governance/access-reviews.ts';
+import { runDueAnomalyScans } from '../modules/governance/anomaly-scan.ts';
 import { DEFAULT_SETTINGS } from '../modules/settings/repo.ts';
 import { catchUpRow } from '../modules/subscriptions/catch-up.ts';
 import type { Actor, AppDeps } from '../platform/context.ts';
@@ -49,6 +55,10 @@ export interface SchedulerRun {
   idempotencyKeysPurged: number;
   /** Pending access requests whose stage timed out by `now`: denied (expired) or escalated. */
   accessRequestsSettled: number;
+  /** Access reviews past their due date that were closed (their recurring successors opened). */
+  accessReviewsClosed: number;
+  /** Anomaly flags raised by the environments' daily scans that came due. */
+  anomalyFlagsRaised: number;
 }
 
 interface Candidate {
@@ -141,6 +151,8 @@ export async function runDueTransitions(
     checkpoints: 0,
     idempotencyKeysPurged: 0,
     accessRequestsSettled: 0,
+    accessReviewsClosed: 0,
+    anomalyFlagsRaised: 0,
   };
   for (let round = 0; round < 50; round++) {
     const candidates = await dueCandidates(deps.db, now, batchSize);
@@ -165,7 +177,22 @@ export async function runDueTransitions(
   run.checkpoints = await writeAuditCheckpoints(deps, now);
   run.idempotencyKeysPurged = await purgeIdempotencyKeys(deps, now);
   run.accessRequestsSettled = await settleAccessRequests(pinned);
+  run.accessReviewsClosed = await governanceStep(pinned, 'close due access reviews', closeDueReviews);
+  run.anomalyFlagsRaised = await governanceStep(pinned, 'scan for anomalies', runDueAnomalyScans);
   return run;
+}
+
+async function governanceStep(
+  deps: AppDeps,
+  what: string,
+  step: (deps: AppDeps, actor: Actor) => Promise<number>,
+): Promise<number> {
+  try {
+    return await step(deps, SCHEDULER_ACTOR);
+  } catch (err) {
+    deps.logger.error({ err }, `scheduler could not ${what}`);
+    return 0;
+  }
 }
 
 async function settleAccessRequests(deps: AppDeps): Promise<number> {

@@ -2,105 +2,76 @@ import {
   type Actor,
   type AppDeps,
   type Ctx,
-  reader,
   requireScope,
   systemContext,
   type TxCtx,
   withTransaction,
 } from '../../platform/context.ts';
-import {
-  AppError,
-  Conflict,
-  type FieldError,
-  NotFound,
-  Unprocessable,
-  ValidationFailed,
-} from '../../platform/errors.ts';
+import { Conflict, type FieldError, Unprocessable, ValidationFailed } from '../../platform/errors.ts';
 import { fieldErrors } from '../../platform/http.ts';
 import { newId } from '../../platform/ids.ts';
-import { createGrant } from '../overrides/grant-service.ts';
-import { createOverride } from '../overrides/override-service.ts';
 import { lockLiveCustomer } from '../overrides/repo.ts';
 import { CreateGrantBody, CreateOverrideBody } from '../overrides/schema.ts';
+import { CreateSubscriptionBody } from '../subscriptions/schema.ts';
 import { groupMembers } from './actor-groups.ts';
+import { DecisionRefused } from './decision-refused.ts';
+import { assertNoDutyConflict } from './duties.ts';
 import { getApprovalPolicy, governingPolicy } from './policies.ts';
+import { applyRequest } from './request-apply.ts';
+import { requestFacts } from './request-facts.ts';
+import {
+  escalated,
+  lockRequest,
+  personOf,
+  type Row,
+  record,
+  stageDeadline,
+  toResource,
+} from './request-rows.ts';
 import type { AccessRequestResource, CreateAccessRequestInput } from './request-schema.ts';
-import { GROUP_PREFIX, type PolicyResource, type Stage } from './schema.ts';
+import { type ChangeKind, GROUP_PREFIX, type PolicyResource, type Stage } from './schema.ts';
 
-/** 403 with a governance reason (`self_approval`, `not_an_approver`). */
-export class DecisionRefused extends AppError {
-  readonly status = 403;
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const HOUR_MS = 3_600_000;
-
-type Row = {
-  id: string;
-  customer_id: string;
-  kind: string;
-  change: Record<string, unknown>;
-  justification: string;
-  duration_hours: number | null;
-  status: string;
-  stage: number;
-  stage_started_at: Date;
-  policy_id: string;
-  requested_by: string;
-  decisions: Array<Record<string, unknown>>;
-  applied: Record<string, unknown> | null;
-  created_at: Date;
-  decided_at: Date | null;
-};
-
-function toResource(row: Row): AccessRequestResource {
-  return {
-    id: row.id,
-    customer_id: row.customer_id,
-    kind: row.kind as AccessRequestResource['kind'],
-    change: row.change,
-    justification: row.justification,
-    duration_hours: row.duration_hours,
-    status: row.status as AccessRequestResource['status'],
-    stage: row.stage,
-    policy_id: row.policy_id,
-    requested_by: row.requested_by,
-    decisions: row.decisions,
-    ...(row.applied ? { applied: row.applied as AccessRequestResource['applied'] & object } : {}),
-    created_at: row.created_at.toISOString(),
-    decided_at: row.decided_at?.toISOString() ?? null,
-  };
-}
-
-function personOf(ctx: Ctx): string {
-  const person = ctx.actor.person;
-  if (person === undefined)
-    throw new ValidationFailed([
-      { path: 'Tessera-Actor', message: 'required: name the person making or deciding the request' },
-    ]);
-  return person;
-}
+export { DecisionRefused } from './decision-refused.ts';
+export { getAccessRequest, listAccessRequests } from './request-list.ts';
 
 /** Checks `change` against the direct route's body, so a request that is approved later cannot fail on its shape. */
 function validateChange(input: CreateAccessRequestInput): { subject: string } {
   const errors: FieldError[] = [];
-  if (input.kind === 'addon') {
-    throw new Unprocessable('unsupported_kind', 'Add-on requests are not supported yet', [
-      { path: 'kind', message: 'use override or grant' },
-    ]);
-  }
-  const schema = input.kind === 'override' ? CreateOverrideBody : CreateGrantBody;
+  const schema =
+    input.kind === 'override'
+      ? CreateOverrideBody
+      : input.kind === 'grant'
+        ? CreateGrantBody
+        : CreateSubscriptionBody;
   const parsed = schema.safeParse(input.change);
   if (!parsed.success) errors.push(...fieldErrors(parsed.error.issues, 'change'));
-  if (input.duration_hours !== undefined && input.change.expires_at !== undefined)
+  if (input.kind === 'addon') {
+    if (input.duration_hours !== undefined)
+      errors.push({
+        path: 'duration_hours',
+        message: 'not for add-on requests (a subscription has no end time)',
+      });
+  } else if (input.duration_hours !== undefined && input.change.expires_at !== undefined)
     errors.push({ path: 'change.expires_at', message: 'give either duration_hours or change.expires_at' });
   if (errors.length > 0) throw new ValidationFailed(errors);
-  return { subject: String(input.change.feature) };
+  return { subject: String(input.kind === 'addon' ? input.change.plan : input.change.feature) };
+}
+
+/** An add-on request must name an add-on plan of the environment. */
+async function assertAddonPlan(t: TxCtx, planKey: string): Promise<void> {
+  const plan = await t.tx
+    .selectFrom('plans')
+    .select(['addon', 'archived_at'])
+    .where('environment', '=', t.environment)
+    .where('key', '=', planKey)
+    .executeTakeFirst();
+  if (!plan || plan.archived_at || !plan.addon)
+    throw new Unprocessable('invalid_change', `'${planKey}' is not an add-on plan`, [
+      {
+        path: 'change.plan',
+        message: !plan || plan.archived_at ? 'no such plan' : 'a base plan; add-on requests take an add-on',
+      },
+    ]);
 }
 
 export async function createAccessRequest(
@@ -108,17 +79,34 @@ export async function createAccessRequest(
   input: CreateAccessRequestInput,
 ): Promise<AccessRequestResource> {
   requireScope(ctx, 'admin');
-  const person = personOf(ctx);
+  return fileRequest(ctx, input, personOf(ctx), null);
+}
+
+/**
+ * Files a request (in `ctx`'s transaction, or its own): the oldest matching policy that the
+ * request meets governs it; an auto-approving policy applies it at once. `onNoPolicy` is thrown
+ * instead of 422 `no_policy` when given (a change held back by an SoD rule answers 409).
+ */
+async function fileRequest(
+  ctx: Ctx,
+  input: CreateAccessRequestInput,
+  requestedBy: string,
+  onNoPolicy: Error | null,
+): Promise<AccessRequestResource> {
   const { subject } = validateChange(input);
   return withTransaction(ctx, async (t) => {
     await lockLiveCustomer(t.tx, ctx.environment, input.customer_id);
-    const policy = await governingPolicy(t.tx, ctx.environment, input.kind, subject);
-    if (!policy)
+    if (input.kind === 'addon') await assertAddonPlan(t, subject);
+    const facts = await requestFacts(t, input.customer_id, input.kind, input.change);
+    const policy = await governingPolicy(t.tx, ctx.environment, input.kind, subject, facts);
+    if (!policy) {
+      if (onNoPolicy) throw onNoPolicy;
       throw new Unprocessable(
         'no_policy',
         `No approval policy governs ${input.kind} changes to '${subject}'`,
-        [{ path: 'kind', message: 'no approval policy matches this kind and feature' }],
+        [{ path: 'kind', message: 'no approval policy matches this kind, feature and its conditions' }],
       );
+    }
     const row = (await t.tx
       .insertInto('access_requests')
       .values({
@@ -132,8 +120,9 @@ export async function createAccessRequest(
         status: 'pending',
         stage: 0,
         stage_started_at: t.now,
+        stage_deadline_at: policy.auto_approve ? null : stageDeadline(policy, 0, t.now, false),
         policy_id: policy.id,
-        requested_by: person,
+        requested_by: requestedBy,
         decisions: JSON.stringify([]),
         created_at: t.now,
       })
@@ -142,57 +131,32 @@ export async function createAccessRequest(
     record(t, 'access_request.created', row);
     if (!policy.auto_approve) return toResource(row);
     return toResource(
-      await apply(t, row, [...row.decisions, { decision: 'auto_approved', at: t.now.toISOString() }]),
+      await applyRequest(t, row, [...row.decisions, { decision: 'auto_approved', at: t.now.toISOString() }]),
     );
   });
 }
 
-function record(t: TxCtx, action: string, row: Row, before?: Row): void {
-  const after = toResource(row);
-  t.audit({
-    action,
-    target: { type: 'access_request', id: row.id },
-    customerId: row.customer_id,
-    ...(before ? { before: toResource(before) } : {}),
-    after,
-  });
-  t.emit({ topic: action, customerId: row.customer_id, payload: after });
-}
-
-/** Applies the change through the direct verb in this transaction, ending it after the requested duration. */
-async function apply(t: TxCtx, row: Row, decisions: Array<Record<string, unknown>>): Promise<Row> {
-  const expiresAt =
-    row.duration_hours === null
-      ? null
-      : new Date(t.now.getTime() + row.duration_hours * HOUR_MS).toISOString();
-  const timing = expiresAt ? { expires_at: expiresAt } : {};
-  let applied: { kind: string; id: string; expires_at: string | null };
-  if (row.kind === 'override') {
-    const change = CreateOverrideBody.parse({ ...row.change, ...timing });
-    const o = await createOverride(t, row.customer_id, change);
-    applied = { kind: 'override', id: o.id, expires_at: o.expires_at };
-  } else {
-    const change = CreateGrantBody.parse({ ...row.change, ...timing });
-    const g = await createGrant(t, row.customer_id, change);
-    applied = { kind: 'grant', id: g.id, expires_at: g.expires_at };
-  }
-  const updated = (await t.tx
-    .updateTable('access_requests')
-    .set({
-      status: 'applied',
-      decisions: JSON.stringify(decisions),
-      applied: JSON.stringify(applied),
-      decided_at: t.now,
-    })
-    .where('id', '=', row.id)
-    .returningAll()
-    .executeTakeFirstOrThrow()) as Row;
-  record(t, 'access_request.applied', updated, row);
-  return updated;
-}
-
-function escalated(row: Row): boolean {
-  return row.decisions.some((d) => d.decision === 'escalated' && d.stage === row.stage);
+/**
+ * A direct change that a `require_approval` SoD rule held back, filed as an access request instead
+ * (the caller answers 202 with it). The requester is the person named by `Tessera-Actor`, else the
+ * API key (`api_key:<id>`). With no policy governing it, `refusal` (409 `sod_conflict`) is thrown.
+ */
+export function requestInsteadOfChange(
+  ctx: Ctx,
+  input: { customer_id: string; kind: ChangeKind; change: Record<string, unknown> },
+  rule: { id: string; name: string },
+  refusal: Error,
+): Promise<AccessRequestResource> {
+  const reason = typeof input.change.reason === 'string' ? `: ${input.change.reason}` : '';
+  return fileRequest(
+    ctx,
+    {
+      ...input,
+      justification: `Held for approval by separation-of-duties rule '${rule.name}' (${rule.id})${reason}`,
+    },
+    ctx.actor.person ?? `api_key:${ctx.actor.id ?? ctx.actor.name}`,
+    refusal,
+  );
 }
 
 function currentApprovers(row: Row, stage: Stage): string[] {
@@ -206,18 +170,6 @@ async function mayDecide(ctx: Ctx, approvers: string[], person: string): Promise
   return [...members.values()].some((m) => m.includes(person));
 }
 
-async function lockRequest(t: TxCtx, id: string): Promise<Row> {
-  const row = await t.tx
-    .selectFrom('access_requests')
-    .selectAll()
-    .where('environment', '=', t.environment)
-    .where('id', '=', id)
-    .forUpdate()
-    .executeTakeFirst();
-  if (!row) throw new NotFound('access_request', id);
-  return row as Row;
-}
-
 /**
  * A stage whose timeout has passed is settled first: denied (status `expired`), or handed once to
  * its `escalate_to` approvers with a fresh start time and no further timeout. Returns the row as it now stands.
@@ -225,13 +177,15 @@ async function lockRequest(t: TxCtx, id: string): Promise<Row> {
 async function settleTimeout(t: TxCtx, row: Row, policy: PolicyResource): Promise<Row> {
   const stage = policy.stages[row.stage];
   if (row.status !== 'pending' || !stage || stage.timeout_hours === null || escalated(row)) return row;
-  if (t.now.getTime() < row.stage_started_at.getTime() + stage.timeout_hours * HOUR_MS) return row;
+  const deadline = stageDeadline(policy, row.stage, row.stage_started_at, false);
+  if (deadline === null || t.now.getTime() < deadline.getTime()) return row;
   const at = t.now.toISOString();
   if (stage.on_timeout === 'escalate') {
     const updated = (await t.tx
       .updateTable('access_requests')
       .set({
         stage_started_at: t.now,
+        stage_deadline_at: null,
         decisions: JSON.stringify([...row.decisions, { decision: 'escalated', stage: row.stage, at }]),
       })
       .where('id', '=', row.id)
@@ -245,6 +199,7 @@ async function settleTimeout(t: TxCtx, row: Row, policy: PolicyResource): Promis
     .set({
       status: 'expired',
       decided_at: t.now,
+      stage_deadline_at: null,
       decisions: JSON.stringify([...row.decisions, { decision: 'timed_out', stage: row.stage, at }]),
     })
     .where('id', '=', row.id)
@@ -280,6 +235,7 @@ export async function decideAccessRequest(
         'not_an_approver',
         `'${person}' is not an approver of this request's current stage`,
       );
+    if (decision === 'approve') await assertNoDutyConflict(t, row, person);
     const entry = {
       decision: decision === 'approve' ? 'approved' : 'denied',
       stage: row.stage,
@@ -291,7 +247,12 @@ export async function decideAccessRequest(
     if (decision === 'deny') {
       const denied = (await t.tx
         .updateTable('access_requests')
-        .set({ status: 'denied', decided_at: t.now, decisions: JSON.stringify(decisions) })
+        .set({
+          status: 'denied',
+          decided_at: t.now,
+          stage_deadline_at: null,
+          decisions: JSON.stringify(decisions),
+        })
         .where('id', '=', id)
         .returningAll()
         .executeTakeFirstOrThrow()) as Row;
@@ -301,11 +262,16 @@ export async function decideAccessRequest(
     if (row.stage + 1 >= policy.stages.length) {
       const approved = { ...row, decisions };
       record(t, 'access_request.approved', approved, row);
-      return toResource(await apply(t, row, decisions));
+      return toResource(await applyRequest(t, row, decisions));
     }
     const next = (await t.tx
       .updateTable('access_requests')
-      .set({ stage: row.stage + 1, stage_started_at: t.now, decisions: JSON.stringify(decisions) })
+      .set({
+        stage: row.stage + 1,
+        stage_started_at: t.now,
+        stage_deadline_at: stageDeadline(policy, row.stage + 1, t.now, false),
+        decisions: JSON.stringify(decisions),
+      })
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow()) as Row;
@@ -314,18 +280,30 @@ export async function decideAccessRequest(
   });
 }
 
+/** How many timed-out requests one scheduler step settles at most; the next run takes the rest. */
+export const TIMEOUT_BATCH = 200;
+
 /**
- * The scheduler's step: settles every pending request, in every environment, whose stage timed out
- * by the deps' clock. Each request is settled in its own transaction, as `actor`.
+ * The scheduler's step: settles pending requests, in every environment, whose stage deadline has
+ * passed by the deps' clock: read through the deadline index, at most `batch` a run, oldest
+ * deadline first. Each request is settled in its own transaction, as `actor`.
  */
-export async function settleTimedOutRequests(deps: AppDeps, actor: Actor): Promise<number> {
-  const pending = await deps.db
+export async function settleTimedOutRequests(
+  deps: AppDeps,
+  actor: Actor,
+  batch = TIMEOUT_BATCH,
+): Promise<number> {
+  const due = await deps.db
     .selectFrom('access_requests')
     .select(['environment', 'id', 'policy_id'])
     .where('status', '=', 'pending')
+    .where('stage_deadline_at', 'is not', null)
+    .where('stage_deadline_at', '<=', deps.clock.now())
+    .orderBy('stage_deadline_at')
+    .limit(batch)
     .execute();
   let settled = 0;
-  for (const { environment, id, policy_id } of pending) {
+  for (const { environment, id, policy_id } of due) {
     const changed = await withTransaction(systemContext(deps, environment, actor), async (t) => {
       const row = await lockRequest(t, id);
       const after = await settleTimeout(t, row, await getApprovalPolicy(t.tx, environment, policy_id));
@@ -334,24 +312,4 @@ export async function settleTimedOutRequests(deps: AppDeps, actor: Actor): Promi
     if (changed) settled += 1;
   }
   return settled;
-}
-
-export async function getAccessRequest(ctx: Ctx, id: string): Promise<AccessRequestResource> {
-  requireScope(ctx, 'admin');
-  const row = await reader(ctx)
-    .selectFrom('access_requests')
-    .selectAll()
-    .where('environment', '=', ctx.environment)
-    .where('id', '=', id)
-    .executeTakeFirst();
-  if (!row) throw new NotFound('access_request', id);
-  return toResource(row as Row);
-}
-
-export async function listAccessRequests(ctx: Ctx, status?: string): Promise<AccessRequestResource[]> {
-  requireScope(ctx, 'admin');
-  let q = reader(ctx).selectFrom('access_requests').selectAll().where('environment', '=', ctx.environment);
-  if (status !== undefined) q = q.where('status', '=', status);
-  const rows = await q.orderBy('created_at').orderBy('id').limit(500).execute();
-  return rows.map((r) => toResource(r as Row));
 }

@@ -1,5 +1,6 @@
 import { type Ctx, reader, requireScope, withTransaction } from '../../platform/context.ts';
 import { NotFound } from '../../platform/errors.ts';
+import { decodeCursor, page } from '../../platform/pagination.ts';
 import type { ActorGroupResource, PutActorGroupInput } from './schema.ts';
 
 interface GroupRow {
@@ -70,6 +71,46 @@ export async function getActorGroup(ctx: Ctx, key: string): Promise<ActorGroupRe
     .executeTakeFirst();
   if (!row) throw new NotFound('actor_group', key);
   return toResource(row);
+}
+
+/** A page of the environment's groups, by key. */
+export async function listActorGroups(
+  ctx: Ctx,
+  query: { limit: number; cursor?: string | undefined },
+): Promise<{ data: ActorGroupResource[]; next_cursor: string | null }> {
+  requireScope(ctx, 'admin');
+  const after = decodeCursor<{ key: string }>(query.cursor, { key: 'string' });
+  let q = reader(ctx)
+    .selectFrom('actor_groups')
+    .select(['key', 'members', 'created_at', 'updated_at'])
+    .where('environment', '=', ctx.environment);
+  if (after) q = q.where('key', '>', after.key);
+  const rows = await q
+    .orderBy('key')
+    .limit(query.limit + 1)
+    .execute();
+  return page(rows, query.limit, toResource, (r) => ({ key: r.key }));
+}
+
+/**
+ * Deletes a group. Policies that name it keep doing so; it then has no members, so its stages can
+ * be decided only by the people they name directly (or after escalation). A group of the same key
+ * made later is a new group that those policies name again.
+ */
+export async function deleteActorGroup(ctx: Ctx, key: string): Promise<ActorGroupResource> {
+  requireScope(ctx, 'admin');
+  return withTransaction(ctx, async (t) => {
+    const row = await t.tx
+      .deleteFrom('actor_groups')
+      .where('environment', '=', ctx.environment)
+      .where('key', '=', key)
+      .returning(['key', 'members', 'created_at', 'updated_at'])
+      .executeTakeFirst();
+    if (!row) throw new NotFound('actor_group', key);
+    const group = toResource(row);
+    t.audit({ action: 'actor_group.deleted', target: { type: 'actor_group', id: key }, before: group });
+    return group;
+  });
 }
 
 /** The members of each named group that exists in the environment (a missing group has none). */

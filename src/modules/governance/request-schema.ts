@@ -29,6 +29,10 @@ export const AccessRequestSchema = z
     duration_hours: z.number().int().nullable(),
     status: z.enum(['pending', 'applied', 'denied', 'expired']),
     stage: z.number().int().openapi({ description: 'Index of the stage awaiting a decision (0-based)' }),
+    stage_deadline_at: z
+      .string()
+      .nullable()
+      .openapi({ description: 'When the pending stage times out; null when it cannot' }),
     policy_id: z.string(),
     requested_by: z.string(),
     decisions: z.array(z.record(z.string(), z.unknown())),

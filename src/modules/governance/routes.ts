@@ -1,12 +1,20 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
-import { type AppEnv, ctxOf, errorResponses, jsonBody, jsonContent, security } from '../../platform/http.ts';
+import {
+  type AppEnv,
+  ctxOf,
+  errorResponses,
+  jsonBody,
+  jsonContent,
+  ListQuery,
+  security,
+} from '../../platform/http.ts';
 import {
   createAccessRequest,
   decideAccessRequest,
   getAccessRequest,
   listAccessRequests,
 } from './access-requests.ts';
-import { getActorGroup, putActorGroup } from './actor-groups.ts';
+import { deleteActorGroup, getActorGroup, listActorGroups, putActorGroup } from './actor-groups.ts';
 import { createApprovalPolicy, listApprovalPolicies } from './policies.ts';
 import { AccessRequestSchema, CreateAccessRequestBody, DecideBody } from './request-schema.ts';
 import {
@@ -16,12 +24,19 @@ import {
   PolicySchema,
   PutActorGroupBody,
 } from './schema.ts';
+import { registerSodRuleRoutes } from './sod-routes.ts';
 
 const IdParam = z.object({ id: z.string().min(1).max(100) });
-const StatusQuery = z.object({ status: z.enum(['pending', 'applied', 'denied', 'expired']).optional() });
+const RequestQuery = ListQuery.extend({
+  status: z.enum(['pending', 'applied', 'denied', 'expired']).optional(),
+  customer_id: z.string().min(1).max(255).optional(),
+});
+const pageOf = <T extends z.ZodType>(item: T) =>
+  z.object({ data: z.array(item), next_cursor: z.string().nullable() });
 
 export function registerGovernanceRoutes(app: OpenAPIHono<AppEnv>): void {
   const tags = ['Governance'];
+  registerSodRuleRoutes(app);
   app.openapi(
     createRoute({
       method: 'put',
@@ -52,6 +67,30 @@ export function registerGovernanceRoutes(app: OpenAPIHono<AppEnv>): void {
       responses: { 200: jsonContent(ActorGroupSchema, 'The group'), ...errorResponses(404) },
     }),
     async (c) => c.json(await getActorGroup(ctxOf(c), c.req.valid('param').key), 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/actor-groups',
+      tags,
+      security,
+      summary: 'Groups of actors, by key, a page at a time',
+      request: { query: ListQuery },
+      responses: { 200: jsonContent(pageOf(ActorGroupSchema), 'A page of groups'), ...errorResponses() },
+    }),
+    async (c) => c.json(await listActorGroups(ctxOf(c), c.req.valid('query')), 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/v1/actor-groups/{key}',
+      tags,
+      security,
+      summary: 'Delete a group (approvers naming it then match no one)',
+      request: { params: GroupKeyParam },
+      responses: { 200: jsonContent(ActorGroupSchema, 'The deleted group'), ...errorResponses(404) },
+    }),
+    async (c) => c.json(await deleteActorGroup(ctxOf(c), c.req.valid('param').key), 200),
   );
   app.openapi(
     createRoute({
@@ -97,14 +136,14 @@ export function registerGovernanceRoutes(app: OpenAPIHono<AppEnv>): void {
       path: '/v1/access-requests',
       tags,
       security,
-      summary: 'Access requests, oldest first (at most 500)',
-      request: { query: StatusQuery },
+      summary: 'Access requests, oldest first, a page at a time (filters: status, customer_id)',
+      request: { query: RequestQuery },
       responses: {
-        200: jsonContent(z.object({ data: z.array(AccessRequestSchema) }), 'The requests'),
+        200: jsonContent(pageOf(AccessRequestSchema), 'A page of requests'),
         ...errorResponses(),
       },
     }),
-    async (c) => c.json({ data: await listAccessRequests(ctxOf(c), c.req.valid('query').status) }, 200),
+    async (c) => c.json(await listAccessRequests(ctxOf(c), c.req.valid('query')), 200),
   );
   app.openapi(
     createRoute({

@@ -71,6 +71,25 @@ export const StageSchema = z
   })
   .openapi('ApprovalStage');
 
+/** A policy matches a request only when the request meets every condition given. */
+export const PolicyConditionsSchema = z
+  .strictObject({
+    min_increase_percent: z.number().min(0).max(1_000_000).optional().openapi({
+      description:
+        'Metered overrides and grants only: the limit increase (credits, for a grant) over what the customer holds now, in percent, is at least this',
+      example: 50,
+    }),
+    min_amount: z.number().min(0).max(1e15).optional().openapi({
+      description: 'Grants: the amount; metered overrides: the new limit (unlimited counts as any size)',
+    }),
+    customer_attributes: z
+      .record(z.string().min(1).max(64), z.union([z.string().max(500), z.number(), z.boolean()]))
+      .refine((a) => Object.keys(a).length <= 20, 'at most 20 attributes')
+      .optional()
+      .openapi({ description: 'The customer has each of these attributes with exactly this value' }),
+  })
+  .openapi('ApprovalPolicyConditions');
+
 export const CreatePolicyBody = z
   .strictObject({
     name: z.string().trim().min(1).max(200),
@@ -85,6 +104,7 @@ export const CreatePolicyBody = z
     }),
     auto_approve: z.boolean().optional(),
     stages: z.array(StageSchema).max(10).optional(),
+    conditions: PolicyConditionsSchema.optional(),
   })
   .superRefine((policy, ctx) => {
     if (policy.auto_approve !== true && (policy.stages ?? []).length === 0)
@@ -107,6 +127,7 @@ export const PolicySchema = z
         escalate_to: z.array(z.string()).nullable(),
       }),
     ),
+    conditions: PolicyConditionsSchema.nullable(),
     created_at: z.string(),
   })
   .openapi('ApprovalPolicy');
@@ -114,3 +135,4 @@ export const PolicySchema = z
 export type CreatePolicyInput = z.infer<typeof CreatePolicyBody>;
 export type PolicyResource = z.infer<typeof PolicySchema>;
 export type Stage = PolicyResource['stages'][number];
+export type PolicyConditions = z.infer<typeof PolicyConditionsSchema>;

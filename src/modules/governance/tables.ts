@@ -20,6 +20,8 @@ export interface ApprovalPoliciesTable {
   features: NullableJson<string[]>;
   auto_approve: boolean;
   stages: Json<Array<Record<string, unknown>>>;
+  /** Size and customer-attribute conditions the request must meet for the policy to match. */
+  conditions: NullableJson<Record<string, unknown>>;
   created_at: CreatedAt;
 }
 
@@ -34,6 +36,8 @@ export interface AccessRequestsTable {
   status: string;
   stage: number;
   stage_started_at: Timestamp;
+  /** When the current stage times out; null when it cannot (no timeout, or escalated already). */
+  stage_deadline_at: NullableTimestamp;
   policy_id: string;
   requested_by: string;
   decisions: Json<Array<Record<string, unknown>>>;
@@ -42,8 +46,23 @@ export interface AccessRequestsTable {
   decided_at: NullableTimestamp;
 }
 
+/** Separation-of-duties rules: features held together (`features`, `action`) or a duty (`duty`). */
+export interface SodRulesTable {
+  id: string;
+  seq: ColumnType<string, never, never>;
+  environment: string;
+  name: string;
+  features: NullableJson<string[]>;
+  action: string | null;
+  duty: string | null;
+  min_amount: number | null;
+  created_at: CreatedAt;
+  deleted_at: NullableTimestamp;
+}
+
 export interface GovernanceTables {
   actor_groups: ActorGroupsTable;
   approval_policies: ApprovalPoliciesTable;
   access_requests: AccessRequestsTable;
+  sod_rules: SodRulesTable;
 }

@@ -8,14 +8,22 @@ import {
   ListQuery,
   security,
 } from '../../platform/http.ts';
-import { createGrant, listGrants, voidGrant } from './grant-service.ts';
-import { createOverride, endOverride, listOverrides } from './override-service.ts';
+import { createGrantDirect, createOverrideDirect, requestLocation } from '../governance/direct-changes.ts';
+import { AccessRequestSchema } from '../governance/request-schema.ts';
+import { listGrants, voidGrant } from './grant-service.ts';
+import { endOverride, listOverrides } from './override-service.ts';
 import { CreateGrantBody, CreateOverrideBody, GrantSchema, OverrideSchema } from './schema.ts';
 
 const CustomerParam = z.object({ customer_id: z.string().min(1).max(255) });
 const IdParam = z.object({ id: z.string().min(1).max(100) });
 const pageOf = <T extends z.ZodType>(item: T) =>
   z.object({ data: z.array(item), next_cursor: z.string().nullable() });
+
+/** A change held back by a `require_approval` SoD rule. */
+const HELD = jsonContent(
+  AccessRequestSchema,
+  'A separation-of-duties rule needs this change approved: the access request filed instead (`Location` names it)',
+);
 
 export function registerOverrideRoutes(app: OpenAPIHono<AppEnv>): void {
   const tags = ['Overrides and credits'];
@@ -27,10 +35,21 @@ export function registerOverrideRoutes(app: OpenAPIHono<AppEnv>): void {
       security,
       summary: 'Grant a per-customer exception, optionally time-boxed',
       request: { params: CustomerParam, ...jsonBody(CreateOverrideBody) },
-      responses: { 201: jsonContent(OverrideSchema, 'The override'), ...errorResponses(404, 422) },
+      responses: {
+        201: jsonContent(OverrideSchema, 'The override'),
+        202: HELD,
+        ...errorResponses(404, 409, 422),
+      },
     }),
-    async (c) =>
-      c.json(await createOverride(ctxOf(c), c.req.valid('param').customer_id, c.req.valid('json')), 201),
+    async (c) => {
+      const outcome = await createOverrideDirect(
+        ctxOf(c),
+        c.req.valid('param').customer_id,
+        c.req.valid('json'),
+      );
+      if ('request' in outcome) return c.json(outcome.request, 202, requestLocation(outcome.request));
+      return c.json(outcome.made, 201);
+    },
   );
   app.openapi(
     createRoute({
@@ -65,10 +84,21 @@ export function registerOverrideRoutes(app: OpenAPIHono<AppEnv>): void {
       security,
       summary: 'Grant credits for a metered feature (used before overage)',
       request: { params: CustomerParam, ...jsonBody(CreateGrantBody) },
-      responses: { 201: jsonContent(GrantSchema, 'The grant'), ...errorResponses(404, 422) },
+      responses: {
+        201: jsonContent(GrantSchema, 'The grant'),
+        202: HELD,
+        ...errorResponses(404, 409, 422),
+      },
     }),
-    async (c) =>
-      c.json(await createGrant(ctxOf(c), c.req.valid('param').customer_id, c.req.valid('json')), 201),
+    async (c) => {
+      const outcome = await createGrantDirect(
+        ctxOf(c),
+        c.req.valid('param').customer_id,
+        c.req.valid('json'),
+      );
+      if ('request' in outcome) return c.json(outcome.request, 202, requestLocation(outcome.request));
+      return c.json(outcome.made, 201);
+    },
   );
   app.openapi(
     createRoute({

@@ -9,9 +9,14 @@ import {
   security,
 } from '../../platform/http.ts';
 import {
+  changeSubscriptionDirect,
+  createSubscriptionDirect,
+  requestLocation,
+} from '../governance/direct-changes.ts';
+import { AccessRequestSchema } from '../governance/request-schema.ts';
+import {
   cancelScheduledChange,
   cancelSubscription,
-  changeSubscription,
   convertTrial,
   pauseSubscription,
   recordPaymentFailed,
@@ -31,7 +36,7 @@ import {
   SubscriptionSchema,
   UpdateSubscriptionBody,
 } from './schema.ts';
-import { createSubscription, getSubscription, listSubscriptions } from './service.ts';
+import { getSubscription, listSubscriptions } from './service.ts';
 
 const tags = ['Subscriptions'];
 const one = (description: string) => ({ 200: jsonContent(SubscriptionSchema, description) });
@@ -61,11 +66,22 @@ export function registerSubscriptionRoutes(app: OpenAPIHono<AppEnv>): void {
       request: { params: CustomerParam, ...jsonBody(CreateSubscriptionBody) },
       responses: {
         201: jsonContent(SubscriptionSchema, 'The subscription'),
+        202: jsonContent(
+          AccessRequestSchema,
+          'An add-on that a separation-of-duties rule needs approved: the access request filed instead (`Location` names it)',
+        ),
         ...errorResponses(404, 409, 422),
       },
     }),
-    async (c) =>
-      c.json(await createSubscription(ctxOf(c), c.req.valid('param').customer_id, c.req.valid('json')), 201),
+    async (c) => {
+      const outcome = await createSubscriptionDirect(
+        ctxOf(c),
+        c.req.valid('param').customer_id,
+        c.req.valid('json'),
+      );
+      if ('request' in outcome) return c.json(outcome.request, 202, requestLocation(outcome.request));
+      return c.json(outcome.made, 201);
+    },
   );
   app.openapi(
     createRoute({
@@ -117,16 +133,17 @@ export function registerSubscriptionRoutes(app: OpenAPIHono<AppEnv>): void {
       request: { params: SubscriptionParam, ...jsonBody(ChangeSubscriptionBody) },
       responses: { ...one('The subscription'), ...errorResponses(404, 409, 422, 502) },
     }),
-    async (c) =>
-      c.json(
-        await changeSubscription(
-          ctxOf(c),
-          c.req.valid('param').id,
-          c.req.valid('json'),
-          c.req.header('idempotency-key'),
-        ),
-        200,
-      ),
+    async (c) => {
+      const outcome = await changeSubscriptionDirect(
+        ctxOf(c),
+        c.req.valid('param').id,
+        c.req.valid('json'),
+        c.req.header('idempotency-key'),
+      );
+      // A plan change has no request kind: a rule needing approval refuses it (409 sod_conflict).
+      if ('request' in outcome) throw new Error('unreachable: plan changes are never filed as requests');
+      return c.json(outcome.made, 200);
+    },
   );
   app.openapi(
     createRoute({

@@ -22,6 +22,10 @@ export const WEBHOOK_EVENT_TYPES = [
   'access_request.approved',
   'access_request.denied',
   'access_request.applied',
+  'review.created',
+  'review.item_decided',
+  'review.completed',
+  'flag.raised',
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
