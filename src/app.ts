@@ -23,7 +23,7 @@ import { idempotency } from './platform/idempotency.ts';
 import { jsonBodyRule } from './platform/input-rules.ts';
 import { RateLimiter } from './platform/rate-limit.ts';
 import { requestEdge } from './platform/request-edge.ts';
-import { bearerMatches, corsFor } from './platform/response-headers.ts';
+import { bearerMatches, corsFor, DOCS_PAGE_CSP } from './platform/response-headers.ts';
 import { requireRouteScope } from './platform/route-scope.ts';
 import { scopeOfRoute } from './route-scopes.ts';
 
@@ -137,9 +137,10 @@ export function createApp(deps: AppDeps) {
     return cachedDocument;
   };
   app.get('/openapi.json', (c) => c.json(openApiDocument()));
-  app.get('/docs', (c) =>
-    c.html(renderDocsPage(openApiDocument() as unknown as Parameters<typeof renderDocsPage>[0])),
-  );
+  app.get('/docs', (c) => {
+    c.header('content-security-policy', DOCS_PAGE_CSP);
+    return c.html(renderDocsPage(openApiDocument() as unknown as Parameters<typeof renderDocsPage>[0]));
+  });
 
   app.notFound((c) =>
     c.json(
