@@ -222,4 +222,18 @@ describe('per-key rate limits', () => {
     expect((await overHttp('/v1/check', key.secret, check)).status).toBe(200);
     expect((await overHttp('/v1/check', key.secret, check)).status).toBe(429);
   });
+
+  it('charges a key the fast path has to look up first, before answering it there', async () => {
+    clock.advance(5000);
+    const key = await keyWith(['check'], 1);
+    const check = JSON.stringify({ customer_id: 'acme', feature: 'calls' });
+    const served = await fastPathServed('/v1/check');
+    const first = await overHttp('/v1/check', key.secret, check);
+    expect(first.status).toBe(200);
+    expect(first.headers.get('ratelimit-remaining')).toBe('0');
+    expect(await fastPathServed('/v1/check')).toBe(served + 1);
+    const second = await overHttp('/v1/check', key.secret, check);
+    expect(second.status).toBe(429);
+    expect(second.headers.get('retry-after')).toBe('1');
+  });
 });
