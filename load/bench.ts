@@ -3,7 +3,8 @@
  * it with autocannon beside a bare Hono route in the same run, so ratios are measured together.
  * Environment: BENCH_PG (admin URL, default postgres://postgres@127.0.0.1:5432/postgres),
  * BENCH_REDIS (default redis://127.0.0.1:6379), BENCH_DURATION (seconds, default 20),
- * BENCH_CONNECTIONS (default 50), BENCH_CUSTOMERS (default 10000).
+ * BENCH_CONNECTIONS (default 50), BENCH_CUSTOMERS (default 10000), BENCH_RATE_LIMIT (requests per second
+ * for the bench key of check and usage; unset: unlimited).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { runCheckBench } from './check-bench.ts';

@@ -159,7 +159,9 @@ export async function measureChecks(
   seeding?: string,
 ): Promise<string> {
   const checkKey = (
-    (await api(port, 'POST', '/v1/api-keys', { name: 'bench', scopes: ['check'] })) as { secret: string }
+    (await api(port, 'POST', '/v1/api-keys', { name: 'bench', scopes: ['check'], ...benchRateLimit() })) as {
+      secret: string;
+    }
   ).secret;
   // BENCH_CHECK_FEATURES=sso,theme narrows the mix (e.g. to compare boolean/config with metered).
   const mix = process.env.BENCH_CHECK_FEATURES?.split(',') ?? FEATURES;
@@ -276,4 +278,10 @@ async function metricsOf(port: number): Promise<string> {
 /** One series' value in a Prometheus text exposition (`series` is a regular expression); 0 when absent. */
 function metric(text: string, series: string): number {
   return Number(new RegExp(`^${series} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+}
+
+/** BENCH_RATE_LIMIT=N gives the bench key a rate limit (one high enough never to refuse measures the bucket's cost). */
+function benchRateLimit(): { rate_limit_per_second?: number } {
+  const limit = process.env.BENCH_RATE_LIMIT;
+  return limit ? { rate_limit_per_second: Number(limit) } : {};
 }

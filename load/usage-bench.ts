@@ -211,7 +211,11 @@ export async function runUsageBench(s: BenchSettings): Promise<string> {
   });
   try {
     const key = (
-      (await api(port, 'POST', '/v1/api-keys', { name: 'bench', scopes: ['check'] })) as { secret: string }
+      (await api(port, 'POST', '/v1/api-keys', {
+        name: 'bench',
+        scopes: ['check'],
+        ...benchRateLimit(),
+      })) as { secret: string }
     ).secret;
     const run = randomBytes(4).toString('hex');
     let n = 0;
@@ -346,4 +350,10 @@ export async function runUsageBench(s: BenchSettings): Promise<string> {
     await db.destroy();
     redis.disconnect();
   }
+}
+
+/** BENCH_RATE_LIMIT=N gives the bench key a rate limit (one high enough never to refuse measures the bucket's cost). */
+function benchRateLimit(): { rate_limit_per_second?: number } {
+  const limit = process.env.BENCH_RATE_LIMIT;
+  return limit ? { rate_limit_per_second: Number(limit) } : {};
 }

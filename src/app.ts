@@ -22,8 +22,9 @@ import { BadRequest, problem, problemFor, TryAgainLater, Unauthorized } from './
 import { type AppEnv, createRouter } from './platform/http.ts';
 import { idempotency } from './platform/idempotency.ts';
 import { jsonBodyRule } from './platform/input-rules.ts';
+import { RateLimiter } from './platform/rate-limit.ts';
 import { requestEdge } from './platform/request-edge.ts';
-import { bearerMatches, corsFor } from './platform/response-headers.ts';
+import { bearerMatches, corsFor, DOCS_PAGE_CSP } from './platform/response-headers.ts';
 import { requireRouteScope } from './platform/route-scope.ts';
 import { scopeOfRoute } from './route-scopes.ts';
 
@@ -31,11 +32,15 @@ import { scopeOfRoute } from './route-scopes.ts';
 export function createApp(deps: AppDeps) {
   const app = createRouter();
   const { config } = deps;
-  const resolver = new ApiKeyResolver(deps.db, config.apiKeyCacheSeconds, { clock: deps.clock });
+  const resolver = new ApiKeyResolver(deps.db, config.apiKeyCacheSeconds, {
+    clock: deps.clock,
+    defaultRateLimit: config.rateLimitDefault,
+  });
+  const rateLimiter = new RateLimiter(deps.clock);
   const authBrake = new AuthBrake(deps.clock, config.authFailureLimit, config.authFailureWindowSeconds);
   // This node forgets a revoked key at once; other nodes within their cache time (at most 5 s).
   deps.commitListeners.push(({ topics }) => {
-    if (topics.includes('api_key.revoked')) resolver.forget();
+    if (topics.includes('api_key.revoked') || topics.includes('api_key.updated')) resolver.forget();
   });
 
   app.use('*', requestEdge(deps));
@@ -77,7 +82,11 @@ export function createApp(deps: AppDeps) {
   registerJwksRoute(app, deps);
 
   // Authentication, then the route's scope, then idempotency, then (in each route) validation.
-  const requireKey = authenticate(resolver, { brake: authBrake, trustProxy: config.trustProxy });
+  const requireKey = authenticate(resolver, {
+    brake: authBrake,
+    trustProxy: config.trustProxy,
+    limiter: rateLimiter,
+  });
   app.use('/v1/*', async (c, next) => {
     if (c.req.path.startsWith('/v1/webhooks/')) return next();
     return requireKey(c, next);
@@ -130,9 +139,10 @@ export function createApp(deps: AppDeps) {
     return cachedDocument;
   };
   app.get('/openapi.json', (c) => c.json(openApiDocument()));
-  app.get('/docs', (c) =>
-    c.html(renderDocsPage(openApiDocument() as unknown as Parameters<typeof renderDocsPage>[0])),
-  );
+  app.get('/docs', (c) => {
+    c.header('content-security-policy', DOCS_PAGE_CSP);
+    return c.html(renderDocsPage(openApiDocument() as unknown as Parameters<typeof renderDocsPage>[0]));
+  });
 
   app.notFound((c) =>
     c.json(
@@ -174,7 +184,7 @@ export function createApp(deps: AppDeps) {
     return c.json(body, body.status as 400, { 'content-type': 'application/problem+json' });
   });
 
-  return { app, resolver, authBrake };
+  return { app, resolver, authBrake, rateLimiter };
 }
 
 export type TesseraApp = ReturnType<typeof createApp>['app'];

@@ -109,6 +109,19 @@ const EnvSchema = z.object({
   /** Hours between scheduled Stripe reconciliations in the worker role; 0 turns them off (at most 500: a timer holds 24.8 days). */
   STRIPE_RECONCILE_HOURS: z.coerce.number().min(0).max(500).default(24),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  /** Requests per second per API key and node, for keys without a limit of their own; 0: unlimited. */
+  TESSERA_RATE_LIMIT_DEFAULT: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  /** The largest request body accepted, in bytes (larger: 413). */
+  TESSERA_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
+  /** The longest query string accepted, in characters (longer: 414). */
+  TESSERA_MAX_QUERY_LENGTH: z.coerce.number().int().min(256).max(65_536).default(8192),
+  /** Send Strict-Transport-Security with this max-age (served over https only); 0: not sent. */
+  TESSERA_HSTS_SECONDS: z.coerce.number().int().min(0).max(63_072_000).default(0),
 });
 
 export type Config = {
@@ -143,6 +156,10 @@ export type Config = {
   webhooksAllowLoopback: boolean;
   corsOrigins: string[];
   metricsToken: string | undefined;
+  rateLimitDefault: number;
+  maxBodyBytes: number;
+  maxQueryLength: number;
+  hstsSeconds: number;
 };
 
 export class ConfigError extends Error {}
@@ -201,5 +218,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webhooksAllowLoopback: e.TESSERA_WEBHOOKS_ALLOW_LOOPBACK,
     corsOrigins: e.TESSERA_CORS_ORIGINS ?? [],
     metricsToken: e.TESSERA_METRICS_TOKEN,
+    rateLimitDefault: e.TESSERA_RATE_LIMIT_DEFAULT,
+    maxBodyBytes: e.TESSERA_MAX_BODY_BYTES,
+    maxQueryLength: e.TESSERA_MAX_QUERY_LENGTH,
+    hstsSeconds: e.TESSERA_HSTS_SECONDS,
   };
 }

@@ -43,6 +43,8 @@ export interface Runtime {
   resolver: ReturnType<typeof createApp>['resolver'];
   /** Authentication failures per client address (the app and the fast path share it). */
   authBrake: ReturnType<typeof createApp>['authBrake'];
+  /** Per-key token buckets (the app and the fast path share them). */
+  rateLimiter: ReturnType<typeof createApp>['rateLimiter'];
   dispatcher: OutboxDispatcher;
   /** Sends webhook deliveries (runOnce in tests). */
   webhooks: WebhookDeliveryWorker;
@@ -137,7 +139,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     if (topics.length > 0) dispatcher.poke();
   });
   await metering.start();
-  const { app, resolver, authBrake } = createApp(deps);
+  const { app, resolver, authBrake, rateLimiter } = createApp(deps);
   const scheduler = new Scheduler(deps);
   const stripeUsage = new StripeUsageReportJob(deps);
   const stripeReconcile = new StripeReconcileJob(deps);
@@ -164,6 +166,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
     app,
     resolver,
     authBrake,
+    rateLimiter,
     dispatcher,
     webhooks,
     scheduler,

@@ -1,3 +1,4 @@
+import { MAX_CONTEXT_STRING } from '../modules/entitlements/schema.ts';
 import { type CheckInput, checkEntitlement } from '../modules/entitlements/service.ts';
 import { type FastRoute, parseJsonObject } from '../platform/fast-path.ts';
 
@@ -35,7 +36,9 @@ export function parseCheck(body: Buffer): CheckInput | null {
     if (Object.hasOwn(context, '__proto__')) return null;
     const entries = Object.entries(context);
     if (entries.length > 50) return null;
-    for (const [k, v] of entries) if (k.length > 100 || !SCALAR.has(typeof v)) return null;
+    for (const [k, v] of entries)
+      if (k.length > 100 || !SCALAR.has(typeof v) || (typeof v === 'string' && v.length > MAX_CONTEXT_STRING))
+        return null;
   }
   return {
     customer_id,

@@ -76,6 +76,7 @@ export function createHttpServer(runtime: Runtime): Server {
     ? createFastPath(runtime.deps, runtime.resolver, [checkFastRoute, ...usageFastRoutes], replay, {
         brake: runtime.authBrake,
         trustProxy: runtime.deps.config.trustProxy,
+        limiter: runtime.rateLimiter,
       })
     : null;
   const server = createServer((req, res) => {

@@ -8,6 +8,7 @@ import type { Db } from './db.ts';
 import { problem, Unauthorized, ValidationFailed } from './errors.ts';
 import type { AppEnv } from './http.ts';
 import { randomToken } from './ids.ts';
+import { chargedRequests, type RateLimiter, rateLimitHeaders } from './rate-limit.ts';
 
 export interface ResolvedKey {
   id: string;
@@ -15,6 +16,8 @@ export interface ResolvedKey {
   environment: string;
   scopes: ReadonlySet<Scope>;
   actor: { type: 'api_key'; id: string; name: string };
+  /** Requests per second this key may make on this node; 0 is unlimited (see rate-limit.ts). */
+  rateLimit: number;
 }
 
 const KEY_PATTERN = /^sk_(test|live)_[A-Za-z0-9]{16,128}$/;
@@ -35,6 +38,8 @@ export interface ApiKeyResolverOptions {
   clock: Clock;
   /** Secrets cached at once; the least recently used entry makes room for a new one. */
   maxEntries?: number;
+  /** Requests per second for keys whose own limit is NULL; 0 (the default) is unlimited. */
+  defaultRateLimit?: number;
 }
 
 /**
@@ -53,6 +58,7 @@ export class ApiKeyResolver {
   private readonly cache: LRUCache<string, CachedKey>;
   private readonly inFlight = new Map<string, Promise<ResolvedKey | null>>();
   private readonly clock: Clock;
+  private readonly defaultRateLimit: number;
   private generation = 0;
   constructor(
     private readonly db: Db,
@@ -60,6 +66,7 @@ export class ApiKeyResolver {
     options: ApiKeyResolverOptions,
   ) {
     this.clock = options.clock;
+    this.defaultRateLimit = options.defaultRateLimit ?? 0;
     this.cache = new LRUCache({ max: options.maxEntries ?? 10_000 });
   }
 
@@ -109,7 +116,7 @@ export class ApiKeyResolver {
     const generation = this.generation;
     const row = await this.db
       .selectFrom('api_keys')
-      .select(['id', 'name', 'environment', 'scopes'])
+      .select(['id', 'name', 'environment', 'scopes', 'rate_limit_per_second'])
       .where('secret_hash', '=', hashSecret(secret))
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
@@ -120,6 +127,7 @@ export class ApiKeyResolver {
           environment: row.environment,
           scopes: new Set(row.scopes as Scope[]),
           actor: { type: 'api_key', id: row.id, name: row.name },
+          rateLimit: row.rate_limit_per_second ?? this.defaultRateLimit,
         }
       : null;
     if (generation !== this.generation) return key;
@@ -143,6 +151,7 @@ interface CachedKey {
 export interface AuthenticateOptions {
   brake: AuthBrake;
   trustProxy: boolean;
+  limiter: RateLimiter;
 }
 
 /**
@@ -153,7 +162,7 @@ export function authenticate(
   resolver: ApiKeyResolver,
   options: AuthenticateOptions,
 ): MiddlewareHandler<AppEnv> {
-  const { brake, trustProxy } = options;
+  const { brake, trustProxy, limiter } = options;
   return async (c, next) => {
     const address = clientAddress(socketAddressOf(c), c.req.header('x-forwarded-for'), trustProxy);
     const header = c.req.header('authorization');
@@ -179,6 +188,26 @@ export function authenticate(
     if (!key) {
       brake.fail(address);
       throw new Unauthorized('The API key is not valid or has been revoked');
+    }
+    if (key.rateLimit > 0) {
+      const incoming = (c.env as { incoming?: object } | undefined)?.incoming;
+      const charged = incoming === undefined ? undefined : chargedRequests.get(incoming);
+      const decision = charged ?? limiter.take(key.id, key.rateLimit);
+      const headers = rateLimitHeaders(decision);
+      if (!decision.allowed) {
+        return c.json(
+          problem(
+            429,
+            'rate_limited',
+            `This API key may make ${key.rateLimit} requests per second; try again in ${decision.retryAfter} s`,
+            c.get('requestId'),
+          ),
+          429,
+          { 'content-type': 'application/problem+json', ...headers },
+        );
+      }
+      // Set before the response exists, so every answer (errors included) carries them.
+      for (const name in headers) c.header(name, headers[name]);
     }
     const person = personOf(c.req.header('tessera-actor'));
     c.set('ctx', {

@@ -28,6 +28,8 @@ export interface ApiKeysTable {
   secret_hash: string;
   created_at: CreatedAt;
   revoked_at: NullableTimestamp;
+  /** NULL: TESSERA_RATE_LIMIT_DEFAULT; 0: unlimited. */
+  rate_limit_per_second: number | null;
 }
 
 export interface IdempotencyKeysTable {

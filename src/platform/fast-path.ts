@@ -7,7 +7,8 @@ import type { AppDeps, Ctx, Scope } from './context.ts';
 import { requestIdFactory } from './ids.ts';
 import { findViolation } from './input-rules.ts';
 import type { Tally } from './metrics.ts';
-import { NOSNIFF } from './response-headers.ts';
+import { chargedRequests, type RateDecision, type RateLimiter, rateLimitHeaders } from './rate-limit.ts';
+import { hstsHeader, NOSNIFF } from './response-headers.ts';
 
 /**
  * A JSON POST route answered straight on node:http, for the request shapes product backends send
@@ -29,6 +30,8 @@ interface Entry {
   duration: Histogram.Internal<string>;
   served: Tally;
   handedOver: Tally;
+  /** The route's own bound, never above the server's TESSERA_MAX_BODY_BYTES. */
+  maxBody: number;
 }
 
 export type Fallback = (req: IncomingMessage, res: ServerResponse, body?: Buffer) => void;
@@ -51,7 +54,7 @@ export function createFastPath(
   // biome-ignore lint/suspicious/noExplicitAny: routes differ in their input type; each is typed where it is defined
   routes: FastRoute<any>[],
   fallback: Fallback,
-  brake?: { brake: AuthBrake; trustProxy: boolean },
+  brake?: { brake: AuthBrake; trustProxy: boolean; limiter?: RateLimiter },
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
   const addressOf = (req: IncomingMessage) =>
     clientAddress(
@@ -60,6 +63,9 @@ export function createFastPath(
       brake?.trustProxy ?? false,
     );
   const nextRequestId = requestIdFactory();
+  const limiter = brake?.limiter;
+  const hsts = hstsHeader(deps.config.hstsSeconds);
+  const maxBodyOf = (route: FastRoute<unknown>) => Math.min(route.maxBody, deps.config.maxBodyBytes);
   const byPath = new Map<string, Entry>(
     routes.map((route) => [
       route.path,
@@ -73,6 +79,7 @@ export function createFastPath(
         duration: deps.metrics.httpDuration.labels({ method: 'POST', route: route.path }),
         served: deps.metrics.tally(deps.metrics.fastPath, { route: route.path, outcome: 'served' }),
         handedOver: deps.metrics.tally(deps.metrics.fastPath, { route: route.path, outcome: 'handed_over' }),
+        maxBody: maxBodyOf(route),
       },
     ]),
   );
@@ -88,7 +95,7 @@ export function createFastPath(
       return false;
     if (h['content-type'] !== 'application/json' || h['transfer-encoding'] !== undefined) return false;
     const length = Number(h['content-length']);
-    if (!(length > 0 && length <= route.maxBody)) return false;
+    if (!(length > 0 && length <= entry.maxBody)) return false;
     const auth = h.authorization;
     if (auth === undefined || !auth.startsWith('Bearer ')) return false;
     const secret = auth.slice(7);
@@ -97,11 +104,18 @@ export function createFastPath(
     // A key the cache cannot vouch for, from an address the brake holds back: the app answers 429.
     if (key === undefined && brake !== undefined && brake.brake.retryAfter(addressOf(req)) > 0) return false;
 
+    // A rate-limited key's request costs a token here; a refused one goes to the app, which answers 429.
+    let limits: RateDecision | null = null;
+    if (key !== undefined && key.rateLimit > 0 && limiter !== undefined) {
+      limits = limiter.take(key.id, key.rateLimit);
+      if (!limits.allowed) return false;
+    }
+
     const started = performance.now();
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     if (key !== undefined) {
-      req.on('end', () => answer(entry, key, req, res, joined(chunks), started));
+      req.on('end', () => answer(entry, key, limits, req, res, joined(chunks), started));
       return true;
     }
     // Settled at once: a failed look-up must not be an unhandled rejection while the body is read.
@@ -109,11 +123,13 @@ export function createFastPath(
     const lookUp = resolver.resolve(secret).catch(() => null);
     req.on('end', () => {
       const body = joined(chunks);
-      void lookUp.then((found) =>
-        found !== null && allows(found, route.scope)
-          ? answer(entry, found, req, res, body, started)
-          : handOver(entry, req, res, body),
-      );
+      void lookUp.then((found) => {
+        if (found === null || !allows(found, route.scope)) return handOver(entry, req, res, body, null);
+        const taken =
+          found.rateLimit > 0 && limiter !== undefined ? limiter.take(found.id, found.rateLimit) : null;
+        if (taken !== null && !taken.allowed) return handOver(entry, req, res, body, taken);
+        answer(entry, found, taken, req, res, body, started);
+      });
     });
     return true;
   };
@@ -134,6 +150,7 @@ export function createFastPath(
   function answer(
     entry: Entry,
     key: ResolvedKey,
+    limits: RateDecision | null,
     req: IncomingMessage,
     res: ServerResponse,
     body: Buffer,
@@ -141,7 +158,7 @@ export function createFastPath(
   ): void {
     const input = entry.route.parse(body);
     if (input === null) {
-      handOver(entry, req, res, body);
+      handOver(entry, req, res, body, limits);
       return;
     }
     const requestId = nextRequestId();
@@ -155,23 +172,41 @@ export function createFastPath(
     entry.route.run(ctx, input).then(
       (result) => {
         const { json, length } = serialize(result);
-        res.writeHead(200, {
-          'content-type': 'application/json',
-          'content-length': length,
-          'x-request-id': requestId,
-          [NOSNIFF.name]: NOSNIFF.value,
-        });
+        if (hsts !== null) res.setHeader(hsts.name, hsts.value);
+        if (limits === null)
+          res.writeHead(200, {
+            'content-type': 'application/json',
+            'content-length': length,
+            'x-request-id': requestId,
+            [NOSNIFF.name]: NOSNIFF.value,
+          });
+        else
+          res.writeHead(200, {
+            'content-type': 'application/json',
+            'content-length': length,
+            'x-request-id': requestId,
+            [NOSNIFF.name]: NOSNIFF.value,
+            ...rateLimitHeaders(limits),
+          });
         res.end(json);
         entry.ok.inc();
         entry.served.inc();
         entry.duration.observe((performance.now() - started) / 1000);
       },
       // A failure is answered by the full app, which maps it to problem+json (and logs it).
-      () => handOver(entry, req, res, body),
+      () => handOver(entry, req, res, body, limits),
     );
   }
 
-  function handOver(entry: Entry, req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  /** `limits`: what the request already cost its key here, so the app does not charge it again. */
+  function handOver(
+    entry: Entry,
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer,
+    limits: RateDecision | null,
+  ): void {
+    if (limits !== null) chargedRequests.set(req, limits);
     entry.handedOver.inc();
     fallback(req, res, body);
   }

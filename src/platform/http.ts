@@ -92,11 +92,12 @@ export function errorResponses(...statuses: number[]) {
     403: 'The API key lacks the required scope',
     404: 'Not found in this environment',
     409: 'Conflicts with the current state',
-    413: 'Body larger than 1 MiB',
+    413: 'Body larger than the server’s limit (TESSERA_MAX_BODY_BYTES, 1 MiB by default)',
+    429: 'Over the API key’s rate limit (`rate_limited`, with `Retry-After`) or, from an address with too many failed authentications, `too_many_auth_failures`',
     422: 'Well-formed but not acceptable (or an Idempotency-Key reused with another body)',
     502: 'Stripe refused or failed; nothing changed',
   };
-  const all = [400, 401, 403, 413, ...statuses];
+  const all = [400, 401, 403, 413, 429, ...statuses];
   return Object.fromEntries(
     [...new Set(all)].map((s) => [s, { description: descriptions[s] ?? 'Error', content: problemContent }]),
   );

@@ -2,16 +2,43 @@ import pino from 'pino';
 
 export type Logger = pino.Logger;
 
-export function createLogger(level: string): Logger {
-  return pino({
+/**
+ * Fields removed from every log line, wherever a caller put them: credentials in headers (an
+ * error object of an HTTP client may carry its request's headers), secrets under their API and
+ * code names, one level down and at the top. Log lines never carry request bodies or headers by
+ * design; this is the net under that rule (test/integration/log-secrets.test.ts).
+ */
+export const REDACTED_PATHS = [
+  'authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'err.headers.authorization',
+  'err.raw.headers.authorization',
+  'err.request.headers.authorization',
+  'err.config.headers.authorization',
+  '*.authorization',
+  ...[
+    'secret',
+    'secret_key',
+    'webhook_secret',
+    'secretKey',
+    'webhookSecret',
+    'token',
+    'api_key',
+    'apiKey',
+  ].flatMap((name) => [name, `*.${name}`]),
+];
+
+/** The process's logger; `destination` (a stream or file descriptor) defaults to stdout. */
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
     level,
     base: { service: 'tessera' },
     timestamp: pino.stdTimeFunctions.isoTime,
-    redact: {
-      paths: ['req.headers.authorization', '*.secret', '*.secret_key', '*.webhook_secret'],
-      remove: true,
-    },
-  });
+    redact: { paths: REDACTED_PATHS, remove: true },
+  };
+  return destination === undefined ? pino(options) : pino(options, destination);
 }
 
 /**

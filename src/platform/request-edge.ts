@@ -4,9 +4,8 @@ import type { AppDeps } from './context.ts';
 import { PayloadTooLarge, problem } from './errors.ts';
 import type { AppEnv } from './http.ts';
 import { requestIdFactory } from './ids.ts';
-import { NOSNIFF } from './response-headers.ts';
+import { API_HEADERS, hstsHeader, NOSNIFF } from './response-headers.ts';
 
-export const MAX_BODY_BYTES = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
 /** JSON is UTF-8 (RFC 8259): a charset parameter naming anything else is refused, not misread. */
@@ -20,9 +19,12 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
  */
 export function requestEdge(deps: AppDeps): MiddlewareHandler<AppEnv> {
   const nextRequestId = requestIdFactory();
-  const tooLarge = () => new PayloadTooLarge(`The body is larger than ${MAX_BODY_BYTES} bytes`);
+  const maxBody = deps.config.maxBodyBytes;
+  const maxQuery = deps.config.maxQueryLength;
+  const hsts = hstsHeader(deps.config.hstsSeconds);
+  const tooLarge = () => new PayloadTooLarge(`The body is larger than ${maxBody} bytes`);
   const chunkedLimit = bodyLimit({
-    maxSize: MAX_BODY_BYTES,
+    maxSize: maxBody,
     onError: () => {
       throw tooLarge();
     },
@@ -51,13 +53,24 @@ export function requestEdge(deps: AppDeps): MiddlewareHandler<AppEnv> {
     // Set before the response exists: headers added afterwards force a slow Response rebuild.
     c.header('x-request-id', requestId);
     c.header(NOSNIFF.name, NOSNIFF.value);
+    for (const [name, value] of API_HEADERS) c.header(name, value);
+    if (hsts !== null) c.header(hsts.name, hsts.value);
     const started = performance.now();
     const method = c.req.method;
+    const url = c.req.url;
+    const query = url.indexOf('?');
+    if (query !== -1 && url.length - query - 1 > maxQuery) {
+      return c.json(
+        problem(414, 'uri_too_long', `The query string is longer than ${maxQuery} characters`, requestId),
+        414,
+        { 'content-type': 'application/problem+json' },
+      );
+    }
 
     if (BODY_METHODS.has(method)) {
       const length = c.req.header('content-length');
       const chunked = c.req.header('transfer-encoding') !== undefined;
-      if (length !== undefined && Number(length) > MAX_BODY_BYTES) throw tooLarge();
+      if (length !== undefined && Number(length) > maxBody) throw tooLarge();
       // A body that is not JSON would otherwise validate as `{}` and produce confusing errors.
       const hasBody = chunked || (length !== undefined && length !== '0');
       const type = c.req.header('content-type');

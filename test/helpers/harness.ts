@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import pino from 'pino';
 import { inject } from 'vitest';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { createHttpServer } from '../../src/http/server.ts';
@@ -112,6 +114,17 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+/**
+ * Silent, unless TESSERA_TEST_LOG_DIR is set: then debug lines go to a file of this app's own in
+ * that directory, which test/helpers/log-check.ts scans for secrets when the run ends.
+ */
+function testLogger(): Logger {
+  const dir = process.env.TESSERA_TEST_LOG_DIR;
+  if (!dir) return createLogger('silent');
+  const file = join(dir, `${process.pid}-${randomBytes(4).toString('hex')}.log`);
+  return createLogger('debug', pino.destination({ dest: file, sync: true, mkdir: true }));
+}
+
 /** The real app, through `app.request`, on its own database (and Redis prefix when asked). */
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const owned = options.database ? null : await createTestDatabase();
@@ -137,7 +150,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const runtime = await startRuntime(config, {
     clock,
     database,
-    logger: options.logger ?? createLogger('silent'),
+    logger: options.logger ?? testLogger(),
     workers: false,
   });
   const live = await createApiKey(systemContext(runtime.deps, 'live'), {

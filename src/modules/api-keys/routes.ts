@@ -10,8 +10,8 @@ import {
   security,
 } from '../../platform/http.ts';
 import { carriesSecret } from '../../platform/secret-answer.ts';
-import { ApiKeySchema, CreateApiKeyBody, CreatedApiKeySchema } from './schema.ts';
-import { createApiKey, listApiKeys, revokeApiKey } from './service.ts';
+import { ApiKeySchema, CreateApiKeyBody, CreatedApiKeySchema, UpdateApiKeyBody } from './schema.ts';
+import { createApiKey, listApiKeys, revokeApiKey, updateApiKey } from './service.ts';
 
 const tags = ['API keys'];
 
@@ -59,6 +59,18 @@ const revokeKey = createRoute({
   responses: { 200: jsonContent(ApiKeySchema, 'The revoked key'), ...errorResponses(404) },
 });
 
+const updateKey = createRoute({
+  method: 'patch',
+  path: '/v1/api-keys/{id}',
+  tags,
+  security,
+  summary: 'Rename an API key or change its rate limit',
+  description:
+    'The change reaches this node at once and the others within the key cache time (at most 5 seconds).',
+  request: { params: z.object({ id: z.string().max(100) }), ...jsonBody(UpdateApiKeyBody) },
+  responses: { 200: jsonContent(ApiKeySchema, 'The key'), ...errorResponses(404) },
+});
+
 export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(createKey, async (c) => {
     const created = await createApiKey(ctxOf(c), c.req.valid('json'));
@@ -66,5 +78,8 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json(created, 201);
   });
   app.openapi(listKeys, async (c) => c.json(await listApiKeys(ctxOf(c), c.req.valid('query')), 200));
+  app.openapi(updateKey, async (c) =>
+    c.json(await updateApiKey(ctxOf(c), c.req.valid('param').id, c.req.valid('json')), 200),
+  );
   app.openapi(revokeKey, async (c) => c.json(await revokeApiKey(ctxOf(c), c.req.valid('param').id), 200));
 }

@@ -4,6 +4,20 @@ export const ScopeSchema = z
   .enum(['admin', 'check'])
   .openapi({ description: '`admin`: everything; `check`: check, usage, entitlements, tokens' });
 
+/** Requests per second for this key on each node; null follows TESSERA_RATE_LIMIT_DEFAULT, 0 is unlimited. */
+const RateLimitField = z
+  .number()
+  .int()
+  .min(0)
+  .max(1_000_000)
+  .nullable()
+  .openapi({
+    description:
+      'Requests per second this key may make on each API node (a token bucket holding one second’s worth). ' +
+      '`null` (the default) follows `TESSERA_RATE_LIMIT_DEFAULT`; `0` is unlimited. Over the limit: 429 `rate_limited` with `Retry-After`.',
+    example: 500,
+  });
+
 export const CreateApiKeyBody = z
   .strictObject({
     name: z.string().trim().min(1).max(200).openapi({ example: 'billing backend' }),
@@ -12,8 +26,17 @@ export const CreateApiKeyBody = z
       .min(1)
       .max(2)
       .openapi({ example: ['check'] }),
+    rate_limit_per_second: RateLimitField.optional(),
   })
   .openapi('CreateApiKey');
+
+export const UpdateApiKeyBody = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200).optional().openapi({ example: 'billing backend' }),
+    rate_limit_per_second: RateLimitField.optional(),
+  })
+  .refine((body) => Object.keys(body).length > 0, 'send at least one of name, rate_limit_per_second')
+  .openapi('UpdateApiKey');
 
 export const ApiKeySchema = z
   .object({
@@ -27,6 +50,9 @@ export const ApiKeySchema = z
     }),
     created_at: z.string().openapi({ example: '2026-11-30T12:00:00.000Z' }),
     revoked_at: z.string().nullable(),
+    rate_limit_per_second: z.number().int().nullable().openapi({
+      description: 'Requests per second on each node; null follows the server’s default, 0 is unlimited',
+    }),
   })
   .openapi('ApiKey');
 

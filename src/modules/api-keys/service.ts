@@ -16,6 +16,7 @@ interface KeyRow {
   prefix: string;
   created_at: Date;
   revoked_at: Date | null;
+  rate_limit_per_second: number | null;
 }
 
 function toApiKey(row: KeyRow): ApiKey {
@@ -27,12 +28,13 @@ function toApiKey(row: KeyRow): ApiKey {
     prefix: row.prefix,
     created_at: row.created_at.toISOString(),
     revoked_at: row.revoked_at?.toISOString() ?? null,
+    rate_limit_per_second: row.rate_limit_per_second,
   };
 }
 
 export async function createApiKey(
   ctx: Ctx,
-  input: { name: string; scopes: Scope[] },
+  input: { name: string; scopes: Scope[]; rate_limit_per_second?: number | null | undefined },
 ): Promise<ApiKey & { secret: string }> {
   requireScope(ctx, 'admin');
   return withTransaction(ctx, async (t) => {
@@ -47,6 +49,7 @@ export async function createApiKey(
         prefix: secret.slice(0, 12),
         secret_hash: hashSecret(secret),
         created_at: t.now,
+        rate_limit_per_second: input.rate_limit_per_second ?? null,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -89,6 +92,44 @@ export async function revokeApiKey(ctx: Ctx, id: string): Promise<ApiKey> {
     t.emit({ topic: 'api_key.revoked', payload: { id } });
     t.audit({
       action: 'api_key.revoked',
+      target: { type: 'api_key', id },
+      before: toApiKey(before),
+      after: toApiKey(after),
+    });
+    return toApiKey(after);
+  });
+}
+
+/** Renames a key or changes its rate limit; the key cache forgets it (other nodes within 5 s). */
+export async function updateApiKey(
+  ctx: Ctx,
+  id: string,
+  input: { name?: string | undefined; rate_limit_per_second?: number | null | undefined },
+): Promise<ApiKey> {
+  requireScope(ctx, 'admin');
+  return withTransaction(ctx, async (t) => {
+    const before = await t.tx
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('environment', '=', ctx.environment)
+      .where('id', '=', id)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!before) throw new NotFound('api_key', id);
+    const after = await t.tx
+      .updateTable('api_keys')
+      .set({
+        ...(input.name !== undefined ? { name: input.name } : {}),
+        ...(input.rate_limit_per_second !== undefined
+          ? { rate_limit_per_second: input.rate_limit_per_second }
+          : {}),
+      })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    t.emit({ topic: 'api_key.updated', payload: { id } });
+    t.audit({
+      action: 'api_key.updated',
       target: { type: 'api_key', id },
       before: toApiKey(before),
       after: toApiKey(after),

@@ -53,6 +53,7 @@ export function registerStripeEventRoutes(app: OpenAPIHono<AppEnv>): void {
         headers: z.object({
           'stripe-signature': z
             .string()
+            .max(4096)
             .optional()
             .openapi({ description: 'Stripe’s signature header: `t=<seconds>,v1=<hex>`' }),
         }),

@@ -25,12 +25,14 @@ const PutStripeSettings = z
   .strictObject({
     secret_key: z
       .string()
+      .max(260)
       .regex(/^(sk|rk)_(test|live)_[A-Za-z0-9]{8,247}$/, 'must be a Stripe secret or restricted key')
       .nullable()
       .optional()
       .openapi({ description: 'Omitted: the stored key stays; null: removed. Never returned.' }),
     webhook_secret: z
       .string()
+      .max(260)
       .regex(/^whsec_[A-Za-z0-9+/=]{8,247}$/, 'must be a Stripe webhook signing secret (whsec_…)')
       .openapi({ description: 'The signing secret of the webhook endpoint. Never returned.' }),
     lifecycle_owner: z.enum(['stripe', 'tessera']).optional(),

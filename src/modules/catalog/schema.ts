@@ -5,11 +5,13 @@ export const KEY_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 
 export const FeatureKey = z
   .string()
+  .max(64)
   .regex(KEY_PATTERN, 'a lower-case key: letters, digits, `_`, `.`, `-`, at most 64 characters')
   .openapi({ example: 'api_calls' });
 
 export const PlanKey = z
   .string()
+  .max(64)
   .regex(KEY_PATTERN, 'a lower-case key: letters, digits, `_`, `.`, `-`, at most 64 characters')
   .openapi({ example: 'pro' });
 

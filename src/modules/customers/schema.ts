@@ -7,6 +7,7 @@ export const MAX_ATTRIBUTES = 100;
 export const CustomerIdParam = z.object({
   customer_id: z
     .string()
+    .max(255)
     .regex(
       CUSTOMER_ID_PATTERN,
       'letters, digits and `_ . : @ -`, starting with a letter or digit, at most 255',
@@ -24,6 +25,7 @@ export const AttributesSchema = z
   .openapi({
     description: 'What conditions can read as `customer.attributes`',
     example: { region: 'eu', seats: 12, beta: true },
+    maxProperties: MAX_ATTRIBUTES,
   });
 
 export const PutCustomerBody = z

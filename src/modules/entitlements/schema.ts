@@ -1,6 +1,8 @@
 import { z } from '@hono/zod-openapi';
 
-const Scalar = z.union([z.string(), z.number(), z.boolean()]);
+/** Context values: a string of at most MAX_CONTEXT_STRING characters, a number or a boolean. */
+export const MAX_CONTEXT_STRING = 1000;
+const Scalar = z.union([z.string().max(MAX_CONTEXT_STRING), z.number(), z.boolean()]);
 const Json: z.ZodType<unknown> = z.unknown().openapi({ description: 'Any JSON value' });
 
 export const ContextSchema = z
@@ -9,6 +11,7 @@ export const ContextSchema = z
   .openapi({
     description: 'Facts about this request, visible to conditions as `context`',
     example: { device_compliant: true },
+    maxProperties: 50,
   });
 
 export const CheckBody = z

@@ -5,9 +5,14 @@ export const CreateAccessRequestBody = z
   .strictObject({
     customer_id: z.string().min(1).max(255),
     kind: z.enum(CHANGE_KINDS),
-    change: z.record(z.string(), z.unknown()).openapi({
-      description: 'The body the direct route takes: an override, a credit grant, or `{plan}` for an add-on',
-    }),
+    change: z
+      .record(z.string().max(100), z.unknown())
+      .refine((change) => Object.keys(change).length <= 50, 'at most 50 fields')
+      .openapi({
+        description:
+          'The body the direct route takes: an override, a credit grant, or `{plan}` for an add-on',
+        maxProperties: 50,
+      }),
     justification: z.string().trim().min(1).max(2000),
     duration_hours: z.number().int().min(1).max(8760).optional().openapi({
       description: 'Just-in-time access: the applied change ends this many hours after it is applied',

@@ -4,6 +4,7 @@ import { PERSON_PATTERN } from '../../platform/auth.ts';
 /** A person, as `Tessera-Actor` names them: an email or an id. */
 export const ActorRef = z
   .string()
+  .max(254)
   .regex(PERSON_PATTERN, 'must be an email or id (letters, digits and . _ % + - @ : /)')
   .openapi({ example: 'alice@vendor.com' });
 
@@ -23,7 +24,7 @@ export const ApproverRef = z
   .openapi({ example: 'group:finance' });
 
 export const GroupKeyParam = z.object({
-  key: z.string().regex(GROUP_KEY, 'letters, digits, `_`, `.` and `-`, 1-64 characters'),
+  key: z.string().max(64).regex(GROUP_KEY, 'letters, digits, `_`, `.` and `-`, 1-64 characters'),
 });
 
 export const PutActorGroupBody = z

@@ -55,6 +55,8 @@ export function registerTokenRoutes(app: OpenAPIHono<AppEnv>): void {
     }),
     async (c) => {
       const body = c.req.valid('json') as { ttl_seconds?: number } | undefined;
+      // A bearer credential for edge checks: no cache may keep it.
+      c.header('cache-control', 'no-store');
       return c.json(await issueToken(ctxOf(c), c.req.valid('param').customer_id, body ?? {}), 200);
     },
   );
