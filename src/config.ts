@@ -26,6 +26,28 @@ const EnvSchema = z.object({
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
     .optional(),
+  /**
+   * A Redis Cluster instead of one Redis: some of its nodes as `host:port`, comma-separated (the
+   * client finds the rest). Not together with REDIS_URL.
+   */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((n) => n.trim())
+        .filter((n) => n !== ''),
+    )
+    .pipe(
+      z
+        .array(
+          z
+            .string()
+            .regex(/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/, 'must be host:port entries'),
+        )
+        .min(1, 'must name at least one host:port'),
+    )
+    .optional(),
   /** Prefix for every Redis key and channel, so several installs (or test runs) can share one Redis. */
   REDIS_PREFIX: z
     .string()
@@ -131,6 +153,8 @@ export type Config = {
   databasePoolSize: number;
   databaseReplicaUrl: string | undefined;
   redisUrl: string | undefined;
+  /** Seed nodes of a Redis Cluster (`host:port`); set instead of redisUrl. */
+  redisClusterNodes: string[] | undefined;
   redisPrefix: string;
   dataDir: string;
   adminKey: string | undefined;
@@ -173,6 +197,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration: ${issue.path.join('.')} ${issue.message}`);
   }
   const e = parsed.data;
+  if (e.REDIS_URL && e.REDIS_CLUSTER_NODES) {
+    throw new ConfigError(
+      'invalid configuration: REDIS_CLUSTER_NODES and REDIS_URL are both set: name one Redis (a cluster, or a single server)',
+    );
+  }
   // The keys sealing stored Stripe secrets and signing audit checkpoints derive from it; a random
   // key in the data dir is for the embedded default and development, never for production.
   if (cleaned.NODE_ENV === 'production' && !e.TESSERA_SECRET_KEY) {
@@ -193,6 +222,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databasePoolSize: e.DATABASE_POOL_SIZE,
     databaseReplicaUrl: e.DATABASE_REPLICA_URL,
     redisUrl: e.REDIS_URL,
+    redisClusterNodes: e.REDIS_CLUSTER_NODES,
     redisPrefix: e.REDIS_PREFIX,
     dataDir: e.TESSERA_DATA_DIR,
     adminKey: e.TESSERA_ADMIN_KEY,

@@ -18,7 +18,13 @@ import { Metrics } from './platform/metrics.ts';
 import { migrateToLatest } from './platform/migrate.ts';
 import { claimNamespace, deploymentId } from './platform/namespace.ts';
 import { OutboxDispatcher } from './platform/outbox.ts';
-import { connectRedis, readRedisSettings, redisSettingsWarnings, waitForRedis } from './platform/redis.ts';
+import {
+  connectRedis,
+  readRedisSettings,
+  redisConfigured,
+  redisSettingsWarnings,
+  waitForRedis,
+} from './platform/redis.ts';
 import { SecretKeys } from './platform/secret-key.ts';
 import type { Services } from './services.ts';
 import { Scheduler } from './workers/scheduler.ts';
@@ -70,8 +76,8 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   if (config.adminKey) await ensureBootstrapKey(database.db, config.adminKey, clock.now());
 
   let redis: Redis | null = null;
-  if (config.redisUrl) {
-    redis = connectRedis(config.redisUrl);
+  if (redisConfigured(config)) {
+    redis = connectRedis(config);
     await waitForRedis(redis);
     const settings = await readRedisSettings(redis);
     if (settings === null) {

@@ -5,9 +5,10 @@
  * scheduler, the Stripe usage reporter and the Stripe reconciliation all run this way.
  */
 import { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import type { Logger } from '../platform/logger.ts';
+import { bullPrefix, redisClient, redisConfigured } from '../platform/redis.ts';
 
 export interface PeriodicJobOptions {
   /** The BullMQ queue, and the job scheduler's id within it. */
@@ -33,7 +34,7 @@ export class PeriodicJob {
   private connections: Redis[] = [];
 
   constructor(
-    private readonly config: Pick<Config, 'redisUrl' | 'redisPrefix'>,
+    private readonly config: Pick<Config, 'redisUrl' | 'redisClusterNodes' | 'redisPrefix'>,
     private readonly logger: Logger,
     private readonly options: PeriodicJobOptions,
     private readonly run: () => Promise<unknown>,
@@ -42,7 +43,7 @@ export class PeriodicJob {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    if (this.config.redisUrl) await this.startQueue(this.config.redisUrl);
+    if (redisConfigured(this.config)) await this.startQueue();
     else this.schedule(this.options.firstRunMs);
   }
 
@@ -81,11 +82,11 @@ export class PeriodicJob {
   }
 
   /** BullMQ wants connections of its own that retry forever (`maxRetriesPerRequest: null`). */
-  private async startQueue(url: string): Promise<void> {
+  private async startQueue(): Promise<void> {
     // BullMQ joins its prefix and the queue name with ':' and refuses ':' in names.
-    const prefix = this.config.redisPrefix.replace(/:+$/, '') || 'tessera';
+    const prefix = bullPrefix(this.config, this.config.redisPrefix.replace(/:+$/, '') || 'tessera');
     const connect = () => {
-      const connection = new Redis(url, { maxRetriesPerRequest: null });
+      const connection = redisClient(this.config, { maxRetriesPerRequest: null });
       this.connections.push(connection);
       return connection;
     };

@@ -7,7 +7,7 @@
  * clock. Either way the row decides: a job for an event that is not waiting does nothing.
  */
 import { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Counter } from 'prom-client';
 import {
   DEFAULT_PROCESSING,
@@ -18,6 +18,7 @@ import {
 } from '../modules/billing/events.ts';
 import type { StripeEventQueue } from '../modules/billing/intake.ts';
 import type { AppDeps } from '../platform/context.ts';
+import { bullPrefix, redisClient, redisConfigured } from '../platform/redis.ts';
 
 const QUEUE = 'stripe-events';
 const BATCH = 100;
@@ -60,10 +61,10 @@ export class StripeEventWorker implements StripeEventQueue {
   /** With Redis, the producer side (every API node enqueues); without, nothing to open. */
   async open(): Promise<void> {
     const { config } = this.deps();
-    if (!config.redisUrl || this.queue) return;
+    if (!redisConfigured(config) || this.queue) return;
     // Fails fast while Redis is away (the webhook is answered at once; the sweep enqueues it later)
     // instead of waiting for it as BullMQ's own connections do.
-    const producer = new Redis(config.redisUrl, {
+    const producer = redisClient(config, {
       maxRetriesPerRequest: 1,
       enableOfflineQueue: false,
       commandTimeout: 2_000,
@@ -96,7 +97,7 @@ export class StripeEventWorker implements StripeEventQueue {
     if (this.running) return;
     this.running = true;
     const { config, logger } = this.deps();
-    if (!config.redisUrl) {
+    if (!redisConfigured(config)) {
       this.schedule(0);
       return;
     }
@@ -109,7 +110,7 @@ export class StripeEventWorker implements StripeEventQueue {
         if (outcome.result === 'retry') throw new Error(outcome.error);
         return outcome.result;
       },
-      { connection: this.connect(config.redisUrl), prefix: this.prefix, concurrency: 4 },
+      { connection: this.connect(), prefix: this.prefix, concurrency: 4 },
     );
     this.worker.on('error', (err) => logger.error({ err }, 'Stripe event worker error'));
     this.timer = setInterval(() => {
@@ -206,12 +207,13 @@ export class StripeEventWorker implements StripeEventQueue {
 
   /** BullMQ joins its prefix and the queue name with ':' and refuses ':' in names. */
   private get prefix(): string {
-    return this.deps().config.redisPrefix.replace(/:+$/, '') || 'tessera';
+    const { config } = this.deps();
+    return bullPrefix(config, config.redisPrefix.replace(/:+$/, '') || 'tessera');
   }
 
   /** BullMQ wants connections of its own that retry forever (`maxRetriesPerRequest: null`). */
-  private connect(url: string): Redis {
-    const connection = new Redis(url, { maxRetriesPerRequest: null });
+  private connect(): Redis {
+    const connection = redisClient(this.deps().config, { maxRetriesPerRequest: null });
     this.connections.push(connection);
     return connection;
   }

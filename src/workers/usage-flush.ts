@@ -9,10 +9,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import type { Metering } from '../modules/metering/metering.ts';
 import type { Logger } from '../platform/logger.ts';
+import { bullPrefix, redisClient, redisConfigured } from '../platform/redis.ts';
 
 const FLUSH_EVERY_MS = 250;
 const SWEEP_EVERY_MS = 2_000;
@@ -79,15 +79,15 @@ export async function startUsageWorkers(
   config: Config,
   logger: Logger,
 ): Promise<UsageWorkers> {
-  if (!config.redisUrl) {
+  if (!redisConfigured(config)) {
     const timer = setInterval(() => {
       metering.sweep().catch((err: unknown) => logger.error({ err }, 'reservation sweep failed'));
     }, SWEEP_EVERY_MS);
     timer.unref();
     return { renew: async () => {}, stop: async () => clearInterval(timer) };
   }
-  const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-  const prefix = `${config.redisPrefix}bull`;
+  const connection = redisClient(config, { maxRetriesPerRequest: null });
+  const prefix = bullPrefix(config, `${config.redisPrefix}bull`);
   const queue = new Queue('usage', { connection, prefix });
   const template = { opts: { removeOnComplete: true, removeOnFail: 100 } };
   const schedule = () =>

@@ -19,6 +19,7 @@ import type { Db } from '../../../platform/db.ts';
 import { randomToken } from '../../../platform/ids.ts';
 import type { Logger } from '../../../platform/logger.ts';
 import type { Metrics } from '../../../platform/metrics.ts';
+import { KeyedPipelines } from '../../../platform/redis.ts';
 import type { LedgerCopier } from '../ledger/copy.ts';
 import { refusedByLedger, unknownCustomers, writeDeadLetters } from '../ledger/dead-letters.ts';
 import { appendLines } from '../ledger/ledger.ts';
@@ -147,10 +148,10 @@ export class LedgerFlusher {
     // One pipelined XPENDING per stream finds the few with pending entries.
     const pending: string[] = [];
     for (let i = 0; i < streams.length; i += 1000) {
-      const pipeline = this.redis.pipeline();
+      const pipelines = new KeyedPipelines(this.redis);
       const chunk = streams.slice(i, i + 1000);
-      for (const stream of chunk) pipeline.call('XPENDING', stream, FLUSH_GROUP);
-      const replies = (await pipeline.exec()) ?? [];
+      for (const stream of chunk) pipelines.add(stream, (p) => p.call('XPENDING', stream, FLUSH_GROUP));
+      const replies = await pipelines.exec();
       replies.forEach(([err, reply], j) => {
         if (!err && Array.isArray(reply) && Number(reply[0]) > 0) pending.push(chunk[j]!);
       });
@@ -170,7 +171,15 @@ export class LedgerFlusher {
     return moved;
   }
 
+  /**
+   * One XREADGROUP over the streams; on a cluster, where the streams are in as many slots, one per
+   * stream (sent together).
+   */
   private async read(streams: string[], count: number): Promise<StreamReply> {
+    if (this.redis.isCluster && streams.length > 1) {
+      const replies = await Promise.all(streams.map((stream) => this.read([stream], count)));
+      return replies.flat();
+    }
     const args = ['GROUP', FLUSH_GROUP, this.consumer, 'COUNT', count, 'STREAMS'];
     const ids = streams.map(() => '>');
     try {
@@ -207,12 +216,12 @@ export class LedgerFlusher {
     if (lines.count === 0) return 0;
     this.eventsPerEntry = lines.count / read.length;
     const moved = await this.write(lines, read);
-    const pipeline = this.redis.pipeline();
+    const pipelines = new KeyedPipelines(this.redis);
     for (const [stream, ids] of idsByStream(read)) {
-      pipeline.xack(stream, FLUSH_GROUP, ...ids);
-      pipeline.xdel(stream, ...ids);
+      pipelines.add(stream, (p) => p.xack(stream, FLUSH_GROUP, ...ids));
+      pipelines.add(stream, (p) => p.xdel(stream, ...ids));
     }
-    const results = (await pipeline.exec()) ?? [];
+    const results = await pipelines.exec();
     for (const [err] of results) if (err) throw err;
     return moved;
   }

@@ -7,6 +7,7 @@
  * store.ts).
  * (Customer ids cannot contain braces, and the prefix cannot either, so the tag is unambiguous.)
  */
+import { SLOT_COUNT as SLOTS, slotOf } from '../../../platform/redis-slots.ts';
 import type { StoredPeriod } from '../store.ts';
 
 export class UsageKeys {
@@ -70,21 +71,7 @@ export class UsageKeys {
 
 export const FLUSH_GROUP = 'ledger';
 
-const SLOTS = 16_384;
-const CRC_TABLE = new Uint16Array(256);
-for (let i = 0; i < 256; i++) {
-  let crc = i << 8;
-  for (let j = 0; j < 8; j++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  CRC_TABLE[i] = crc;
-}
-
-/** CRC16-XMODEM of the string's UTF-8 bytes, modulo 16384: Redis Cluster's key slot. */
-export function slotOf(tag: string): number {
-  let crc = 0;
-  for (const byte of Buffer.from(tag, 'utf8'))
-    crc = ((crc << 8) ^ CRC_TABLE[((crc >> 8) ^ byte) & 0xff]!) & 0xffff;
-  return crc % SLOTS;
-}
+export { slotOf };
 
 let tags: string[] | null = null;
 

@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import type { Db } from '../../../platform/db.ts';
 import { randomToken } from '../../../platform/ids.ts';
+import { KeyedPipelines } from '../../../platform/redis.ts';
 import { type AnswerJson, answerFromJson } from '../answer.ts';
 import { ledgerTotals } from '../ledger/ledger.ts';
 import type { FlushOptions, RebuildReport, StoredPeriod } from '../store.ts';
@@ -44,16 +45,17 @@ export async function rebuildFromLedger(store: RebuildTarget, now: Date): Promis
     const match = sql<boolean>`(environment, customer_id) IN (${sql.join(
       round.map((c) => sql`(${c.environment}, ${c.customer_id})`),
     )})`;
-    const pipeline = store.redis.pipeline();
+    // On a cluster, one pipeline per node that serves the keys.
+    const pipeline = new KeyedPipelines(store.redis);
     const { keys } = store;
     const base = (env: string, customer: string) => keys.customer(env, customer);
 
     for (const t of await ledgerTotals(store.db, since, undefined, match)) {
       const period = { start: t.periodStart, end: t.periodEnd };
       const key = keys.counter(base(t.environment, t.customerId), t.feature, period);
-      pipeline.hset(key, 'u', t.counted, 'o', t.overage, 'cr', t.credit, 'h', 0);
+      pipeline.add(key, (p) => p.hset(key, 'u', t.counted, 'o', t.overage, 'cr', t.credit, 'h', 0));
       const ttl = store.ttlOf(period, now);
-      if (ttl > 0) pipeline.pexpire(key, ttl);
+      if (ttl > 0) pipeline.add(key, (p) => p.pexpire(key, ttl));
       report.counters += 1;
     }
 
@@ -68,7 +70,8 @@ export async function rebuildFromLedger(store: RebuildTarget, now: Date): Promis
       FROM usage_events, jsonb_each_text(credit_draws) AS d
       WHERE ${match} GROUP BY 1, 2, 3, 4`.execute(db);
     for (const c of credit.rows) {
-      pipeline.hset(keys.credit(base(c.environment, c.customer_id), c.feature), c.grant_id, Number(c.used));
+      const key = keys.credit(base(c.environment, c.customer_id), c.feature);
+      pipeline.add(key, (p) => p.hset(key, c.grant_id, Number(c.used)));
     }
 
     const members = await sql<{
@@ -90,10 +93,9 @@ export async function rebuildFromLedger(store: RebuildTarget, now: Date): Promis
       const b = base(m.environment, m.customer_id);
       const exact = Number(m.n) <= store.options.exactMembers;
       const key = exact ? keys.members(b, m.feature, period) : keys.sketch(b, m.feature, period);
-      if (exact) pipeline.sadd(key, m.member);
-      else pipeline.pfadd(key, m.member);
+      pipeline.add(key, (p) => (exact ? p.sadd(key, m.member) : p.pfadd(key, m.member)));
       const ttl = store.ttlOf(period, now);
-      if (ttl > 0) pipeline.pexpire(key, ttl);
+      if (ttl > 0) pipeline.add(key, (p) => p.pexpire(key, ttl));
     }
 
     const holds = await db
@@ -109,16 +111,15 @@ export async function rebuildFromLedger(store: RebuildTarget, now: Date): Promis
       const b = base(r.environment, r.customer_id);
       const counter = keys.counter(b, r.feature, period);
       held.set(counter, (held.get(counter) ?? 0) + r.amount);
-      pipeline.zadd(keys.holds(b, r.feature, period), r.expires_at.getTime(), `${r.id}|${r.amount}`);
-      pipeline.set(
-        keys.reservationState(b, r.id),
-        'h',
-        'PX',
-        r.expires_at.getTime() - now.getTime() + 8 * 86_400_000,
+      const holds = keys.holds(b, r.feature, period);
+      pipeline.add(holds, (p) => p.zadd(holds, r.expires_at.getTime(), `${r.id}|${r.amount}`));
+      const state = keys.reservationState(b, r.id);
+      pipeline.add(state, (p) =>
+        p.set(state, 'h', 'PX', r.expires_at.getTime() - now.getTime() + 8 * 86_400_000),
       );
       report.holds += 1;
     }
-    for (const [counter, amount] of held) pipeline.hset(counter, 'h', amount);
+    for (const [counter, amount] of held) pipeline.add(counter, (p) => p.hset(counter, 'h', amount));
 
     const ttl = store.options.idempotencyTtlMs;
     const recent = await db
@@ -132,12 +133,8 @@ export async function rebuildFromLedger(store: RebuildTarget, now: Date): Promis
       const left = Math.min(ttl, ttl - (now.getTime() - e.recorded_at.getTime()));
       if (left <= 0) continue;
       const answer = encodeAnswer(answerFromJson(e.answer as unknown as AnswerJson));
-      pipeline.set(
-        keys.idempotency(base(e.environment, e.customer_id), e.idempotency_key),
-        answer,
-        'PX',
-        left,
-      );
+      const key = keys.idempotency(base(e.environment, e.customer_id), e.idempotency_key);
+      pipeline.add(key, (p) => p.set(key, answer, 'PX', left));
       report.answers += 1;
     }
     await pipeline.exec();

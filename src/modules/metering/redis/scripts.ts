@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Command, type Redis } from 'ioredis';
+import { redisMasters } from '../../../platform/redis.ts';
 import { COMMIT, CONSUME_MANY, HOLD, READ, RELEASE } from './lua.ts';
 import { GUARD_OFF, GUARD_ON } from './lua-common.ts';
 
@@ -49,10 +50,14 @@ export function guarded(lua: LuaScript): LuaScript {
   return guardedOf.get(lua) ?? lua;
 }
 
-/** SCRIPT LOAD every script once at start-up, so the hot path is a bare EVALSHA. */
+/**
+ * SCRIPT LOAD every script once at start-up, so the hot path is a bare EVALSHA; on a cluster into
+ * every master (a master added later gets them on first use: see `runScript`).
+ */
 export async function loadScripts(redis: Redis): Promise<void> {
+  const sources = [...Object.values(SCRIPTS), ...Object.values(GUARDED_SCRIPTS)].map((s) => s.source);
   await Promise.all(
-    [...Object.values(SCRIPTS), ...Object.values(GUARDED_SCRIPTS)].map((s) => redis.script('LOAD', s.source)),
+    redisMasters(redis).flatMap((node) => sources.map((source) => node.script('LOAD', source))),
   );
 }
 
@@ -61,7 +66,8 @@ function isNoScript(err: unknown): boolean {
 }
 
 /**
- * EVALSHA, reloading the script when Redis lost it (a restart). On a standalone Redis the command
+ * EVALSHA, reloading the script when Redis lost it (a restart; on a cluster, also a node that
+ * joined: EVAL runs it there and leaves it loaded). On a standalone Redis the command
  * goes out as its wire text made here in one pass (`EncodedCall`); a cluster client needs ioredis's
  * own command, which it reads the keys of to find the slot.
  */
@@ -80,6 +86,7 @@ export async function runScript(
     return await send();
   } catch (err) {
     if (!isNoScript(err)) throw err;
+    if (redis.isCluster) return redis.eval(lua.source, keys.length, ...keys, ...args);
     await redis.script('LOAD', lua.source);
     return send();
   }

@@ -11,6 +11,7 @@ import type { Clock } from '../../../platform/clock.ts';
 import type { Db } from '../../../platform/db.ts';
 import type { Logger } from '../../../platform/logger.ts';
 import type { Metrics } from '../../../platform/metrics.ts';
+import { slotOfKey } from '../../../platform/redis-slots.ts';
 import type { UsageQuery } from '../../entitlements/engine.ts';
 import type { LedgerCopier } from '../ledger/copy.ts';
 import { ledgerHead } from '../ledger/lines.ts';
@@ -133,13 +134,6 @@ export function manyCall(group: ConsumeCall[], stream: string): [string[], Array
     events.push(last, call.value, call.member, call.head);
   }
   return [keys, [group.length, contexts.length / 2, ...contexts, ...events]];
-}
-
-/** The slot of a key with a hash tag (every usage key has one): how reads are grouped per slot. */
-function slotOfKey(key: string): number {
-  const open = key.indexOf('{');
-  const close = key.indexOf('}', open + 1);
-  return slotOf(open >= 0 && close > open + 1 ? key.slice(open + 1, close) : key);
 }
 
 /** Re-register a slot this often, so a Redis that lost its data gets its slot list back. */

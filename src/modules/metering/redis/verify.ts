@@ -1,6 +1,7 @@
 /** Compares Redis's counters with the ledger's sums: the check behind `usage verify` and the benchmark. */
 import type { Redis } from 'ioredis';
 import type { Db } from '../../../platform/db.ts';
+import { KeyedPipelines } from '../../../platform/redis.ts';
 import { ledgerTotals } from '../ledger/ledger.ts';
 import type { Mismatch, VerifyReport } from '../store.ts';
 import type { UsageKeys } from './keys.ts';
@@ -23,15 +24,15 @@ export async function compareWithLedger(
     new Date(now.getTime() - store.options.retentionMs),
     environment,
   );
-  const pipeline = store.redis.pipeline();
+  const pipelines = new KeyedPipelines(store.redis);
   const keys = totals.map((t) =>
     store.keys.counter(store.keys.customer(t.environment, t.customerId), t.feature, {
       start: t.periodStart,
       end: t.periodEnd,
     }),
   );
-  for (const key of keys) pipeline.hmget(key, 'u', 'o', 'cr');
-  const replies = (await pipeline.exec()) ?? [];
+  for (const key of keys) pipelines.add(key, (p) => p.hmget(key, 'u', 'o', 'cr'));
+  const replies = await pipelines.exec();
   const mismatches: Mismatch[] = [];
   totals.forEach((t, i) => {
     const [u, o, cr] = (replies[i]?.[1] as Array<string | null>) ?? [];
