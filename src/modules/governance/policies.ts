@@ -63,10 +63,9 @@ async function validateReferences(ctx: Ctx, input: CreatePolicyInput): Promise<v
       if (!features.has(key) && !addons.has(key))
         errors.push({
           path: `features.${i}`,
-          message:
-            addons.size > 0 || input.kinds.includes('addon')
-              ? `'${key}' is neither a feature nor an add-on plan`
-              : `unknown feature '${key}'`,
+          message: input.kinds.includes('addon')
+            ? `'${key}' is neither a feature nor an add-on plan`
+            : `unknown feature '${key}'`,
         });
     });
   }
