@@ -356,6 +356,16 @@ describe('governance scenarios', () => {
     expect(filed.justification).toContain(rules['Refunds need sign-off']!.id);
     expect(await version('umbrella')).toBe(before);
     expect(await check('umbrella', 'refunds')).toBe(false);
+    // The same Idempotency-Key replays the 202 and files nothing more.
+    const keyed = { headers: { ...as('bob@vendor.com').headers, 'idempotency-key': 'refunds-umbrella-1' } };
+    const body = { feature: 'refunds', enabled: true, reason: 'retried' };
+    const once = await app.json<Req>('POST', '/v1/customers/umbrella/overrides', body, keyed);
+    const twice = await app.json<Req>('POST', '/v1/customers/umbrella/overrides', body, keyed);
+    expect([once.status, twice.status]).toEqual([202, 202]);
+    expect(twice.body.id).toBe(once.body.id);
+    // (A replay carries the stored body and content type; Location comes with the first answer.)
+    expect(once.headers.get('location')).toBe(`/v1/access-requests/${once.body.id}`);
+    await decide(once.body.id, 'deny', 'dan@vendor.com');
     const approved = await decide(filed.id, 'approve', 'dan@vendor.com');
     expect(approved.body).toMatchObject({ status: 'applied', applied: { kind: 'override' } });
     expect(await check('umbrella', 'refunds')).toBe(true);
