@@ -501,6 +501,69 @@ describe('governance scenarios', () => {
     await expectAdminOnly(app, 'DELETE', '/v1/actor-groups/finance');
   });
 
+  it('extends a trialing subscription through a trial_extension request', async () => {
+    await app.json('POST', '/v1/plans', {
+      key: 'trial_pro',
+      name: 'Trial Pro',
+      trial: { days: 14, on_end: 'cancel' },
+      entitlements: [{ feature: 'sso', enabled: true }],
+    });
+    expect(
+      (
+        await app.json('POST', '/v1/approval-policies', {
+          name: 'Trial extensions: finance',
+          kinds: ['trial_extension'],
+          features: ['trial_pro'],
+          stages: [{ approvers: ['group:finance'] }],
+        })
+      ).status,
+    ).toBe(201);
+    await app.json('PUT', '/v1/customers/wayne', { name: 'wayne' });
+    const sub = await app.json<{ id: string; trial_ends_at: string }>(
+      'POST',
+      '/v1/customers/wayne/subscriptions',
+      {
+        plan: 'trial_pro',
+      },
+    );
+    expect(sub.status).toBe(201);
+    const res = await request('bob@vendor.com', {
+      customer_id: 'wayne',
+      kind: 'trial_extension',
+      change: { subscription_id: sub.body.id, days: 7 },
+      justification: 'Procurement is slow',
+    });
+    expect(res.status).toBe(201);
+    const applied = await decide(res.body.id, 'approve', 'carol@vendor.com');
+    const extended = new Date(new Date(sub.body.trial_ends_at).getTime() + 7 * 24 * HOUR).toISOString();
+    expect(applied.body).toMatchObject({
+      status: 'applied',
+      applied: { kind: 'trial_extension', expires_at: extended },
+    });
+    const read = await app.json<{ status: string; trial_ends_at: string }>(
+      'GET',
+      `/v1/subscriptions/${sub.body.id}`,
+    );
+    expect(read.body).toMatchObject({ status: 'trialing', trial_ends_at: extended });
+    // Another customer's subscription, or one not in a trial, is refused naming the field.
+    const wrong = await request('bob@vendor.com', {
+      customer_id: 'acme',
+      kind: 'trial_extension',
+      change: { subscription_id: sub.body.id, days: 7 },
+      justification: 'x',
+    });
+    expect(wrong.status).toBe(422);
+    expect(wrong.body.errors?.map((e) => e.path)).toEqual(['change.subscription_id']);
+    clock.advance(22 * 24 * HOUR);
+    const late = await request('bob@vendor.com', {
+      customer_id: 'wayne',
+      kind: 'trial_extension',
+      change: { subscription_id: sub.body.id, days: 7 },
+      justification: 'x',
+    });
+    expect(late.status).toBe(422);
+  });
+
   it('settles timed-out stages in bounded batches, oldest deadline first', async () => {
     const ids: string[] = [];
     for (const customer of ['acme', 'globex', 'hooli']) {

@@ -6,7 +6,8 @@ export const CreateAccessRequestBody = z
     customer_id: z.string().min(1).max(255),
     kind: z.enum(CHANGE_KINDS),
     change: z.record(z.string(), z.unknown()).openapi({
-      description: 'The body the direct route takes: an override, a credit grant, or `{plan}` for an add-on',
+      description:
+        'The body the direct route takes: an override, a credit grant, or `{plan}` for an add-on; `{subscription_id, days}` for a trial extension',
     }),
     justification: z.string().trim().min(1).max(2000),
     duration_hours: z.number().int().min(1).max(8760).optional().openapi({
@@ -14,6 +15,14 @@ export const CreateAccessRequestBody = z
     }),
   })
   .openapi('CreateAccessRequest');
+
+/** `change` of a `trial_extension` request. */
+export const TrialExtensionBody = z
+  .strictObject({
+    subscription_id: z.string().min(1).max(100),
+    days: z.number().int().min(1).max(365),
+  })
+  .openapi('TrialExtensionChange');
 
 export const DecideBody = z
   .strictObject({ comment: z.string().trim().max(2000).optional() })

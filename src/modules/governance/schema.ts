@@ -47,7 +47,7 @@ export const ActorGroupSchema = z
 export type PutActorGroupInput = z.infer<typeof PutActorGroupBody>;
 export type ActorGroupResource = z.infer<typeof ActorGroupSchema>;
 
-export const CHANGE_KINDS = ['override', 'grant', 'addon'] as const;
+export const CHANGE_KINDS = ['override', 'grant', 'addon', 'trial_extension'] as const;
 export type ChangeKind = (typeof CHANGE_KINDS)[number];
 
 export const StageSchema = z
@@ -96,11 +96,11 @@ export const CreatePolicyBody = z
     kinds: z
       .array(z.enum(CHANGE_KINDS))
       .min(1)
-      .max(3)
+      .max(CHANGE_KINDS.length)
       .refine((k) => new Set(k).size === k.length, 'kinds must not repeat'),
     features: z.array(z.string().min(1).max(64)).min(1).max(100).optional().openapi({
       description:
-        'Feature keys the policy governs (an add-on request matches on its plan key); all when absent',
+        'Feature keys the policy governs (add-on and trial extension requests match on their plan key); all when absent',
     }),
     auto_approve: z.boolean().optional(),
     stages: z.array(StageSchema).max(10).optional(),
