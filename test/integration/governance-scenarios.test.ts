@@ -356,6 +356,16 @@ describe('governance scenarios', () => {
     expect(filed.justification).toContain(rules['Refunds need sign-off']!.id);
     expect(await version('umbrella')).toBe(before);
     expect(await check('umbrella', 'refunds')).toBe(false);
+    // The same Idempotency-Key replays the 202 and files nothing more.
+    const keyed = { headers: { ...as('bob@vendor.com').headers, 'idempotency-key': 'refunds-umbrella-1' } };
+    const body = { feature: 'refunds', enabled: true, reason: 'retried' };
+    const once = await app.json<Req>('POST', '/v1/customers/umbrella/overrides', body, keyed);
+    const twice = await app.json<Req>('POST', '/v1/customers/umbrella/overrides', body, keyed);
+    expect([once.status, twice.status]).toEqual([202, 202]);
+    expect(twice.body.id).toBe(once.body.id);
+    // (A replay carries the stored body and content type; Location comes with the first answer.)
+    expect(once.headers.get('location')).toBe(`/v1/access-requests/${once.body.id}`);
+    await decide(once.body.id, 'deny', 'dan@vendor.com');
     const approved = await decide(filed.id, 'approve', 'dan@vendor.com');
     expect(approved.body).toMatchObject({ status: 'applied', applied: { kind: 'override' } });
     expect(await check('umbrella', 'refunds')).toBe(true);
@@ -489,6 +499,69 @@ describe('governance scenarios', () => {
     expect((await app.json('DELETE', '/v1/actor-groups/temp')).status).toBe(404);
     await expectAdminOnly(app, 'GET', '/v1/actor-groups');
     await expectAdminOnly(app, 'DELETE', '/v1/actor-groups/finance');
+  });
+
+  it('extends a trialing subscription through a trial_extension request', async () => {
+    await app.json('POST', '/v1/plans', {
+      key: 'trial_pro',
+      name: 'Trial Pro',
+      trial: { days: 14, on_end: 'cancel' },
+      entitlements: [{ feature: 'sso', enabled: true }],
+    });
+    expect(
+      (
+        await app.json('POST', '/v1/approval-policies', {
+          name: 'Trial extensions: finance',
+          kinds: ['trial_extension'],
+          features: ['trial_pro'],
+          stages: [{ approvers: ['group:finance'] }],
+        })
+      ).status,
+    ).toBe(201);
+    await app.json('PUT', '/v1/customers/wayne', { name: 'wayne' });
+    const sub = await app.json<{ id: string; trial_ends_at: string }>(
+      'POST',
+      '/v1/customers/wayne/subscriptions',
+      {
+        plan: 'trial_pro',
+      },
+    );
+    expect(sub.status).toBe(201);
+    const res = await request('bob@vendor.com', {
+      customer_id: 'wayne',
+      kind: 'trial_extension',
+      change: { subscription_id: sub.body.id, days: 7 },
+      justification: 'Procurement is slow',
+    });
+    expect(res.status).toBe(201);
+    const applied = await decide(res.body.id, 'approve', 'carol@vendor.com');
+    const extended = new Date(new Date(sub.body.trial_ends_at).getTime() + 7 * 24 * HOUR).toISOString();
+    expect(applied.body).toMatchObject({
+      status: 'applied',
+      applied: { kind: 'trial_extension', expires_at: extended },
+    });
+    const read = await app.json<{ status: string; trial_ends_at: string }>(
+      'GET',
+      `/v1/subscriptions/${sub.body.id}`,
+    );
+    expect(read.body).toMatchObject({ status: 'trialing', trial_ends_at: extended });
+    // Another customer's subscription, or one not in a trial, is refused naming the field.
+    const wrong = await request('bob@vendor.com', {
+      customer_id: 'acme',
+      kind: 'trial_extension',
+      change: { subscription_id: sub.body.id, days: 7 },
+      justification: 'x',
+    });
+    expect(wrong.status).toBe(422);
+    expect(wrong.body.errors?.map((e) => e.path)).toEqual(['change.subscription_id']);
+    clock.advance(22 * 24 * HOUR);
+    const late = await request('bob@vendor.com', {
+      customer_id: 'wayne',
+      kind: 'trial_extension',
+      change: { subscription_id: sub.body.id, days: 7 },
+      justification: 'x',
+    });
+    expect(late.status).toBe(422);
   });
 
   it('settles timed-out stages in bounded batches, oldest deadline first', async () => {

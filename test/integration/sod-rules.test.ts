@@ -210,6 +210,19 @@ describe('SoD rules on every direct change', () => {
     expect(sub.body).toMatchObject({ plan: 'basic', scheduled_change: null });
   });
 
+  it('lets exactly one of two concurrent changes through when together they would break a rule', async () => {
+    await env.json('PUT', '/v1/customers/c3', { name: 'c3' });
+    await env.json('POST', '/v1/customers/c3/subscriptions', { plan: 'basic' });
+    const [a, b] = await Promise.all([
+      env.json('POST', '/v1/customers/c3/overrides', { feature: 'audit', enabled: true, reason: 'a' }),
+      env.json('POST', '/v1/customers/c3/overrides', { feature: 'wire', limit: 5, reason: 'b' }),
+    ]);
+    expect([a.status, b.status].sort()).toEqual([201, 409]);
+    expect((await env.json<{ data: unknown[] }>('GET', '/v1/customers/c3/overrides')).body.data).toHaveLength(
+      1,
+    );
+  });
+
   it('refuses an override that starts later and would then break a deny rule', async () => {
     const res = await env.json('POST', '/v1/customers/c1/overrides', {
       feature: 'wire',

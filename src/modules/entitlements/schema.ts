@@ -1,7 +1,11 @@
 import { z } from '@hono/zod-openapi';
 
-/** Context values: a string of at most MAX_CONTEXT_STRING characters, a number or a boolean. */
-export const MAX_CONTEXT_STRING = 1000;
+/**
+ * Context values: a string of at most MAX_CONTEXT_STRING characters, a number or a boolean. Above
+ * the conditions' own limit (1,024 characters, domain/condition-cost.ts), so a longer string reaches
+ * the condition and fails it closed rather than failing the whole request.
+ */
+export const MAX_CONTEXT_STRING = 4096;
 const Scalar = z.union([z.string().max(MAX_CONTEXT_STRING), z.number(), z.boolean()]);
 const Json: z.ZodType<unknown> = z.unknown().openapi({ description: 'Any JSON value' });
 

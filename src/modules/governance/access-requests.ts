@@ -28,8 +28,13 @@ import {
   stageDeadline,
   toResource,
 } from './request-rows.ts';
-import type { AccessRequestResource, CreateAccessRequestInput } from './request-schema.ts';
+import {
+  type AccessRequestResource,
+  type CreateAccessRequestInput,
+  TrialExtensionBody,
+} from './request-schema.ts';
 import { type ChangeKind, GROUP_PREFIX, type PolicyResource, type Stage } from './schema.ts';
+import { type TrialExtensionChange, trialToExtend } from './trial-extension.ts';
 
 export { DecisionRefused } from './decision-refused.ts';
 export { getAccessRequest, listAccessRequests } from './request-list.ts';
@@ -37,23 +42,24 @@ export { getAccessRequest, listAccessRequests } from './request-list.ts';
 /** Checks `change` against the direct route's body, so a request that is approved later cannot fail on its shape. */
 function validateChange(input: CreateAccessRequestInput): { subject: string } {
   const errors: FieldError[] = [];
-  const schema =
-    input.kind === 'override'
-      ? CreateOverrideBody
-      : input.kind === 'grant'
-        ? CreateGrantBody
-        : CreateSubscriptionBody;
+  const schema = {
+    override: CreateOverrideBody,
+    grant: CreateGrantBody,
+    addon: CreateSubscriptionBody,
+    trial_extension: TrialExtensionBody,
+  }[input.kind];
   const parsed = schema.safeParse(input.change);
   if (!parsed.success) errors.push(...fieldErrors(parsed.error.issues, 'change'));
-  if (input.kind === 'addon') {
+  if (input.kind === 'addon' || input.kind === 'trial_extension') {
     if (input.duration_hours !== undefined)
       errors.push({
         path: 'duration_hours',
-        message: 'not for add-on requests (a subscription has no end time)',
+        message: `not for ${input.kind} requests (there is nothing to end)`,
       });
   } else if (input.duration_hours !== undefined && input.change.expires_at !== undefined)
     errors.push({ path: 'change.expires_at', message: 'give either duration_hours or change.expires_at' });
   if (errors.length > 0) throw new ValidationFailed(errors);
+  // A trial extension's subject (its plan) is read with the subscription, in the transaction.
   return { subject: String(input.kind === 'addon' ? input.change.plan : input.change.feature) };
 }
 
@@ -93,10 +99,13 @@ async function fileRequest(
   requestedBy: string,
   onNoPolicy: Error | null,
 ): Promise<AccessRequestResource> {
-  const { subject } = validateChange(input);
+  let { subject } = validateChange(input);
   return withTransaction(ctx, async (t) => {
     await lockLiveCustomer(t.tx, ctx.environment, input.customer_id);
     if (input.kind === 'addon') await assertAddonPlan(t, subject);
+    if (input.kind === 'trial_extension')
+      subject = (await trialToExtend(t, input.customer_id, input.change as unknown as TrialExtensionChange))
+        .planKey;
     const facts = await requestFacts(t, input.customer_id, input.kind, input.change);
     const policy = await governingPolicy(t.tx, ctx.environment, input.kind, subject, facts);
     if (!policy) {

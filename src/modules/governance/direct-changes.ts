@@ -4,7 +4,11 @@ import { createOverride } from '../overrides/override-service.ts';
 import type { CreateGrantInput, CreateOverrideInput } from '../overrides/schema.ts';
 import { changeSubscription } from '../subscriptions/commands.ts';
 import { findSubscription } from '../subscriptions/repo.ts';
-import type { ChangeSubscriptionInput, CreateSubscriptionInput } from '../subscriptions/schema.ts';
+import type {
+  ChangeSubscriptionInput,
+  CreateSubscriptionInput,
+  SubscriptionResource,
+} from '../subscriptions/schema.ts';
 import { createSubscription } from '../subscriptions/service.ts';
 import { requestInsteadOfChange } from './access-requests.ts';
 import type { AccessRequestResource } from './request-schema.ts';
@@ -71,22 +75,22 @@ export async function createSubscriptionDirect(ctx: Ctx, customerId: string, inp
   );
 }
 
-/** A plan change is checked now and, at `period_end`, when it takes effect. */
+/**
+ * A plan change is checked now and, at `period_end`, when it takes effect. It has no request kind,
+ * so a `require_approval` rule refuses it like a `deny` rule (409 `sod_conflict`).
+ */
 export async function changeSubscriptionDirect(
   ctx: Ctx,
   id: string,
   input: ChangeSubscriptionInput,
   requestKey: string | undefined,
-) {
+): Promise<SubscriptionResource> {
   const sub = await findSubscription(reader(ctx), ctx.environment, id);
   // Unknown: the command answers 404 itself.
-  if (!sub) return { made: await changeSubscription(ctx, id, input, requestKey) };
-  return direct(
-    ctx,
-    { customer_id: sub.customer_id, kind: null, change: input },
-    (c) => changeSubscription(c, id, input, requestKey),
-    { alsoAt: [input.timing === 'period_end' ? sub.current_period_end : null] },
-  );
+  if (!sub) return changeSubscription(ctx, id, input, requestKey);
+  return guardHoldings(ctx, sub.customer_id, (c) => changeSubscription(c, id, input, requestKey), {
+    alsoAt: [input.timing === 'period_end' ? sub.current_period_end : null],
+  });
 }
 
 export const requestLocation = (request: AccessRequestResource) => ({

@@ -46,27 +46,23 @@ async function validateReferences(ctx: Ctx, input: CreatePolicyInput): Promise<v
   const errors: FieldError[] = [];
   if (input.features) {
     const features = await loadFeatures(db, ctx.environment);
-    const addons = input.kinds.includes('addon')
-      ? new Set(
-          (
-            await db
-              .selectFrom('plans')
-              .select('key')
-              .where('environment', '=', ctx.environment)
-              .where('addon', '=', true)
-              .where('key', 'in', input.features)
-              .execute()
-          ).map((p) => p.key),
-        )
-      : new Set<string>();
+    // Add-on requests match on an add-on plan's key, trial extensions on any plan's key.
+    const anyPlan = input.kinds.includes('trial_extension');
+    const byPlan = anyPlan || input.kinds.includes('addon');
+    let plans = db
+      .selectFrom('plans')
+      .select('key')
+      .where('environment', '=', ctx.environment)
+      .where('key', 'in', input.features);
+    if (!anyPlan) plans = plans.where('addon', '=', true);
+    const planKeys = byPlan ? new Set((await plans.execute()).map((p) => p.key)) : new Set<string>();
     input.features.forEach((key, i) => {
-      if (!features.has(key) && !addons.has(key))
+      if (!features.has(key) && !planKeys.has(key))
         errors.push({
           path: `features.${i}`,
-          message:
-            addons.size > 0 || input.kinds.includes('addon')
-              ? `'${key}' is neither a feature nor an add-on plan`
-              : `unknown feature '${key}'`,
+          message: byPlan
+            ? `'${key}' is neither a feature nor a plan this policy can govern`
+            : `unknown feature '${key}'`,
         });
     });
   }

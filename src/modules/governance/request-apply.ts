@@ -5,7 +5,9 @@ import { CreateGrantBody, CreateOverrideBody } from '../overrides/schema.ts';
 import { CreateSubscriptionBody } from '../subscriptions/schema.ts';
 import { createSubscription } from '../subscriptions/service.ts';
 import { HOUR_MS, type Row, record } from './request-rows.ts';
+import { TrialExtensionBody } from './request-schema.ts';
 import { guardHoldings } from './sod-guard.ts';
+import { applyTrialExtension } from './trial-extension.ts';
 
 const later = (iso: unknown) => (typeof iso === 'string' ? new Date(iso) : null);
 
@@ -40,6 +42,14 @@ export async function applyRequest(
       alsoAt: [later(change.effective_at)],
     });
     applied = { kind: 'grant', id: g.id, expires_at: g.expires_at };
+  } else if (row.kind === 'trial_extension') {
+    // Gives no feature the customer does not hold already: no SoD rule to check.
+    const extended = await applyTrialExtension(t, row.customer_id, TrialExtensionBody.parse(row.change));
+    applied = {
+      kind: 'trial_extension',
+      id: extended.id,
+      expires_at: extended.trialEndsAt?.toISOString() ?? null,
+    };
   } else {
     const change = CreateSubscriptionBody.parse(row.change);
     const s = await guardHoldings(t, row.customer_id, (c) => createSubscription(c, row.customer_id, change), {

@@ -17,7 +17,8 @@ export function increasePercent(current: number | null, next: number | null): nu
 /**
  * What a request is measured by, against what the customer holds now (read in the transaction):
  * a metered override by its new limit against the limit held; a grant by its amount against the
- * limit and credit held; other changes have no size. The customer's attributes come along.
+ * limit and credit held; a trial extension by its days; add-ons have no size. The customer's
+ * attributes come along.
  */
 export async function requestFacts(
   t: TxCtx,
@@ -27,6 +28,7 @@ export async function requestFacts(
 ): Promise<RequestFacts> {
   const snapshot = await loadCustomerSnapshot(t.tx, t.environment, customerId, t.now);
   const facts: RequestFacts = { increasePercent: null, amount: null, attributes: snapshot.attributes };
+  if (kind === 'trial_extension') return { ...facts, amount: Number(change.days) };
   const feature = typeof change.feature === 'string' ? snapshot.features.get(change.feature) : undefined;
   if (kind === 'addon' || feature?.type !== 'metered') return facts;
   const resolved = resolveEntitlements(snapshot, t.now, NO_USAGE, feature.key);

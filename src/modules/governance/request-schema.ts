@@ -10,7 +10,7 @@ export const CreateAccessRequestBody = z
       .refine((change) => Object.keys(change).length <= 50, 'at most 50 fields')
       .openapi({
         description:
-          'The body the direct route takes: an override, a credit grant, or `{plan}` for an add-on',
+          'The body the direct route takes: an override, a credit grant, or `{plan}` for an add-on; `{subscription_id, days}` for a trial extension',
         maxProperties: 50,
       }),
     justification: z.string().trim().min(1).max(2000),
@@ -19,6 +19,14 @@ export const CreateAccessRequestBody = z
     }),
   })
   .openapi('CreateAccessRequest');
+
+/** `change` of a `trial_extension` request. */
+export const TrialExtensionBody = z
+  .strictObject({
+    subscription_id: z.string().min(1).max(100),
+    days: z.number().int().min(1).max(365),
+  })
+  .openapi('TrialExtensionChange');
 
 export const DecideBody = z
   .strictObject({ comment: z.string().trim().max(2000).optional() })

@@ -48,7 +48,7 @@ export const ActorGroupSchema = z
 export type PutActorGroupInput = z.infer<typeof PutActorGroupBody>;
 export type ActorGroupResource = z.infer<typeof ActorGroupSchema>;
 
-export const CHANGE_KINDS = ['override', 'grant', 'addon'] as const;
+export const CHANGE_KINDS = ['override', 'grant', 'addon', 'trial_extension'] as const;
 export type ChangeKind = (typeof CHANGE_KINDS)[number];
 
 export const StageSchema = z
@@ -87,7 +87,10 @@ export const PolicyConditionsSchema = z
       .record(z.string().min(1).max(64), z.union([z.string().max(500), z.number(), z.boolean()]))
       .refine((a) => Object.keys(a).length <= 20, 'at most 20 attributes')
       .optional()
-      .openapi({ description: 'The customer has each of these attributes with exactly this value' }),
+      .openapi({
+        description: 'The customer has each of these attributes with exactly this value',
+        maxProperties: 20,
+      }),
   })
   .openapi('ApprovalPolicyConditions');
 
@@ -97,11 +100,11 @@ export const CreatePolicyBody = z
     kinds: z
       .array(z.enum(CHANGE_KINDS))
       .min(1)
-      .max(3)
+      .max(CHANGE_KINDS.length)
       .refine((k) => new Set(k).size === k.length, 'kinds must not repeat'),
     features: z.array(z.string().min(1).max(64)).min(1).max(100).optional().openapi({
       description:
-        'Feature keys the policy governs (an add-on request matches on its plan key); all when absent',
+        'Feature keys the policy governs (add-on and trial extension requests match on their plan key); all when absent',
     }),
     auto_approve: z.boolean().optional(),
     stages: z.array(StageSchema).max(10).optional(),
