@@ -17,7 +17,13 @@ import { Metrics } from './platform/metrics.ts';
 import { migrateToLatest } from './platform/migrate.ts';
 import { claimNamespace, deploymentId } from './platform/namespace.ts';
 import { OutboxDispatcher } from './platform/outbox.ts';
-import { connectRedis, readRedisSettings, redisSettingsWarnings, waitForRedis } from './platform/redis.ts';
+import {
+  connectRedis,
+  failFastWhenDisconnected,
+  readRedisSettings,
+  redisSettingsWarnings,
+  waitForRedis,
+} from './platform/redis.ts';
 import { SecretKeys } from './platform/secret-key.ts';
 import type { Services } from './services.ts';
 import { Scheduler } from './workers/scheduler.ts';
@@ -143,6 +149,8 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
       logger.error({ err }, 'could not set up the job schedulers again'),
     );
   });
+  // Started: while Redis is away, commands fail at once and requests answer 503.
+  if (redis) failFastWhenDisconnected(redis);
 
   return {
     deps,

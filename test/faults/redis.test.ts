@@ -1,0 +1,160 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Cluster,
+  call,
+  expectStatus,
+  faultToolsMissing,
+  type Proc,
+  seedCatalog,
+  sleep,
+  startCluster,
+  subscribe,
+  trace,
+  until,
+} from './cluster.ts';
+import { settled } from './ledger.ts';
+import { type Answers, startLoad, summary } from './load.ts';
+
+/**
+ * Redis stopped under load and started again, with the API and the worker left running: once
+ * with its append-only file (nothing lost), once empty (a restart without persistence).
+ * While Redis is away, boolean checks answer from the snapshot cache; usage and metered checks
+ * answer 503 with Retry-After; a customer over its quota is never allowed, during or after. The
+ * same processes serve again once Redis is back, and the ledger holds every accepted event once.
+ */
+const CUSTOMERS = ['c1', 'c2', 'c3', 'c4'];
+const OVER = 'over';
+
+describe.skipIf(faultToolsMissing() !== null)('Redis stopped and restarted mid-load', () => {
+  async function deployment(appendonly: boolean) {
+    const cluster = await startCluster({ redis: { appendonly } });
+    trace('cluster up');
+    const server = await cluster.serve();
+    trace('server up');
+    const worker = cluster.worker();
+    await seedCatalog(server.base);
+    for (const c of CUSTOMERS) await subscribe(server.base, c, 'big');
+    await subscribe(server.base, OVER, 'tiny');
+    // The over-quota customer uses its 10 calls, and they reach the ledger, before any fault.
+    await expectStatus(
+      call(server.base, 'POST', '/v1/usage', {
+        customer_id: OVER,
+        feature: 'calls',
+        value: 10,
+        idempotency_key: 'fill',
+      }),
+      200,
+    );
+    trace('seeded');
+    await until('the first events in the ledger', async () => {
+      const [row] = await cluster.query<{ n: string }>('SELECT count(*)::text AS n FROM usage_events');
+      return row!.n === '1';
+    });
+    trace('first events flushed');
+    return { cluster, server, worker };
+  }
+
+  /** Load, Redis away for 2.5 s, load until usage is accepted again and 1.5 s more. */
+  async function fault(
+    server: Proc,
+    cluster: Cluster,
+    keyPrefix: string,
+    restart: { empty: boolean },
+  ): Promise<{ answers: Answers; downAt: number; upAt: number }> {
+    const load = startLoad({ base: () => server.base, customers: CUSTOMERS, overQuota: OVER, keyPrefix });
+    try {
+      await sleep(1_500);
+      const downAt = Date.now();
+      await cluster.redis.down();
+      trace('redis down');
+      await sleep(2_500);
+      // What a client sees while Redis is away: boolean checks from the cache, the rest 503.
+      const sso = await call(server.base, 'POST', '/v1/check', { customer_id: 'c1', feature: 'sso' });
+      expect(sso.status, await sso.clone().text()).toBe(200);
+      const usage = await call(server.base, 'POST', '/v1/usage', {
+        customer_id: 'c1',
+        feature: 'calls',
+        idempotency_key: `${keyPrefix}probe`,
+      });
+      expect(usage.status, await usage.clone().text()).toBe(503);
+      expect(usage.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(usage.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      await cluster.redis.restart(restart);
+      const upAt = Date.now();
+      trace('redis up');
+      await until('usage accepted again', async () => (load.answers.lastOk.get('usage') ?? 0) > upAt, 30_000);
+      trace('usage accepted again');
+      await sleep(1_500);
+      return { answers: load.answers, downAt, upAt };
+    } finally {
+      await load.stop();
+    }
+  }
+
+  function expectAnswersRight(answers: Answers, server: Proc, worker: Proc) {
+    const why = `${summary(answers)}\nserver: ${server.output()}\nworker: ${worker.output()}`;
+    expect(answers.wrongAllows, why).toEqual([]);
+    expect(answers.anomalies, why).toEqual([]);
+    // Usage was refused with 503 while Redis was away, and accepted before and after.
+    expect(answers.statuses.get('usage 503') ?? 0, why).toBeGreaterThan(0);
+    expect(answers.accepted.size, why).toBeGreaterThan(100);
+    // The boolean feature kept answering from the snapshot cache.
+    expect(answers.statuses.get('check sso 503') ?? 0, why).toBe(0);
+    expect(server.alive() && worker.alive(), why).toBe(true);
+  }
+
+  async function overQuotaStillDenied(server: Proc) {
+    const check = await expectStatus(
+      call(server.base, 'POST', '/v1/check', { customer_id: OVER, feature: 'calls' }),
+      200,
+    );
+    expect(check).toMatchObject({ allowed: false, reason: 'limit_exceeded', used: 10 });
+    const usage = await expectStatus(
+      call(server.base, 'POST', '/v1/usage', {
+        customer_id: OVER,
+        feature: 'calls',
+        idempotency_key: 'after',
+      }),
+      200,
+    );
+    expect(usage).toMatchObject({ accepted: false, reason: 'limit_exceeded' });
+  }
+
+  let d: Awaited<ReturnType<typeof deployment>>;
+  beforeAll(async () => {
+    d = await deployment(true);
+  });
+  afterAll(async () => {
+    await d?.cluster.close();
+  });
+
+  it('back with its append-only file: 503 with Retry-After or cached answers meanwhile, every accepted event exactly once', async () => {
+    const { server, worker, cluster } = d;
+    const { answers } = await fault(server, cluster, 'a-', { empty: false });
+    expectAnswersRight(answers, server, worker);
+    trace('load stopped');
+    const count = await settled(cluster, answers, 'a-');
+    expect(count.missing).toEqual([]);
+    expect(count.twice).toEqual([]);
+    expect(count.wrongValue).toEqual([]);
+    await overQuotaStillDenied(server);
+    expect(server.alive() && worker.alive()).toBe(true);
+  });
+
+  it('back empty: counters rebuilt from the ledger, only unflushed events lost, the over-quota customer still denied', async () => {
+    const { server, worker, cluster } = d;
+    const { answers, downAt } = await fault(server, cluster, 'e-', { empty: true });
+    expectAnswersRight(answers, server, worker);
+    trace('load stopped');
+    // Events accepted in the last moment before Redis went (not yet flushed: the flusher runs
+    // every 250 ms) are lost with it, as docs/operations.md says; every other one is there once.
+    const count = await settled(cluster, answers, 'e-', {
+      allowMissing: (m) => m.at <= downAt && m.at > downAt - 1_000,
+    });
+    expect(count.twice).toEqual([]);
+    expect(count.wrongValue).toEqual([]);
+    expect(count.missing.length).toBeLessThan(answers.accepted.size / 10);
+    await overQuotaStillDenied(server);
+    expect(server.alive() && worker.alive()).toBe(true);
+  });
+});
