@@ -75,7 +75,12 @@ export interface Cluster {
 }
 
 export async function startCluster(options: { redis?: OwnRedisOptions } = {}): Promise<Cluster> {
-  const [own, redis] = await Promise.all([startOwnPostgres(), startOwnRedis(options.redis)]);
+  // Commits reach the WAL before they are acknowledged (the helper's default turns that off for
+  // speed): a crash of the server (`stop('immediate')`) must lose no committed ledger row.
+  const [own, redis] = await Promise.all([
+    startOwnPostgres({ settings: { synchronous_commit: 'on' } }),
+    startOwnRedis(options.redis),
+  ]);
   await own.createDatabase('tessera');
   const databaseUrl = own.urlFor('tessera');
   const dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-faults-'));
@@ -251,4 +256,66 @@ const started = Date.now();
 export function trace(what: string): void {
   if (process.env.FAULTS_TRACE)
     process.stderr.write(`[faults ${((Date.now() - started) / 1000).toFixed(1)}s] ${what}\n`);
+}
+
+export const CUSTOMERS = ['c1', 'c2', 'c3', 'c4'];
+export const OVER = 'over';
+
+export interface Deployment {
+  cluster: Cluster;
+  server: Proc;
+  worker: Proc;
+}
+
+/**
+ * A cluster with one API process (`RUN_WORKERS=false`) and one worker, the catalog seeded, big
+ * customers c1-c4 and the customer `over`, who has used all 10 of its calls (in the ledger already).
+ */
+export async function deploy(
+  options: { redis?: OwnRedisOptions; serve?: NodeJS.ProcessEnv } = {},
+): Promise<Deployment> {
+  const cluster = await startCluster(options);
+  trace('cluster up');
+  const server = await cluster.serve(options.serve);
+  trace('server up');
+  const worker = cluster.worker();
+  await seedCatalog(server.base);
+  for (const c of CUSTOMERS) await subscribe(server.base, c, 'big');
+  await subscribe(server.base, OVER, 'tiny');
+  await expectStatus(
+    call(server.base, 'POST', '/v1/usage', {
+      customer_id: OVER,
+      feature: 'calls',
+      value: 10,
+      idempotency_key: 'fill',
+    }),
+    200,
+  );
+  trace('seeded');
+  await until('the first events in the ledger', async () => {
+    const [row] = await cluster.query<{ n: string }>('SELECT count(*)::text AS n FROM usage_events');
+    return row!.n === '1';
+  });
+  trace('first events flushed');
+  return { cluster, server, worker };
+}
+
+/** The over-quota customer is denied, by a check and by usage, and its count is still 10. */
+export async function expectOverQuotaDenied(server: Proc): Promise<void> {
+  const check = (await expectStatus(
+    call(server.base, 'POST', '/v1/check', { customer_id: OVER, feature: 'calls' }),
+    200,
+  )) as { allowed: boolean; reason: string; used: number };
+  if (check.allowed || check.reason !== 'limit_exceeded' || check.used !== 10)
+    throw new Error(`the over-quota customer's check: ${JSON.stringify(check)}`);
+  const usage = (await expectStatus(
+    call(server.base, 'POST', '/v1/usage', {
+      customer_id: OVER,
+      feature: 'calls',
+      idempotency_key: `after-${randomBytes(4).toString('hex')}`,
+    }),
+    200,
+  )) as { accepted: boolean; reason: string };
+  if (usage.accepted || usage.reason !== 'limit_exceeded')
+    throw new Error(`the over-quota customer's usage: ${JSON.stringify(usage)}`);
 }

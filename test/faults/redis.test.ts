@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Cluster,
+  CUSTOMERS,
   call,
-  expectStatus,
+  type Deployment,
+  deploy,
+  expectOverQuotaDenied,
   faultToolsMissing,
+  OVER,
   type Proc,
-  seedCatalog,
   sleep,
-  startCluster,
-  subscribe,
   trace,
   until,
 } from './cluster.ts';
@@ -22,38 +23,8 @@ import { type Answers, startLoad, summary } from './load.ts';
  * answer 503 with Retry-After; a customer over its quota is never allowed, during or after. The
  * same processes serve again once Redis is back, and the ledger holds every accepted event once.
  */
-const CUSTOMERS = ['c1', 'c2', 'c3', 'c4'];
-const OVER = 'over';
 
 describe.skipIf(faultToolsMissing() !== null)('Redis stopped and restarted mid-load', () => {
-  async function deployment(appendonly: boolean) {
-    const cluster = await startCluster({ redis: { appendonly } });
-    trace('cluster up');
-    const server = await cluster.serve();
-    trace('server up');
-    const worker = cluster.worker();
-    await seedCatalog(server.base);
-    for (const c of CUSTOMERS) await subscribe(server.base, c, 'big');
-    await subscribe(server.base, OVER, 'tiny');
-    // The over-quota customer uses its 10 calls, and they reach the ledger, before any fault.
-    await expectStatus(
-      call(server.base, 'POST', '/v1/usage', {
-        customer_id: OVER,
-        feature: 'calls',
-        value: 10,
-        idempotency_key: 'fill',
-      }),
-      200,
-    );
-    trace('seeded');
-    await until('the first events in the ledger', async () => {
-      const [row] = await cluster.query<{ n: string }>('SELECT count(*)::text AS n FROM usage_events');
-      return row!.n === '1';
-    });
-    trace('first events flushed');
-    return { cluster, server, worker };
-  }
-
   /** Load, Redis away for 2.5 s, load until usage is accepted again and 1.5 s more. */
   async function fault(
     server: Proc,
@@ -103,26 +74,9 @@ describe.skipIf(faultToolsMissing() !== null)('Redis stopped and restarted mid-l
     expect(server.alive() && worker.alive(), why).toBe(true);
   }
 
-  async function overQuotaStillDenied(server: Proc) {
-    const check = await expectStatus(
-      call(server.base, 'POST', '/v1/check', { customer_id: OVER, feature: 'calls' }),
-      200,
-    );
-    expect(check).toMatchObject({ allowed: false, reason: 'limit_exceeded', used: 10 });
-    const usage = await expectStatus(
-      call(server.base, 'POST', '/v1/usage', {
-        customer_id: OVER,
-        feature: 'calls',
-        idempotency_key: 'after',
-      }),
-      200,
-    );
-    expect(usage).toMatchObject({ accepted: false, reason: 'limit_exceeded' });
-  }
-
-  let d: Awaited<ReturnType<typeof deployment>>;
+  let d: Deployment;
   beforeAll(async () => {
-    d = await deployment(true);
+    d = await deploy({ redis: { appendonly: true } });
   });
   afterAll(async () => {
     await d?.cluster.close();
@@ -137,7 +91,7 @@ describe.skipIf(faultToolsMissing() !== null)('Redis stopped and restarted mid-l
     expect(count.missing).toEqual([]);
     expect(count.twice).toEqual([]);
     expect(count.wrongValue).toEqual([]);
-    await overQuotaStillDenied(server);
+    await expectOverQuotaDenied(server);
     expect(server.alive() && worker.alive()).toBe(true);
   });
 
@@ -154,7 +108,7 @@ describe.skipIf(faultToolsMissing() !== null)('Redis stopped and restarted mid-l
     expect(count.twice).toEqual([]);
     expect(count.wrongValue).toEqual([]);
     expect(count.missing.length).toBeLessThan(answers.accepted.size / 10);
-    await overQuotaStillDenied(server);
+    await expectOverQuotaDenied(server);
     expect(server.alive() && worker.alive()).toBe(true);
   });
 });
