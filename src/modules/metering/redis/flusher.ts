@@ -48,9 +48,15 @@ export function entriesPerStream(streams: number, eventsPerEntry: number): numbe
 }
 /** How often a scheduled flush reads every known slot, not only those marked as written to. */
 const FULL_SWEEP_MS = 5_000;
-const CLAIM_EVERY_MS = 30_000;
+/**
+ * How often a flusher looks for entries other consumers read and never acknowledged (a worker
+ * killed mid-flush), and how long such an entry must have waited: a killed worker's events reach
+ * the ledger within about 25 s. A live flusher settles a read within seconds; claiming an entry it
+ * is still settling writes nothing twice (the ledger skips rows it has).
+ */
+const CLAIM_EVERY_MS = 10_000;
 const MARKS_PER_SWEEP = 10_000;
-const DEFAULT_CLAIM_IDLE_MS = 60_000;
+const DEFAULT_CLAIM_IDLE_MS = 15_000;
 /** Customers remembered as known to the database (a customer, once there, stays: deletion is a mark). */
 const KNOWN_CUSTOMERS = 100_000;
 
