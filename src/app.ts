@@ -18,7 +18,7 @@ import { ApiKeyResolver, authenticate } from './platform/auth.ts';
 import { AuthBrake } from './platform/auth-brake.ts';
 import type { AppDeps } from './platform/context.ts';
 import { renderDocsPage } from './platform/docs-page.ts';
-import { BadRequest, problem, problemFor, TryAgainLater, Unauthorized } from './platform/errors.ts';
+import { AppError, BadRequest, problem, problemFor, TryAgainLater, Unauthorized } from './platform/errors.ts';
 import { type AppEnv, createRouter } from './platform/http.ts';
 import { idempotency } from './platform/idempotency.ts';
 import { jsonBodyRule } from './platform/input-rules.ts';
@@ -26,6 +26,7 @@ import { RateLimiter } from './platform/rate-limit.ts';
 import { requestEdge } from './platform/request-edge.ts';
 import { bearerMatches, corsFor, DOCS_PAGE_CSP } from './platform/response-headers.ts';
 import { requireRouteScope } from './platform/route-scope.ts';
+import { asUnavailable } from './platform/unavailable.ts';
 import { scopeOfRoute } from './route-scopes.ts';
 
 /** Builds the HTTP app from the modules. No IO happens here: everything arrives in `deps`. */
@@ -159,8 +160,12 @@ export function createApp(deps: AppDeps) {
     ),
   );
 
-  app.onError((err, c) => {
+  let lastUnavailableLog = 0;
+  app.onError((thrown, c) => {
     const requestId = c.get('requestId') ?? 'unknown';
+    // PostgreSQL or Redis out of reach: 503 with Retry-After, not a 500 (platform/unavailable.ts).
+    const unavailable = thrown instanceof AppError ? null : asUnavailable(thrown);
+    const err = unavailable ?? thrown;
     let body = problemFor(err, requestId);
     if (err instanceof HTTPException) {
       const malformed = /malformed json/i.test(err.message);
@@ -173,7 +178,11 @@ export function createApp(deps: AppDeps) {
           )
         : problem(err.status, 'http_error', err.message || 'Request failed', requestId);
     }
-    // Not logged per request: what makes it (a rebuild, say) logs once.
+    // Not logged per request: what makes it (a rebuild, say) logs once; an outage every 10 s.
+    if (unavailable && Date.now() - lastUnavailableLog > 10_000) {
+      lastUnavailableLog = Date.now();
+      deps.logger.warn({ err: thrown, requestId }, `answering 503: ${unavailable.message}`);
+    }
     if (err instanceof TryAgainLater) {
       return c.json(body, 503, {
         'content-type': 'application/problem+json',

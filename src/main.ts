@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
-import { createHttpServer } from './http/server.ts';
+import { closeGracefully, createHttpServer } from './http/server.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from './modules/api-keys/service.ts';
 import { runAuditCommand } from './modules/audit/cli.ts';
 import { runStripeCommand } from './modules/billing/cli.ts';
@@ -80,15 +80,9 @@ async function runServe(config: ReturnType<typeof loadConfig>): Promise<number> 
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'shutting down: no new connections, draining in-flight requests');
-      const forced = setTimeout(() => {
-        log.warn('drain timed out; closing remaining connections');
-        if ('closeAllConnections' in server) server.closeAllConnections();
-      }, config.shutdownGraceMs);
-      await new Promise<void>((r) => {
-        server.close(() => r());
-        if ('closeIdleConnections' in server) server.closeIdleConnections();
-      });
-      clearTimeout(forced);
+      await closeGracefully(server, config.shutdownGraceMs, () =>
+        log.warn('drain timed out; closing remaining connections'),
+      );
       await runtime.close();
       log.info('stopped');
       resolve(0);

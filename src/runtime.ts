@@ -20,6 +20,7 @@ import { claimNamespace, deploymentId } from './platform/namespace.ts';
 import { OutboxDispatcher } from './platform/outbox.ts';
 import {
   connectRedis,
+  failFastWhenDisconnected,
   readRedisSettings,
   redisConfigured,
   redisSettingsWarnings,
@@ -166,6 +167,8 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
       logger.error({ err }, 'could not set up the job schedulers again'),
     );
   });
+  // Started: while Redis is away, commands fail at once and requests answer 503.
+  if (redis) failFastWhenDisconnected(redis);
 
   return {
     deps,

@@ -79,7 +79,9 @@ export function createHttpServer(runtime: Runtime): Server {
         limiter: runtime.rateLimiter,
       })
     : null;
-  const server = createServer((req, res) => {
+  const server: Server & { [DRAINING]?: boolean } = createServer((req, res) => {
+    // Shutting down: answered, then the connection closes (`Connection: close`).
+    if (server[DRAINING]) res.shouldKeepAlive = false;
     if (fastPath === null || !fastPath(req, res)) replay(req, res);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -100,6 +102,34 @@ export function createHttpServer(runtime: Runtime): Server {
     else socket.end(reply);
   });
   return server;
+}
+
+const DRAINING = Symbol('draining');
+
+/**
+ * Stops the server the way SIGTERM asks: it stops listening at once (new connections are
+ * refused), answers every request it has received, and tells keep-alive clients to go
+ * (`Connection: close` on every answer from now on; node:http would otherwise keep serving them).
+ * A connection closes once it has no request in progress. After `graceMs`, whatever is left is
+ * closed (`onForced` is told first). Resolves when the last connection has closed.
+ */
+export function closeGracefully(server: Server, graceMs: number, onForced: () => void): Promise<void> {
+  (server as Server & { [DRAINING]?: boolean })[DRAINING] = true;
+  return new Promise((resolve) => {
+    const forced = setTimeout(() => {
+      onForced();
+      server.closeAllConnections();
+    }, graceMs);
+    // Requests in progress now were taken before the drain began and answered keep-alive: their
+    // connections close as soon as they fall idle.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    server.close(() => {
+      clearTimeout(forced);
+      clearInterval(sweep);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
 }
 
 async function send(res: ServerResponse, response: Response): Promise<void> {

@@ -9,6 +9,7 @@ import { problem, Unauthorized, ValidationFailed } from './errors.ts';
 import type { AppEnv } from './http.ts';
 import { randomToken } from './ids.ts';
 import { chargedRequests, type RateLimiter, rateLimitHeaders } from './rate-limit.ts';
+import { unavailableDependency } from './unavailable.ts';
 
 export interface ResolvedKey {
   id: string;
@@ -85,10 +86,27 @@ export class ApiKeyResolver {
     // Only well-formed secrets are ever cached, so the pattern is tested on a miss alone.
     if (hit === undefined) return KEY_PATTERN.test(secret) ? undefined : null;
     const now = this.clock.now().getTime();
-    if (hit.until <= now) return undefined;
+    if (hit.until <= now) return this.stale(secret, hit, now);
     if (hit.refreshAt <= now && hit.key !== null && !this.inFlight.has(secret))
       this.lookUp(secret).catch(() => {
         // A failed refresh leaves the entry to lapse at its end; the next request asks again.
+      });
+    return hit.key;
+  }
+
+  /**
+   * A lapsed entry while the database cannot be reached: the key as last read, for at most
+   * `STALE_IF_UNREACHABLE_SECONDS` past its end, looked up again once a second meanwhile. No
+   * revocation can be written while the database is down, so this honours only a revocation
+   * written in the last moments before the outage longer than usual; without it, every request
+   * would answer 503 once keys lapse, though the rest of the answer comes from memory.
+   */
+  private stale(secret: string, hit: CachedKey, now: number): ResolvedKey | undefined {
+    if (hit.key === null || hit.unreachableAt === undefined) return undefined;
+    if (now >= hit.until + STALE_IF_UNREACHABLE_SECONDS * 1000) return undefined;
+    if (now - hit.unreachableAt >= 1000 && !this.inFlight.has(secret))
+      this.lookUp(secret).catch(() => {
+        // Still out of reach: the stale entry stays until its limit.
       });
     return hit.key;
   }
@@ -114,12 +132,31 @@ export class ApiKeyResolver {
   private async query(secret: string): Promise<ResolvedKey | null> {
     const started = this.clock.now().getTime();
     const generation = this.generation;
-    const row = await this.db
-      .selectFrom('api_keys')
-      .select(['id', 'name', 'environment', 'scopes', 'rate_limit_per_second'])
-      .where('secret_hash', '=', hashSecret(secret))
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
+    let row:
+      | {
+          id: string;
+          name: string;
+          environment: string;
+          scopes: unknown;
+          rate_limit_per_second: number | null;
+        }
+      | undefined;
+    try {
+      row = await this.db
+        .selectFrom('api_keys')
+        .select(['id', 'name', 'environment', 'scopes', 'rate_limit_per_second'])
+        .where('secret_hash', '=', hashSecret(secret))
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+    } catch (err) {
+      const hit = this.cache.peek(secret);
+      if (unavailableDependency(err) !== 'database' || hit === undefined || hit.key === null) throw err;
+      // Remember when the database was last found out of reach: `peek` serves the key meanwhile.
+      hit.unreachableAt = this.clock.now().getTime();
+      const stale = this.stale(secret, hit, hit.unreachableAt);
+      if (stale === undefined) throw err;
+      return stale;
+    }
     const key: ResolvedKey | null = row
       ? {
           id: row.id,
@@ -142,10 +179,15 @@ export class ApiKeyResolver {
 /** The share of an entry's time after which a key in use is looked up again in the background. */
 const REFRESH_AT = 0.6;
 
+/** How long past its end a key in the cache is still honoured while the database cannot be reached. */
+const STALE_IF_UNREACHABLE_SECONDS = 300;
+
 interface CachedKey {
   key: ResolvedKey | null;
   until: number;
   refreshAt: number;
+  /** When a look-up last found the database out of reach (unset while it answers). */
+  unreachableAt?: number;
 }
 
 export interface AuthenticateOptions {

@@ -85,6 +85,12 @@ export async function openEmbedded(dataDir: string | null): Promise<Database> {
 function fromPool(pool: pg.Pool, kind: Database['kind'], url: string): Database {
   // A dropped idle connection must not crash the process; the pool replaces it.
   pool.on('error', () => {});
+  // Nor one in use (a query or transaction under way, a COPY) when the server goes away: the pool
+  // listens only to idle clients, and an 'error' event nobody listens to ends the process. The
+  // queries on it fail (answered 503, see unavailable.ts) and the pool discards it on release.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,

@@ -59,7 +59,7 @@ export function connectRedis(endpoint: string | RedisEndpoint, options: { lazy?:
       // a second in alternating runs (API 38 -> 31 µs and flusher 18 -> 13 µs of CPU per event;
       // docs/benchmarks.md).
       enableAutoPipelining: false,
-      // Fail fast at start-up rather than queue commands forever against a Redis that is not there.
+      // Queued while it first connects; `failFastWhenDisconnected` turns the queue off once started.
       enableOfflineQueue: true,
       connectTimeout: 5_000,
     },
@@ -124,6 +124,19 @@ export class KeyedPipelines {
 /** Every master of a cluster, or the one Redis: where a command on no key (SCRIPT LOAD) must go. */
 export function redisMasters(redis: Redis): Redis[] {
   return redis.isCluster ? (redis as unknown as Cluster).nodes('master') : [redis];
+}
+
+/**
+ * Once started: a command sent while the connection is down fails at once (ioredis's offline queue
+ * off) instead of waiting for reconnection attempts, so a request answers 503 with Retry-After
+ * (platform/unavailable.ts) within milliseconds while Redis is away, rather than hanging for tens
+ * of seconds. ioredis still reconnects on its own, and commands succeed again once it has. Its
+ * connection errors are expected then: they are answered, not logged per attempt. Connections made
+ * with `duplicate()` before this keep their queue (a subscriber must be able to resubscribe).
+ */
+export function failFastWhenDisconnected(redis: Redis): void {
+  redis.options.enableOfflineQueue = false;
+  if (redis.listenerCount('error') === 0) redis.on('error', () => {});
 }
 
 export async function waitForRedis(redis: Redis, timeoutMs = 5_000): Promise<void> {

@@ -13,6 +13,7 @@ import type { Config } from '../config.ts';
 import type { Metering } from '../modules/metering/metering.ts';
 import type { Logger } from '../platform/logger.ts';
 import { bullPrefix, redisClient, redisConfigured } from '../platform/redis.ts';
+import { unavailableDependency } from '../platform/unavailable.ts';
 
 const FLUSH_EVERY_MS = 250;
 const SWEEP_EVERY_MS = 2_000;
@@ -54,12 +55,17 @@ export async function runMeteringJob(
 ): Promise<number> {
   const started = time.now();
   let flushed = 0;
+  let awayLogged = false;
   let lastSweep = Number.NEGATIVE_INFINITY;
   for (;;) {
     try {
       flushed += await metering.flush({ budgetMs: FLUSH_BUDGET_MS, full: false });
     } catch (err) {
-      logger.error({ err }, 'usage flush failed');
+      // PostgreSQL or Redis away: said once per job (every 5 s), not at every round.
+      const away = unavailableDependency(err);
+      if (away === null) logger.error({ err }, 'usage flush failed');
+      else if (!awayLogged) logger.warn({ err }, `usage flush waiting: ${away} unreachable; retrying`);
+      awayLogged ||= away !== null;
     }
     if (time.now() - lastSweep >= timing.sweepEveryMs) {
       lastSweep = time.now();

@@ -101,6 +101,12 @@ export class SnapshotCache {
       if (key.startsWith(`${environment}\u0000`)) this.entries.delete(key);
   }
 
+  /** Drops every snapshot (invalidations may have been missed); loads under way are not cached. */
+  clear(): void {
+    this.epoch += 1;
+    this.entries.clear();
+  }
+
   get size(): number {
     return this.entries.size;
   }

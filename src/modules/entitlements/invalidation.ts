@@ -39,6 +39,14 @@ export class InvalidationBus {
     if (!this.redis) return;
     this.subscriber = this.redis.duplicate();
     this.subscriber.on('message', (_channel: string, raw: string) => this.receive(raw));
+    // Reconnects and resubscribes on its own. Messages published while it was away are lost, and
+    // snapshots cached meanwhile may be stale: the cache starts afresh when it is back.
+    this.subscriber.on('error', () => {});
+    let connected = false;
+    this.subscriber.on('ready', () => {
+      if (connected) this.cache.clear();
+      connected = true;
+    });
     await this.subscriber.subscribe(this.channel);
   }
 

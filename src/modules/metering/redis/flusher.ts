@@ -49,9 +49,15 @@ export function entriesPerStream(streams: number, eventsPerEntry: number): numbe
 }
 /** How often a scheduled flush reads every known slot, not only those marked as written to. */
 const FULL_SWEEP_MS = 5_000;
-const CLAIM_EVERY_MS = 30_000;
+/**
+ * How often a flusher looks for entries other consumers read and never acknowledged (a worker
+ * killed mid-flush), and how long such an entry must have waited: a killed worker's events reach
+ * the ledger within about 25 s. A live flusher settles a read within seconds; claiming an entry it
+ * is still settling writes nothing twice (the ledger skips rows it has).
+ */
+const CLAIM_EVERY_MS = 10_000;
 const MARKS_PER_SWEEP = 10_000;
-const DEFAULT_CLAIM_IDLE_MS = 60_000;
+const DEFAULT_CLAIM_IDLE_MS = 15_000;
 /** Customers remembered as known to the database (a customer, once there, stays: deletion is a mark). */
 const KNOWN_CUSTOMERS = 100_000;
 
@@ -61,6 +67,8 @@ export class LedgerFlusher {
   readonly dirty = new Set<number>();
   private lastFull = 0;
   private lastClaim: number;
+  /** A flush failed: entries this flusher read may wait unacknowledged on it. */
+  private unsettled = false;
   /** Events per entry in the last read that found any (script calls hold up to 100 each). */
   private eventsPerEntry = 100;
   /** Customer keys (`LedgerLines.customerKeys`) the database was found to have. */
@@ -92,6 +100,19 @@ export class LedgerFlusher {
    * the ledger.
    */
   async flush(options: FlushOptions = {}): Promise<number> {
+    try {
+      const resumed = this.unsettled ? await this.settleOwnPending() : 0;
+      this.unsettled = false;
+      return resumed + (await this.flushNew(options));
+    } catch (err) {
+      // Entries this flusher read may be left pending on it (the ledger or Redis went away
+      // mid-settle): the next flush settles them first, instead of waiting for a claim.
+      this.unsettled = true;
+      throw err;
+    }
+  }
+
+  private async flushNew(options: FlushOptions): Promise<number> {
     const started = this.now();
     let total = 0;
     const claimDue = this.now() - this.lastClaim > CLAIM_EVERY_MS;
@@ -134,6 +155,55 @@ export class LedgerFlusher {
       for (const [stream, entries] of reply) {
         // A full read may have left more behind: look at this stream again next round.
         if (entries.length === count) this.dirty.add(chunk.get(stream)!);
+      }
+    }
+    return moved;
+  }
+
+  /**
+   * Settles the entries this flusher read and did not acknowledge (a flush failed between the
+   * read and the acknowledgement): they are delivered again to no one else until they are idle
+   * long enough for a claim. Reads its own pending list (`XREADGROUP ... 0`), a page at a time.
+   */
+  private async settleOwnPending(): Promise<number> {
+    const streams = (await this.redis.smembers(this.keys.slots)).map((s) =>
+      this.keys.streamOfSlot(Number(s)),
+    );
+    let moved = 0;
+    for (let i = 0; i < streams.length; i += 1000) {
+      const pipeline = this.redis.pipeline();
+      const chunk = streams.slice(i, i + 1000);
+      for (const stream of chunk) pipeline.call('XPENDING', stream, FLUSH_GROUP);
+      const replies = (await pipeline.exec()) ?? [];
+      const mine = chunk.filter((_, j) => {
+        const [err, reply] = replies[j] ?? [];
+        if (err || !Array.isArray(reply) || !Array.isArray(reply[3])) return false;
+        return (reply[3] as Array<[string, string]>).some(([consumer]) => consumer === this.consumer);
+      });
+      for (const stream of mine) {
+        let after = '0';
+        for (;;) {
+          const reply = streamReply(
+            await this.redis.call(
+              'XREADGROUP',
+              'GROUP',
+              FLUSH_GROUP,
+              this.consumer,
+              'COUNT',
+              CLAIM_COUNT,
+              'STREAMS',
+              stream,
+              after,
+            ),
+          );
+          const entries = reply[0]?.[1] ?? [];
+          if (entries.length === 0) break;
+          after = entries[entries.length - 1]![0];
+          // Entries deleted meanwhile come back without fields: nothing to write, only to acknowledge.
+          const gone = entries.filter((e) => e[1] === null).map((e) => e[0]);
+          if (gone.length > 0) await this.redis.xack(stream, FLUSH_GROUP, ...gone);
+          moved += await this.settle([[stream, entries.filter((e) => e[1] !== null)]]);
+        }
       }
     }
     return moved;
