@@ -23,6 +23,21 @@ export async function getCustomerRow(
   return (await q.executeTakeFirst()) ?? null;
 }
 
+/** Live customers' rows of many ids at once (snapshot loads batched, entitlements/snapshot.ts). */
+export async function getCustomerRows(
+  db: Executor,
+  environment: string,
+  customerIds: readonly string[],
+): Promise<CustomerRow[]> {
+  return db
+    .selectFrom('customers')
+    .selectAll()
+    .where('environment', '=', environment)
+    .where('customer_id', 'in', customerIds)
+    .where('deleted_at', 'is', null)
+    .execute();
+}
+
 /** Locks the row (deleted or not) for the rest of the transaction: per-customer changes serialise on it. */
 export async function lockCustomerRow(
   tx: Tx,

@@ -71,6 +71,54 @@ export async function loadLiveGrants(
   return rows.map(toGrant);
 }
 
+/** `loadLiveOverrides` for many customers at once, by customer (snapshot loads batched). */
+export async function loadLiveOverridesOf(
+  db: Executor,
+  environment: string,
+  customerIds: readonly string[],
+  now: Date,
+): Promise<Map<string, Override[]>> {
+  const rows = await db
+    .selectFrom('overrides')
+    .selectAll()
+    .where('environment', '=', environment)
+    .where('customer_id', 'in', customerIds)
+    .where((eb) => eb.or([eb('ended_at', 'is', null), eb('ended_at', '>', now)]))
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    .orderBy('created_at')
+    .execute();
+  return groupBy(rows, toOverride);
+}
+
+/** `loadLiveGrants` for many customers at once, by customer (snapshot loads batched). */
+export async function loadLiveGrantsOf(
+  db: Executor,
+  environment: string,
+  customerIds: readonly string[],
+  now: Date,
+): Promise<Map<string, CreditGrant[]>> {
+  const rows = await db
+    .selectFrom('credit_grants')
+    .selectAll()
+    .where('environment', '=', environment)
+    .where('customer_id', 'in', customerIds)
+    .where('voided_at', 'is', null)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    .orderBy('created_at')
+    .execute();
+  return groupBy(rows, toGrant);
+}
+
+function groupBy<R extends { customer_id: string }, T>(rows: R[], to: (row: R) => T): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const row of rows) {
+    const list = out.get(row.customer_id);
+    if (list) list.push(to(row));
+    else out.set(row.customer_id, [to(row)]);
+  }
+  return out;
+}
+
 export type HeldTable = 'overrides' | 'credit_grants';
 
 /** One page of a customer's overrides or grants, oldest first (ids sort by creation). */

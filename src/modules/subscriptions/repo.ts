@@ -122,6 +122,33 @@ export async function loadCustomerSubscriptions(
   return rows.map(toSubscription);
 }
 
+/**
+ * `loadCustomerSubscriptions` for many customers at once, by customer, in the same order and with
+ * the same cap of 100 each (snapshot loads batched).
+ */
+export async function loadSubscriptionsOf(
+  db: Executor,
+  environment: string,
+  customerIds: readonly string[],
+): Promise<Map<string, Subscription[]>> {
+  const rows = await db
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('environment', '=', environment)
+    .where('customer_id', 'in', customerIds)
+    .orderBy('customer_id')
+    .orderBy('started_at', 'desc')
+    .orderBy('id', 'desc')
+    .execute();
+  const out = new Map<string, Subscription[]>();
+  for (const row of rows) {
+    const list = out.get(row.customer_id);
+    if (!list) out.set(row.customer_id, [toSubscription(row)]);
+    else if (list.length < 100) list.push(toSubscription(row));
+  }
+  return out;
+}
+
 /** Locks and returns one subscription (inside the caller's transaction). */
 export async function lockSubscription(
   tx: Tx,
