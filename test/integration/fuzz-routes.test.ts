@@ -2,6 +2,13 @@ import fc from 'fast-check';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, serveOverHttp, type TestApp } from '../helpers/harness.ts';
+import {
+  type OpenApiDoc,
+  type Operation,
+  openApiDoc,
+  type Schema,
+  seedWalkObjects,
+} from '../helpers/openapi-walk.ts';
 
 /**
  * A generated fuzz walk over every operation in /openapi.json. For each one fast-check (seeded,
@@ -12,78 +19,19 @@ import { createTestApp, serveOverHttp, type TestApp } from '../helpers/harness.t
  * every 4xx is problem+json with a `code` and the request id, and leaves every table of the
  * database exactly as it was (a digest of all rows, taken before and after).
  */
-type Schema = {
-  $ref?: string;
-  type?: string | string[];
-  properties?: Record<string, Schema>;
-  required?: string[];
-  additionalProperties?: Schema | boolean;
-  items?: Schema;
-  enum?: unknown[];
-  const?: unknown;
-  anyOf?: Schema[];
-  oneOf?: Schema[];
-  format?: string;
-  minimum?: number;
-  maxLength?: number;
-};
-type Operation = {
-  parameters?: { name: string; in: string; schema?: Schema }[];
-  requestBody?: { content?: Record<string, { schema?: Schema }> };
-  security?: unknown[];
-};
-type Doc = {
-  paths: Record<string, Record<string, Operation>>;
-  components: { schemas: Record<string, Schema> };
-};
 
 const SEED = 2323;
 const RUNS_PER_OPERATION = 10;
 
 let app: TestApp;
-let doc: Doc;
+let doc: OpenApiDoc;
 let tables: string[];
 const ids: Record<string, string> = {};
 
 beforeAll(async () => {
   app = await createTestApp();
-  await app.json('POST', '/v1/features', { key: 'calls', name: 'Calls', type: 'metered' });
-  await app.json('POST', '/v1/features', { key: 'theme', name: 'Theme', type: 'config' });
-  await app.json('POST', '/v1/plans', {
-    key: 'pro',
-    name: 'Pro',
-    entitlements: [
-      { feature: 'calls', limit: 1000, reset: 'month', overage: 'deny' },
-      { feature: 'theme', value: { c: 1 } },
-    ],
-  });
-  await app.json('PUT', '/v1/customers/acme', { name: 'Acme' });
-  const sub = await app.json<{ id: string }>('POST', '/v1/customers/acme/subscriptions', { plan: 'pro' });
-  const override = await app.json<{ id: string }>('POST', '/v1/customers/acme/overrides', {
-    feature: 'theme',
-    value: { c: 2 },
-    reason: 'fuzz',
-  });
-  const grant = await app.json<{ id: string }>('POST', '/v1/customers/acme/grants', {
-    feature: 'calls',
-    amount: 10,
-    reason: 'fuzz',
-  });
-  const reservation = await app.json<{ id: string }>('POST', '/v1/reservations', {
-    customer_id: 'acme',
-    feature: 'calls',
-    amount: 1,
-    ttl_seconds: 600,
-  });
-  const key = await app.json<{ id: string }>('POST', '/v1/api-keys', { name: 'fuzz', scopes: ['check'] });
-  Object.assign(ids, {
-    '/v1/subscriptions/': sub.body.id,
-    '/v1/overrides/': override.body.id,
-    '/v1/grants/': grant.body.id,
-    '/v1/reservations/': reservation.body.id,
-    '/v1/api-keys/': key.body.id,
-  });
-  doc = (await app.json<Doc>('GET', '/openapi.json', undefined, { key: null })).body;
+  Object.assign(ids, await seedWalkObjects(app, 'fuzz'));
+  doc = await openApiDoc(app);
   const rows = await sql<{ name: string }>`
     SELECT table_name AS name FROM information_schema.tables
     WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'kysely_%'

@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, serveOverHttp, services, type TestApp } from '../helpers/harness.ts';
+import {
+  type OpenApiDoc,
+  type Operation,
+  openApiDoc,
+  type Schema,
+  seedWalkObjects,
+} from '../helpers/openapi-walk.ts';
 
 /**
  * The input rule swept over every operation in /openapi.json: NUL and unpaired-surrogate strings
@@ -10,72 +17,15 @@ import { createTestApp, serveOverHttp, services, type TestApp } from '../helpers
  * real node:http server, so their fast paths are covered.
  */
 
-type Schema = {
-  $ref?: string;
-  type?: string | string[];
-  properties?: Record<string, Schema>;
-  additionalProperties?: Schema | boolean;
-  items?: Schema;
-  enum?: unknown[];
-  const?: unknown;
-  anyOf?: Schema[];
-  oneOf?: Schema[];
-  format?: string;
-  minimum?: number;
-};
-type Operation = {
-  parameters?: { name: string; in: string; schema?: Schema }[];
-  requestBody?: { content?: Record<string, { schema?: Schema }> };
-};
-type Doc = {
-  paths: Record<string, Record<string, Operation>>;
-  components: { schemas: Record<string, Schema> };
-};
-
 let app: TestApp;
 let http: Awaited<ReturnType<typeof serveOverHttp>>;
-let doc: Doc;
+let doc: OpenApiDoc;
 const ids: Record<string, string> = {};
 
 beforeAll(async () => {
   app = await createTestApp({ redis: services.redis, config: { apiKeyCacheSeconds: 5 } });
-  await app.json('POST', '/v1/features', { key: 'calls', name: 'Calls', type: 'metered' });
-  await app.json('POST', '/v1/features', { key: 'theme', name: 'Theme', type: 'config' });
-  await app.json('POST', '/v1/plans', {
-    key: 'pro',
-    name: 'Pro',
-    entitlements: [
-      { feature: 'calls', limit: 1000, reset: 'month', overage: 'deny' },
-      { feature: 'theme', value: { c: 1 } },
-    ],
-  });
-  await app.json('PUT', '/v1/customers/acme', { name: 'Acme' });
-  const sub = await app.json<{ id: string }>('POST', '/v1/customers/acme/subscriptions', { plan: 'pro' });
-  const override = await app.json<{ id: string }>('POST', '/v1/customers/acme/overrides', {
-    feature: 'theme',
-    value: { c: 2 },
-    reason: 'sweep',
-  });
-  const grant = await app.json<{ id: string }>('POST', '/v1/customers/acme/grants', {
-    feature: 'calls',
-    amount: 10,
-    reason: 'sweep',
-  });
-  const reservation = await app.json<{ id: string }>('POST', '/v1/reservations', {
-    customer_id: 'acme',
-    feature: 'calls',
-    amount: 1,
-    ttl_seconds: 600,
-  });
-  const key = await app.json<{ id: string }>('POST', '/v1/api-keys', { name: 'sweep', scopes: ['check'] });
-  Object.assign(ids, {
-    '/v1/subscriptions/': sub.body.id,
-    '/v1/overrides/': override.body.id,
-    '/v1/grants/': grant.body.id,
-    '/v1/reservations/': reservation.body.id,
-    '/v1/api-keys/': key.body.id,
-  });
-  doc = (await app.json<Doc>('GET', '/openapi.json', undefined, { key: null })).body;
+  Object.assign(ids, await seedWalkObjects(app, 'sweep'));
+  doc = await openApiDoc(app);
   http = await serveOverHttp(app.runtime);
 });
 afterAll(async () => {

@@ -1,42 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/harness.ts';
+import { type OpenApiDoc, openApiDoc, type Schema } from '../helpers/openapi-walk.ts';
 
 /**
  * Every request schema in /openapi.json bounds what a caller can send: each string has a
  * `maxLength` (or is an enum, a const or a date-time), each array a `maxItems`, and each free-form
  * object (`additionalProperties`) a `maxProperties`. A route added later without bounds fails here.
  */
-type Schema = {
-  $ref?: string;
-  type?: string | string[];
-  properties?: Record<string, Schema>;
-  additionalProperties?: Schema | boolean;
-  items?: Schema;
-  enum?: unknown[];
-  const?: unknown;
-  anyOf?: Schema[];
-  oneOf?: Schema[];
-  allOf?: Schema[];
-  format?: string;
-  maxLength?: number;
-  maxItems?: number;
-  maxProperties?: number;
-  pattern?: string;
-};
-type Operation = {
-  parameters?: { name: string; in: string; schema?: Schema }[];
-  requestBody?: { content?: Record<string, { schema?: Schema }> };
-};
-type Doc = {
-  paths: Record<string, Record<string, Operation>>;
-  components: { schemas: Record<string, Schema> };
-};
 
 let app: TestApp;
-let doc: Doc;
+let doc: OpenApiDoc;
 beforeAll(async () => {
   app = await createTestApp();
-  doc = (await app.json<Doc>('GET', '/openapi.json', undefined, { key: null })).body;
+  doc = await openApiDoc(app);
 });
 afterAll(async () => app?.close());
 
