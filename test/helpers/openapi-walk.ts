@@ -77,3 +77,51 @@ export async function seedWalkObjects(app: TestApp, reason: string): Promise<Rec
     '/v1/api-keys/': key.body.id,
   };
 }
+
+/** Follows `$ref`s to the schema they name. */
+export function resolveSchema(doc: OpenApiDoc, schema: Schema | undefined): Schema | undefined {
+  let s = schema;
+  for (let i = 0; s?.$ref && i < 10; i++) s = doc.components.schemas[s.$ref.split('/').pop()!];
+  return s;
+}
+
+/**
+ * A valid-looking value for a schema: every property present, one item per array; with
+ * `freeKey`, a free-form object (`additionalProperties`) also gets one key of its own.
+ */
+export function sampleValue(
+  doc: OpenApiDoc,
+  schema: Schema | undefined,
+  options: { freeKey?: boolean } = {},
+  depth = 0,
+): unknown {
+  const s = resolveSchema(doc, schema);
+  const sample = (inner: Schema | undefined) => sampleValue(doc, inner, options, depth + 1);
+  if (!s || depth > 8) return 'x';
+  if (s.enum) return s.enum[0];
+  if (s.const !== undefined) return s.const;
+  const alternatives = s.anyOf ?? s.oneOf;
+  if (alternatives) return sample(alternatives.find((a) => resolveSchema(doc, a)?.type !== 'null'));
+  const type = Array.isArray(s.type) ? s.type.find((t) => t !== 'null') : s.type;
+  switch (type) {
+    case 'object': {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(s.properties ?? {})) out[k] = sample(v);
+      if (options.freeKey && typeof s.additionalProperties === 'object')
+        out.free_key = sample(s.additionalProperties);
+      return out;
+    }
+    case 'array':
+      return [sample(s.items)];
+    case 'integer':
+    case 'number':
+      return s.minimum ?? 1;
+    case 'boolean':
+      return true;
+    case 'string':
+      return s.format === 'date-time' ? '2026-01-15T12:00:00Z' : s.format === 'email' ? 'a@b.test' : 'x';
+    default:
+      // Any JSON (config values): a string, so it is swept too.
+      return 'x';
+  }
+}

@@ -6,7 +6,9 @@ import {
   type OpenApiDoc,
   type Operation,
   openApiDoc,
+  resolveSchema,
   type Schema,
+  sampleValue,
   seedWalkObjects,
 } from '../helpers/openapi-walk.ts';
 
@@ -54,44 +56,9 @@ async function digest(): Promise<string> {
   return rows.map((r) => `${r.t}:${r.n}:${r.h}`).join(',');
 }
 
-function resolve(schema: Schema | undefined): Schema | undefined {
-  let s = schema;
-  for (let i = 0; s?.$ref && i < 10; i++) s = doc.components.schemas[s.$ref.split('/').pop()!];
-  return s;
-}
+const _resolve = (schema: Schema | undefined): Schema | undefined => resolveSchema(doc, schema);
 
-/** A valid-looking value for a schema: every property present, one item per array. */
-function sample(schema: Schema | undefined, depth = 0): unknown {
-  const s = resolve(schema);
-  if (!s || depth > 8) return 'x';
-  if (s.enum) return s.enum[0];
-  if (s.const !== undefined) return s.const;
-  const alternatives = s.anyOf ?? s.oneOf;
-  if (alternatives)
-    return sample(
-      alternatives.find((a) => resolve(a)?.type !== 'null'),
-      depth + 1,
-    );
-  const type = Array.isArray(s.type) ? s.type.find((t) => t !== 'null') : s.type;
-  switch (type) {
-    case 'object': {
-      const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(s.properties ?? {})) out[k] = sample(v, depth + 1);
-      return out;
-    }
-    case 'array':
-      return [sample(s.items, depth + 1)];
-    case 'integer':
-    case 'number':
-      return s.minimum ?? 1;
-    case 'boolean':
-      return true;
-    case 'string':
-      return s.format === 'date-time' ? '2026-01-15T12:00:00Z' : s.format === 'email' ? 'a@b.test' : 'x';
-    default:
-      return 'x';
-  }
-}
+const sample = (schema: Schema | undefined): unknown => sampleValue(doc, schema);
 
 function goodParam(path: string, name: string): string {
   if (name === 'customer_id') return 'acme';

@@ -4,7 +4,9 @@ import {
   type OpenApiDoc,
   type Operation,
   openApiDoc,
+  resolveSchema,
   type Schema,
+  sampleValue,
   seedWalkObjects,
 } from '../helpers/openapi-walk.ts';
 
@@ -57,47 +59,9 @@ const FORGED_CURSORS = [
 ];
 const DEEP = `${'['.repeat(6000)}${']'.repeat(6000)}`;
 
-function resolve(schema: Schema | undefined): Schema | undefined {
-  let s = schema;
-  for (let i = 0; s?.$ref && i < 10; i++) s = doc.components.schemas[s.$ref.split('/').pop()!];
-  return s;
-}
+const _resolve = (schema: Schema | undefined): Schema | undefined => resolveSchema(doc, schema);
 
-/** A sample value for a schema: every property present, one item per array, one free-form key. */
-function sample(schema: Schema | undefined, depth = 0): unknown {
-  const s = resolve(schema);
-  if (!s || depth > 8) return 'x';
-  if (s.enum) return s.enum[0];
-  if (s.const !== undefined) return s.const;
-  const alternatives = s.anyOf ?? s.oneOf;
-  if (alternatives)
-    return sample(
-      alternatives.find((a) => resolve(a)?.type !== 'null'),
-      depth + 1,
-    );
-  const type = Array.isArray(s.type) ? s.type.find((t) => t !== 'null') : s.type;
-  switch (type) {
-    case 'object': {
-      const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(s.properties ?? {})) out[k] = sample(v, depth + 1);
-      if (typeof s.additionalProperties === 'object')
-        out.free_key = sample(s.additionalProperties, depth + 1);
-      return out;
-    }
-    case 'array':
-      return [sample(s.items, depth + 1)];
-    case 'integer':
-    case 'number':
-      return s.minimum ?? 1;
-    case 'boolean':
-      return true;
-    case 'string':
-      return s.format === 'date-time' ? '2026-01-15T12:00:00Z' : s.format === 'email' ? 'a@b.test' : 'x';
-    default:
-      // Any JSON (config values): a string, so it is swept too.
-      return 'x';
-  }
-}
+const sample = (schema: Schema | undefined): unknown => sampleValue(doc, schema, { freeKey: true });
 
 /** Every way to put a bad string into the body: each string value, and each key. */
 function mutations(body: unknown): unknown[] {
