@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { Tx } from './db.ts';
 import { newId } from './ids.ts';
 
 /**
@@ -82,34 +81,56 @@ export interface AuditEvent {
 }
 
 /**
- * Appends entries to the environment's chain. The head row is locked for the rest of the
- * transaction, which serialises appends so the chain never forks; callers append last, just
- * before commit, to keep that lock short.
+ * The canonical JSON of an event's fields in three pieces around the values of `chain_index` and
+ * `prev_hash`, which only the chain head gives: `head + index + mid + JSON(prev_hash) + tail` is
+ * `canonicalJson(fields)`. Keys sort as in canonicalJson, so the pieces fall where those keys do.
  */
-export async function appendAuditEvents(
-  tx: Tx,
+export function chainPieces(
+  fields: Omit<ChainedFields, 'chain_index' | 'prev_hash'>,
+): [string, string, string] {
+  const all: Record<string, unknown> = { ...fields, chain_index: 0, prev_hash: '' };
+  const keys = Object.keys(all)
+    .filter((k) => all[k] !== undefined)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const pieces: string[] = [];
+  let piece = '{';
+  keys.forEach((key, i) => {
+    piece += `${i > 0 ? ',' : ''}${JSON.stringify(key)}:`;
+    if (key === 'chain_index' || key === 'prev_hash') {
+      pieces.push(piece);
+      piece = '';
+    } else piece += canonicalJson(all[key]);
+  });
+  pieces.push(`${piece}}`);
+  return pieces as [string, string, string];
+}
+
+/** What the database computes from the pieces (migration 20261207200000); equal to `chainHash`. */
+export function hashOfPieces(pieces: [string, string, string], index: number, prevHash: string): string {
+  const [head, mid, tail] = pieces;
+  return createHash('sha256')
+    .update(`${prevHash}${head}${index}${mid}${JSON.stringify(prevHash)}${tail}`)
+    .digest('hex');
+}
+
+/**
+ * The audit entries of one change as the database appends them (`tessera_audit_append`, called by
+ * `tessera_commit_change`; see migration 20261207200000): each event's fields, and its canonical
+ * JSON in pieces, which the database completes with the chain head's index and hash. The head row
+ * is locked from the append until commit, which serialises appends so the chain never forks;
+ * `withTransaction` appends last, so the lock is held for that statement and the commit only.
+ */
+export function auditDrafts(
   environment: string,
   actor: Actor,
   requestId: string | null,
   at: Date,
   entries: AuditEntry[],
-): Promise<AuditEvent[]> {
-  if (entries.length === 0) return [];
-  const head = await tx
-    .selectFrom('audit_heads')
-    .select(['last_index', 'last_hash'])
-    .where('environment', '=', environment)
-    .forUpdate()
-    .executeTakeFirstOrThrow();
-  let index = head.last_index;
-  let prevHash = head.last_hash;
-  const events: AuditEvent[] = [];
-  for (const entry of entries) {
-    index += 1;
-    const fields: ChainedFields = {
+): Array<Omit<ChainedFields, 'chain_index' | 'prev_hash'> & { head: string; mid: string; tail: string }> {
+  return entries.map((entry) => {
+    const fields = {
       id: newId('aud', at.getTime()),
       environment,
-      chain_index: index,
       actor: asStoredJson(actor),
       action: entry.action,
       target: asStoredJson(entry.target),
@@ -118,28 +139,8 @@ export async function appendAuditEvents(
       after: asStoredJson(entry.after),
       request_id: requestId,
       at: at.toISOString(),
-      prev_hash: prevHash,
     };
-    const hash = chainHash(fields);
-    events.push({ ...(fields as Omit<AuditEvent, 'hash'>), hash });
-    prevHash = hash;
-  }
-  await tx
-    .insertInto('audit_events')
-    .values(
-      events.map((e) => ({
-        ...e,
-        actor: JSON.stringify(e.actor),
-        target: JSON.stringify(e.target),
-        before: e.before === null ? null : JSON.stringify(e.before),
-        after: e.after === null ? null : JSON.stringify(e.after),
-      })),
-    )
-    .execute();
-  await tx
-    .updateTable('audit_heads')
-    .set({ last_index: index, last_hash: prevHash })
-    .where('environment', '=', environment)
-    .execute();
-  return events;
+    const [head, mid, tail] = chainPieces(fields);
+    return { ...fields, head, mid, tail };
+  });
 }

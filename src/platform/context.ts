@@ -1,12 +1,13 @@
 import type { Redis } from 'ioredis';
+import { sql } from 'kysely';
 import type { Config } from '../config.ts';
-import { type Actor, type AuditEntry, appendAuditEvents } from './audit-chain.ts';
+import { type Actor, type AuditEntry, auditDrafts } from './audit-chain.ts';
 import type { Clock } from './clock.ts';
 import type { Database, Db, Tx } from './db.ts';
 import { Forbidden } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { type OutboxEvent, writeOutboxEvents } from './outbox.ts';
+import type { OutboxEvent } from './outbox.ts';
 import type { SecretKeys } from './secret-key.ts';
 
 export type Scope = 'admin' | 'check';
@@ -106,27 +107,26 @@ export async function withTransaction<T>(ctx: Ctx | TxCtx, fn: (t: TxCtx) => Pro
       touchCustomer: (id) => touched.add(id),
     };
     const value = await fn(t);
-    const customerIds = [...touched].sort();
-    if (customerIds.length > 0) {
-      const bumped = await tx
-        .updateTable('customers')
-        .set((eb) => ({ version: eb('version', '+', 1), updated_at: now }))
-        .where('environment', '=', ctx.environment)
-        .where('customer_id', 'in', customerIds)
-        .returning(['customer_id', 'version'])
-        .execute();
-      for (const { customer_id, version } of bumped) {
-        versions.set(customer_id, version);
-        // The version lets a node that already dropped (and reloaded) the snapshot ignore a late repeat.
-        events.push({
-          topic: 'customer.entitlements_changed',
-          customerId: customer_id,
-          payload: { customer_id, version },
-        });
-      }
+    if (touched.size === 0 && events.length === 0 && audits.length === 0) return value;
+    // The version bumps, the outbox events (then one `customer.entitlements_changed` per touched
+    // customer, whose version lets a node that already reloaded ignore a late repeat) and the audit
+    // append, in one statement: see migration 20261207200000.
+    const { rows } = await sql<{ o_customer_id: string; o_version: number | string }>`
+      SELECT o_customer_id, o_version FROM tessera_commit_change(
+        ${ctx.environment}, ${[...touched].sort()}::text[], ${now},
+        ${JSON.stringify(events.map((e) => ({ customer_id: e.customerId ?? null, topic: e.topic, payload: e.payload })))}::jsonb,
+        ${JSON.stringify(auditDrafts(ctx.environment, ctx.actor, ctx.requestId, now, audits))}::jsonb)`.execute(
+      tx,
+    );
+    for (const row of rows) {
+      const version = Number(row.o_version);
+      versions.set(row.o_customer_id, version);
+      events.push({
+        topic: 'customer.entitlements_changed',
+        customerId: row.o_customer_id,
+        payload: { customer_id: row.o_customer_id, version },
+      });
     }
-    await writeOutboxEvents(tx, ctx.environment, events);
-    await appendAuditEvents(tx, ctx.environment, ctx.actor, ctx.requestId, now, audits);
     return value;
   });
   const committed = {
