@@ -139,7 +139,7 @@ export async function startRuntime(config: Config, options: RuntimeOptions = {})
   const invalidation = new InvalidationBus(cache, redis, `${config.redisPrefix}invalidate`, logger);
   await invalidation.start();
   invalidation.register(dispatcher);
-  dispatcher.on('*', (event) => fanOutWebhooks(deps, event));
+  dispatcher.on('*', (event, round) => fanOutWebhooks(deps, event, round));
   const webhooks = new WebhookDeliveryWorker(() => deps);
   deps.commitListeners.push(invalidation.onCommit);
   deps.commitListeners.push(({ topics }) => {

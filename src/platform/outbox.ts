@@ -19,7 +19,31 @@ export interface DispatchedEvent {
   attempt: number;
 }
 
-export type OutboxHandler = (event: DispatchedEvent) => Promise<void>;
+/**
+ * What the events of one dispatch round share: a handler that reads the same thing for each event
+ * (the environment's webhook endpoints, say) reads it once a round with `memo`.
+ */
+export interface DispatchRound {
+  memo<T>(key: string, load: () => Promise<T>): Promise<T>;
+}
+
+export type OutboxHandler = (event: DispatchedEvent, round: DispatchRound) => Promise<void>;
+
+function newRound(): DispatchRound {
+  const memos = new Map<string, Promise<unknown>>();
+  return {
+    memo<T>(key: string, load: () => Promise<T>): Promise<T> {
+      let found = memos.get(key) as Promise<T> | undefined;
+      if (!found) {
+        found = load();
+        memos.set(key, found);
+        // A failed read is not shared: the next event of the round reads again.
+        found.catch(() => memos.delete(key));
+      }
+      return found;
+    },
+  };
+}
 
 export async function writeOutboxEvents(tx: Tx, environment: string, events: OutboxEvent[]): Promise<void> {
   if (events.length === 0) return;
@@ -111,7 +135,8 @@ export class OutboxDispatcher {
       RETURNING o.id, o.environment, o.customer_id, o.topic, o.payload, o.created_at, o.attempts`.execute(
       this.db,
     );
-    let done = 0;
+    const round = newRound();
+    const handled: Array<{ id: number; topic: string }> = [];
     await Promise.all(
       claimed.rows.map(async (row) => {
         const event: DispatchedEvent = {
@@ -128,15 +153,9 @@ export class OutboxDispatcher {
             ...(this.handlers.get(row.topic) ?? []),
             ...(this.handlers.get('*') ?? []),
           ]) {
-            await handler(event);
+            await handler(event, round);
           }
-          await this.db
-            .updateTable('outbox')
-            .set({ dispatched_at: sql<Date>`now()`, last_error: null })
-            .where('id', '=', row.id)
-            .execute();
-          this.metrics.outboxDispatched.inc({ topic: row.topic, outcome: 'ok' });
-          done += 1;
+          handled.push({ id: row.id, topic: row.topic });
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
           this.logger.warn(
@@ -155,6 +174,21 @@ export class OutboxDispatcher {
         }
       }),
     );
+    // The round's handled events are marked in one statement. Should it fail (or the process stop
+    // first), their leases run out and they are handed out again: handlers are idempotent.
+    if (handled.length > 0) {
+      await this.db
+        .updateTable('outbox')
+        .set({ dispatched_at: sql<Date>`now()`, last_error: null })
+        .where(
+          'id',
+          'in',
+          handled.map((h) => h.id),
+        )
+        .execute();
+      for (const h of handled) this.metrics.outboxDispatched.inc({ topic: h.topic, outcome: 'ok' });
+    }
+    const done = handled.length;
     return claimed.rows.length === 0 ? -1 : done;
   }
 

@@ -225,4 +225,36 @@ describe('outbox', () => {
     expect(counts.size).toBe(61);
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
   });
+  it("marks a round's handled events at once and lets its handlers share a read", async () => {
+    for (let c = 0; c < 8; c++) await emit(`round-${c}`, 'test.round', 1);
+    await emit('round-fail', 'test.round', 1);
+    let reads = 0;
+    const dispatcher = new OutboxDispatcher(
+      app.runtime.deps.db,
+      app.runtime.deps.logger,
+      app.runtime.deps.metrics,
+      { pollMs: 10 },
+    );
+    dispatcher.on('test.round', async (e, round) => {
+      const shared = await round.memo('shared', async () => {
+        reads += 1;
+        return 'value';
+      });
+      expect(shared).toBe('value');
+      if (e.customerId === 'round-fail') throw new Error('refused');
+    });
+    expect(await dispatcher.runOnce()).toBe(8);
+    expect(reads).toBe(1);
+    const rows = await app.runtime.deps.db
+      .selectFrom('outbox')
+      .select(['customer_id', 'dispatched_at', 'last_error'])
+      .where('topic', '=', 'test.round')
+      .execute();
+    expect(rows.filter((r) => r.dispatched_at !== null)).toHaveLength(8);
+    // The failed one waits for its retry; the others were not held back by it.
+    expect(rows.find((r) => r.customer_id === 'round-fail')).toMatchObject({
+      dispatched_at: null,
+      last_error: 'refused',
+    });
+  });
 });

@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { SnapshotCache } from '../../src/modules/entitlements/cache.ts';
 import { InvalidationBus } from '../../src/modules/entitlements/invalidation.ts';
 import { createLogger } from '../../src/platform/logger.ts';
-import type { DispatchedEvent, OutboxDispatcher, OutboxHandler } from '../../src/platform/outbox.ts';
+import type {
+  DispatchedEvent,
+  DispatchRound,
+  OutboxDispatcher,
+  OutboxHandler,
+} from '../../src/platform/outbox.ts';
 import { snapshot } from '../domain/builders.ts';
 
 /** The outbox handlers the bus registers, captured without a database. */
@@ -25,6 +30,9 @@ function changed(customerId: string, version: number): DispatchedEvent {
   };
 }
 
+/** A dispatch round that shares nothing (these handlers read nothing). */
+const ROUND: DispatchRound = { memo: (_key, load) => load() };
+
 describe('snapshot invalidation from the outbox', () => {
   it('keeps a cached snapshot that already holds the change, drops an older one', async () => {
     const cache = new SnapshotCache(10, 60_000);
@@ -33,11 +41,11 @@ describe('snapshot invalidation from the outbox', () => {
     const cached = { ...snapshot().build(), environment: 'test', customerId: 'acme', version: 3 };
     cache.set(cached, cache.ticket('test', 'acme'));
 
-    await handler(changed('acme', 3));
+    await handler(changed('acme', 3), ROUND);
     expect(cache.get('test', 'acme')).toBe(cached);
-    await handler(changed('acme', 2));
+    await handler(changed('acme', 2), ROUND);
     expect(cache.get('test', 'acme')).toBe(cached);
-    await handler(changed('acme', 4));
+    await handler(changed('acme', 4), ROUND);
     expect(cache.get('test', 'acme')).toBeUndefined();
   });
 
@@ -83,7 +91,7 @@ describe('versions seen per customer (read replica guard)', () => {
   it("learns another node's change from the outbox's durable message", async () => {
     const cache = new SnapshotCache(10, 60_000, { versionsTracked: 100 });
     const bus = new InvalidationBus(cache, null, 'unused', createLogger('silent'));
-    await handlersOf(bus).get('customer.entitlements_changed')!(changed('acme', 7));
+    await handlersOf(bus).get('customer.entitlements_changed')!(changed('acme', 7), ROUND);
     expect(cache.seenVersion('test', 'acme')).toBe(7);
   });
 

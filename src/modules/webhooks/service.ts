@@ -5,7 +5,7 @@ import type { AppDeps, Ctx } from '../../platform/context.ts';
 import { reader, requireScope, withTransaction } from '../../platform/context.ts';
 import { NotFound, ValidationFailed } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
-import type { DispatchedEvent } from '../../platform/outbox.ts';
+import type { DispatchedEvent, DispatchRound } from '../../platform/outbox.ts';
 import { decodeCursor, page } from '../../platform/pagination.ts';
 import { SecretBox } from '../../platform/secret-box.ts';
 import type { WebhookDeliveriesTable, WebhookEndpointsTable } from './tables.ts';
@@ -249,15 +249,22 @@ export async function redeliverWebhook(
  * event's public type. Its id is derived from the outbox event and the endpoint, so a repeated
  * dispatch (the outbox is at least once) adds nothing.
  */
-export async function fanOutWebhooks(deps: AppDeps, event: DispatchedEvent): Promise<void> {
+export async function fanOutWebhooks(
+  deps: AppDeps,
+  event: DispatchedEvent,
+  round: DispatchRound,
+): Promise<void> {
   const type = publicTypeOf(event.topic);
   if (!type) return;
-  const endpoints = await deps.db
-    .selectFrom('webhook_endpoints')
-    .select(['id', 'event_types'])
-    .where('environment', '=', event.environment)
-    .where('disabled_at', 'is', null)
-    .execute();
+  // Read once per dispatch round and environment, not once per event.
+  const endpoints = await round.memo(`webhook_endpoints:${event.environment}`, () =>
+    deps.db
+      .selectFrom('webhook_endpoints')
+      .select(['id', 'event_types'])
+      .where('environment', '=', event.environment)
+      .where('disabled_at', 'is', null)
+      .execute(),
+  );
   const matching = endpoints.filter((e) => e.event_types.length === 0 || e.event_types.includes(type));
   if (matching.length === 0) return;
   const now = deps.clock.now();
