@@ -37,10 +37,10 @@ const MAX_DATE_MS = 8.64e15;
  */
 export function periodContaining(interval: ResetInterval, t: Date, anchor: Date | null): Period {
   assertValidDate(t, 't');
-  if (interval === 'none') return { start: new Date(-MAX_DATE_MS), end: new Date(MAX_DATE_MS) };
+  if (interval === 'none') return NO_RESET_PERIOD;
   if (anchor === null) {
     if (interval === 'billing_period') throw new RangeError('billing_period periods need a billing anchor');
-    return calendarPeriodContaining(interval, t);
+    return sharedCalendarPeriod(interval, t);
   }
   assertValidDate(anchor, 'anchor');
   const index = periodIndex(interval, t, anchor);
@@ -103,6 +103,23 @@ function periodIndex(interval: Exclude<ResetInterval, 'none'>, t: Date, anchor: 
       return addMonthsClamped(anchor, 12 * index) > t ? index - 1 : index;
     }
   }
+}
+
+/**
+ * Periods are never mutated, so the ones every customer has in common are shared: the one period
+ * of `none`, and per calendar interval the last period handed out (all customers counting by
+ * calendar month hold the same two dates instead of two each per resolution in the decision memo).
+ */
+const NO_RESET_PERIOD: Period = Object.freeze({ start: new Date(-MAX_DATE_MS), end: new Date(MAX_DATE_MS) });
+const lastCalendarPeriod = new Map<string, Period>();
+
+function sharedCalendarPeriod(interval: 'day' | 'week' | 'month' | 'year', t: Date): Period {
+  const last = lastCalendarPeriod.get(interval);
+  const ms = t.getTime();
+  if (last && ms >= last.start.getTime() && ms < last.end.getTime()) return last;
+  const period = Object.freeze(calendarPeriodContaining(interval, t));
+  lastCalendarPeriod.set(interval, period);
+  return period;
 }
 
 function calendarPeriodContaining(interval: 'day' | 'week' | 'month' | 'year', t: Date): Period {
