@@ -212,3 +212,22 @@ describe('none', () => {
     expect(() => addPeriods('none', d('2024-01-01T00:00:00Z'), 1)).toThrow(RangeError);
   });
 });
+
+describe('shared periods', () => {
+  it('hands out one object per calendar period, and a new one when time moves past it', () => {
+    const a = periodContaining('month', new Date('2026-03-02T00:00:00Z'), null);
+    const b = periodContaining('month', new Date('2026-03-30T23:59:59Z'), null);
+    expect(b).toBe(a);
+    expect(Object.isFrozen(a)).toBe(true);
+    const next = periodContaining('month', new Date('2026-04-01T00:00:00Z'), null);
+    expect(next).not.toBe(a);
+    expect(next.start.toISOString()).toBe('2026-04-01T00:00:00.000Z');
+    // Going back in time (tests' clocks do) still answers the right period.
+    const back = periodContaining('month', new Date('2026-03-15T00:00:00Z'), null);
+    expect([back.start.toISOString(), back.end.toISOString()]).toEqual([
+      '2026-03-01T00:00:00.000Z',
+      '2026-04-01T00:00:00.000Z',
+    ]);
+    expect(periodContaining('none', new Date(), null)).toBe(periodContaining('none', new Date(0), null));
+  });
+});
