@@ -110,3 +110,20 @@ describe('versions seen per customer (read replica guard)', () => {
     expect(cache.seenVersion('test', 'acme')).toBe(0);
   });
 });
+
+describe('snapshot expiry', () => {
+  it('keeps each snapshot for the TTL give or take a fifth, so snapshots loaded together expire apart', () => {
+    const ttl = 100_000;
+    const cache = new SnapshotCache(1_000, ttl);
+    for (let i = 0; i < 200; i++) {
+      const s = { ...snapshot().build(), environment: 'test', customerId: `c${i}`, version: 1 };
+      cache.set(s, cache.ticket('test', `c${i}`));
+    }
+    const left = Array.from({ length: 200 }, (_, i) => cache.remainingTtl('test', `c${i}`));
+    // A little time passes between set and read: allow a second.
+    expect(Math.min(...left)).toBeGreaterThan(0.8 * ttl - 1_000);
+    expect(Math.max(...left)).toBeLessThanOrEqual(1.2 * ttl);
+    expect(Math.max(...left) - Math.min(...left)).toBeGreaterThan(0.2 * ttl);
+    expect(cache.remainingTtl('test', 'nobody')).toBe(0);
+  });
+});

@@ -3,7 +3,8 @@ import type { CustomerSnapshot } from '../../domain/types.ts';
 import type { CatalogCache } from './catalog-cache.ts';
 
 /**
- * Per-process cache of customer snapshots (bounded LRU). Entries are dropped when the customer's
+ * Per-process cache of customer snapshots (bounded LRU, each entry kept for the TTL give or take a
+ * fifth). Entries are dropped when the customer's
  * holdings change (locally at commit, on other nodes through Redis pub/sub) and, for the whole
  * environment, when the catalog or settings change. A generation counter per key keeps a load
  * that raced an invalidation from putting a stale snapshot back.
@@ -23,7 +24,7 @@ export class SnapshotCache {
 
   constructor(
     max: number,
-    ttlMs: number,
+    private readonly ttlMs: number,
     options: { versionsTracked?: number; catalogs?: CatalogCache } = {},
   ) {
     const versionsTracked = options.versionsTracked ?? 0;
@@ -71,7 +72,16 @@ export class SnapshotCache {
     // already cached kept the ticket as it was).
     const cached = this.entries.peek(key);
     if (cached && cached.version > snapshot.version) return;
-    this.entries.set(key, snapshot);
+    this.entries.set(key, snapshot, { ttl: this.jitteredTtl() });
+  }
+
+  /**
+   * Each entry lives the TTL give or take a fifth: snapshots loaded together (a node's warm-up, or
+   * after a catalog change) then expire over a spell instead of all at once, and their reloads and
+   * the garbage they leave are spread out the same way.
+   */
+  private jitteredTtl(): number {
+    return Math.max(1, Math.round(this.ttlMs * (0.8 + 0.4 * Math.random())));
   }
 
   /**
@@ -105,6 +115,11 @@ export class SnapshotCache {
   clear(): void {
     this.epoch += 1;
     this.entries.clear();
+  }
+
+  /** Milliseconds until the customer's cached snapshot expires (0 when none is cached). */
+  remainingTtl(environment: string, customerId: string): number {
+    return Math.max(0, this.entries.getRemainingTTL(SnapshotCache.key(environment, customerId)));
   }
 
   get size(): number {
