@@ -9,9 +9,10 @@
  *
  * Options: --duration (s of the mixed run, 60), --connections (50), --customers (100000),
  * --rate (req/s of the fixed-rate phase, 1000), --warm (at most so many seconds warming the caches
- * with a check per customer, 60), --reuse (keep the seeded database as a template
+ * with a check of each feature per customer, 120), --reuse (keep the seeded database as a template
  * and start later runs from a copy), --soak[=seconds].
  * Environment: LOAD_PG (admin URL, default postgres://postgres@127.0.0.1:5432/postgres),
+ * LOAD_PROFILE_DIR (CPU profiles of the API and worker, see processes.ts),
  * LOAD_REDIS (default redis://127.0.0.1:6379), LOAD_PORT (the API's port, default 3791; the bare
  * route's is the next one).
  */
@@ -44,7 +45,16 @@ import {
   withTrends,
 } from './mixed/report.ts';
 import { baseSubscriptions, customerId, seedCustomers } from './mixed/seed.ts';
-import { type Call, driveMix, Mix, OPS, Recorder, rawRequest, WEIGHTS } from './mixed/workload.ts';
+import {
+  type Call,
+  CHECKED_FEATURES,
+  driveMix,
+  Mix,
+  OPS,
+  Recorder,
+  rawRequest,
+  WEIGHTS,
+} from './mixed/workload.ts';
 import { paced } from './paced.ts';
 
 const { values } = parseArgs({
@@ -53,7 +63,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '50' },
     customers: { type: 'string', default: '100000' },
     rate: { type: 'string', default: '1000' },
-    warm: { type: 'string', default: '60' },
+    warm: { type: 'string', default: '120' },
     reuse: { type: 'boolean', default: false },
     soak: { type: 'string' },
   },
@@ -182,7 +192,7 @@ async function main(): Promise<void> {
       connections: settings.connections,
       'mix (weights)': OPS.map((op) => `${op} ${WEIGHTS[op]}%`).join(', '),
       'snapshot cache size': env.SNAPSHOT_CACHE_SIZE,
-      'warm-up': `a check for ${warmedCustomers} of ${settings.customers} customers (at most ${settings.warm} s), then 5 s of the mix`,
+      'warm-up': `a check of each of ${CHECKED_FEATURES.length} features for ${warmedCustomers} of ${settings.customers} customers (at most ${settings.warm} s), then 5 s of the mix`,
       ...report.setup,
     };
     report.startedAt = startedAt;
@@ -211,26 +221,40 @@ async function main(): Promise<void> {
     const run = (baseUrl: string, duration: number) =>
       driveMix({ baseUrl, connections: settings.connections, duration, next: () => mix.next() });
 
-    // Warm-up: one check per customer (a deployment's caches hold its active customers), for at
-    // most --warm seconds; then a few seconds of the mix on each server (the JIT).
+    // Warm-up: a check of each feature the mix asks about for each customer (a deployment's caches
+    // hold its active customers, and the decision memo their features), for at most --warm
+    // seconds; then a few seconds of the mix on each server (the JIT). Memory measured after it
+    // (the soak's slope) is then that of a steady state, not of caches still filling.
     sampler.phase = 'warm-up';
-    log(`warm-up: a check for each of ${settings.customers} customers (at most ${settings.warm} s)`);
+    const asks = settings.customers * CHECKED_FEATURES.length;
+    log(
+      `warm-up: a check of each of ${CHECKED_FEATURES.length} features for each of ${settings.customers} customers (at most ${settings.warm} s)`,
+    );
     let warmed = 0;
     const warm = await driveMix({
       baseUrl: tessera,
       connections: settings.connections,
       duration: settings.warm,
-      until: () => warmed >= settings.customers,
-      next: () => ({
-        op: 'check_boolean',
-        method: 'POST',
-        path: '/v1/check',
-        body: JSON.stringify({ customer_id: customerId(warmed++ % settings.customers), feature: 'sso' }),
-        key: checkKey,
-      }),
+      until: () => warmed >= asks,
+      next: () => {
+        const i = warmed++ % asks;
+        return {
+          op: 'check_boolean',
+          method: 'POST',
+          path: '/v1/check',
+          body: JSON.stringify({
+            customer_id: customerId(i % settings.customers),
+            feature: CHECKED_FEATURES[Math.floor(i / settings.customers)],
+          }),
+          key: checkKey,
+        };
+      },
     });
-    warmedCustomers = Math.min(warm.recorder.count('check_boolean'), settings.customers);
-    log(`warmed ${warmedCustomers} customers in ${warm.seconds.toFixed(1)} s`);
+    warmedCustomers = Math.min(
+      Math.floor(warm.recorder.count('check_boolean') / CHECKED_FEATURES.length),
+      settings.customers,
+    );
+    log(`warmed ${warmedCustomers} customers (every feature) in ${warm.seconds.toFixed(1)} s`);
     await run(tessera, 5);
     await run(bare, 3);
 
@@ -403,7 +427,7 @@ function summaryText(r: LoadReport): string {
   lines.push(`  errors: ${t.errors.count} (target 0: ${t.errors.met ? 'met' : 'NOT met'})`);
   for (const p of r.processes)
     lines.push(
-      `  ${p.name.padEnd(15)} CPU mean ${p.cpuMean}% max ${p.cpuMax}%${p.rssMaxMb ? `  RSS ${p.rssStartMb} -> ${p.rssEndMb} MB` : ''}${p.heapEndMb !== null ? `  heap ${p.heapStartMb} -> ${p.heapEndMb} MB` : ''}${p.heapTrend ? `  heap slope ${p.heapTrend.mbPerMinute} MB/min (R² ${p.heapTrend.r2})${p.heapTrend.growing ? ' GROWING' : ''}` : ''}${p.rssTrend ? `  RSS slope ${p.rssTrend.mbPerMinute} MB/min${p.rssTrend.growing ? ' GROWING' : ''}` : ''}`,
+      `  ${p.name.padEnd(15)} CPU mean ${p.cpuMean}% max ${p.cpuMax}%${p.rssMaxMb ? `  RSS ${p.rssStartMb} -> ${p.rssEndMb} MB` : ''}${p.heapEndMb !== null ? `  heap ${p.heapStartMb} -> ${p.heapEndMb} MB` : ''}${p.heapTrend ? `  heap slope ${p.heapTrend.mbPerMinute} MB/min (R² ${p.heapTrend.r2})${p.heapTrend.growing ? ' GROWING' : ''}` : ''}${p.rssTrend ? `  RSS slope ${p.rssTrend.mbPerMinute} MB/min${p.rssTrend.growing ? ' GROWING' : ''}` : ''}${p.liveHeapTrend ? `  live heap (after major GCs) slope ${p.liveHeapTrend.mbPerMinute} MB/min (R² ${p.liveHeapTrend.r2})${p.liveHeapTrend.growing ? ' GROWING' : ''}` : ''}`,
     );
   return lines.join('\n');
 }

@@ -43,6 +43,8 @@ export interface Memory {
   rss: number;
   heapUsed: number;
   heapTotal: number;
+  /** The heap left by the latest major collection, and its number (the probe counts them). */
+  lastMajorGc: { seq: number; heapUsed: number } | null;
 }
 
 export interface Tessera {
@@ -55,17 +57,38 @@ export interface Tessera {
 /** Every process this run started, so a failed run can stop them (by PID) before it exits. */
 export const started = new Set<ChildProcess>();
 
+/**
+ * `LOAD_PROFILE_DIR`: the API and worker write V8 CPU profiles in its api/ and worker/ (`--cpu-prof`,
+ * written when they stop; open them in Chrome DevTools). Node refuses the flag in NODE_OPTIONS, hence this.
+ */
+function profileFlags(role: 'api' | 'worker'): string[] {
+  const dir = process.env.LOAD_PROFILE_DIR;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, role)}`] : [];
+}
+
 function spawnTessera(role: 'api' | 'worker', env: Record<string, string>): Tessera {
   const child = spawn(
     process.execPath,
-    [...SERVER_NODE_FLAGS, '--import', PROBE, DIST_MAIN, role === 'api' ? 'serve' : 'worker'],
+    [
+      ...SERVER_NODE_FLAGS,
+      ...profileFlags(role),
+      '--import',
+      PROBE,
+      DIST_MAIN,
+      role === 'api' ? 'serve' : 'worker',
+    ],
     { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] },
   );
   started.add(child);
   const t: Tessera = { role, child, memory: null };
-  child.on('message', (m: { probe?: string } & Memory) => {
+  let lastMajorGc: Memory['lastMajorGc'] = null;
+  child.on('message', (m: { probe?: string; seq?: number } & Omit<Memory, 'lastMajorGc'>) => {
+    if (m?.probe === 'gc' && typeof m.seq === 'number') {
+      lastMajorGc = { seq: m.seq, heapUsed: m.heapUsed };
+      if (t.memory) t.memory.lastMajorGc = lastMajorGc;
+    }
     if (m?.probe === 'memory')
-      t.memory = { at: m.at, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal };
+      t.memory = { at: m.at, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, lastMajorGc };
   });
   return t;
 }
@@ -164,6 +187,8 @@ export interface Sample {
   rss: number;
   heapUsed: number | null;
   heapTotal: number | null;
+  /** The heap a major collection left, on the first sample after it (null on the others). */
+  heapAfterMajorGc?: number | null;
   phase: string;
 }
 
@@ -176,6 +201,7 @@ export class Sampler {
   phase = 'start';
   private readonly began = Date.now();
   private readonly last = new Map<string, { at: number; cpuMs: number }>();
+  private readonly gcSeen = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -183,7 +209,7 @@ export class Sampler {
       name: string;
       /** CPU in ms and RSS in bytes (0 when not known); null when the process is gone. */
       read: () => { cpuMs: number; rss: number } | null;
-      memory?: () => Pick<Memory, 'heapUsed' | 'heapTotal'> | null;
+      memory?: () => Pick<Memory, 'heapUsed' | 'heapTotal' | 'lastMajorGc'> | null;
     }>,
     private readonly everyMs = 1000,
   ) {}
@@ -207,6 +233,9 @@ export class Sampler {
       const prev = this.last.get(p.name);
       this.last.set(p.name, { at: now, cpuMs });
       if (!prev) continue;
+      const gc = heap?.lastMajorGc ?? null;
+      const freshGc = gc !== null && gc.seq !== this.gcSeen.get(p.name);
+      if (gc) this.gcSeen.set(p.name, gc.seq);
       const list = this.samples.get(p.name) ?? [];
       list.push({
         t: now - this.began,
@@ -214,6 +243,7 @@ export class Sampler {
         rss,
         heapUsed: heap?.heapUsed ?? null,
         heapTotal: heap?.heapTotal ?? null,
+        heapAfterMajorGc: freshGc ? gc.heapUsed : null,
         phase: this.phase,
       });
       this.samples.set(p.name, list);

@@ -89,6 +89,8 @@ export interface ProcessFigures {
   heapMaxMb: number | null;
   rssTrend?: Trend;
   heapTrend?: Trend;
+  /** The trend of the heap left by each major collection (the live set). */
+  liveHeapTrend?: Trend;
 }
 
 const mb = (bytes: number) => Math.round((bytes / 1_048_576) * 10) / 10;
@@ -118,7 +120,11 @@ export function processFigures(
   };
 }
 
-/** Soak trends (least squares after the first 20% of the phase's samples) of RSS and heap. */
+/**
+ * Soak trends (least squares after the first 20% of the phase's samples) of RSS and heap, and of
+ * the heap each major collection left (the live set: a leak raises it; garbage that piles up
+ * between collections gives the heap itself a slope, but not this).
+ */
 export function withTrends(f: ProcessFigures, all: readonly Sample[], phase: string): ProcessFigures {
   const samples = all.filter((s) => s.phase === phase);
   const t0 = samples[0]?.t ?? 0;
@@ -126,10 +132,14 @@ export function withTrends(f: ProcessFigures, all: readonly Sample[], phase: str
   const heap = samples
     .filter((s) => s.heapUsed !== null)
     .map((s) => ({ t: s.t - t0, bytes: s.heapUsed as number }));
+  const live = samples
+    .filter((s) => typeof s.heapAfterMajorGc === 'number')
+    .map((s) => ({ t: s.t - t0, bytes: s.heapAfterMajorGc as number }));
   return {
     ...f,
     rssTrend: rss.length ? memoryTrend(rss) : undefined,
     heapTrend: heap.length ? memoryTrend(heap) : undefined,
+    liveHeapTrend: live.length ? memoryTrend(live) : undefined,
   };
 }
 
@@ -329,6 +339,7 @@ export function renderHtml(r: LoadReport): string {
       html: `${phaseTable(p)}\n${latencyChart(p)}`,
     });
   const hasTrends = r.processes.some((p) => p.heapTrend || p.rssTrend);
+  const hasLive = r.processes.some((p) => p.liveHeapTrend);
   sections.push({
     heading: 'Processes (over the measured phases)',
     html: [
@@ -340,6 +351,7 @@ export function renderHtml(r: LoadReport): string {
           'RSS start / end / max MB',
           'heap used start / end / max MB',
           ...(hasTrends ? ['RSS slope', 'heap slope'] : []),
+          ...(hasLive ? ['live heap slope (after major GCs)'] : []),
         ],
         r.processes.map((p) => [
           p.name,
@@ -348,6 +360,7 @@ export function renderHtml(r: LoadReport): string {
           p.rssMaxMb ? `${p.rssStartMb} / ${p.rssEndMb} / ${p.rssMaxMb}` : '–',
           p.heapMaxMb !== null ? `${p.heapStartMb} / ${p.heapEndMb} / ${p.heapMaxMb}` : '–',
           ...(hasTrends ? [trendText(p.rssTrend), trendText(p.heapTrend)] : []),
+          ...(hasLive ? [trendText(p.liveHeapTrend)] : []),
         ]),
       ),
       memoryChart(r.samples, ['api', 'worker']),

@@ -31,6 +31,8 @@ export const isCheck = (op: Op) => op === 'check_boolean' || op === 'check_meter
 
 const BOOLEAN_FEATURES = ['sso', 'audit_log'];
 const METERED_FEATURES = ['api_calls', 'seats', 'storage'];
+/** Every feature the mix checks (the warm-up asks each customer about each). */
+export const CHECKED_FEATURES: readonly string[] = [...BOOLEAN_FEATURES, ...METERED_FEATURES];
 const PLANS = ['free', 'pro', 'enterprise'];
 
 export interface Call {

@@ -2,8 +2,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Sample } from '../../load/mixed/processes.ts';
 import { escapeHtml, lineChart, niceStep } from '../../load/mixed/render.ts';
-import { phaseFigures, renderHtml } from '../../load/mixed/report.ts';
+import { type ProcessFigures, phaseFigures, renderHtml, withTrends } from '../../load/mixed/report.ts';
 import {
   GROWTH_MIN_R2,
   memoryTrend,
@@ -80,6 +81,30 @@ describe('load report: memory slope', () => {
     // A sawtooth fitted from mid-tooth has a slope, but the line explains little of it.
     expect(trend.r2).toBeLessThan(GROWTH_MIN_R2);
     expect(trend.growing).toBe(false);
+  });
+
+  it('reads the live set from the heap each major collection left, not from the pile-up between', () => {
+    // Garbage piles up for 4 minutes, then a major collection takes it back to the live set.
+    const samples = (liveMbPerMinute: number): Sample[] =>
+      Array.from({ length: 600 }, (_, i) => {
+        const live = (1000 + liveMbPerMinute * (i / 60)) * 1_048_576;
+        const collected = i % 240 === 0;
+        return {
+          t: i * 1000,
+          cpu: 50,
+          rss: live * 2,
+          heapUsed: live + (i % 240) * 3 * 1_048_576,
+          heapTotal: live * 2,
+          heapAfterMajorGc: collected || i % 20 === 0 ? live : null,
+          phase: 'soak',
+        };
+      });
+    const steady = withTrends({ name: 'api' } as ProcessFigures, samples(0), 'soak');
+    expect(steady.liveHeapTrend?.mbPerMinute).toBe(0);
+    expect(steady.liveHeapTrend?.growing).toBe(false);
+    const leaking = withTrends({ name: 'api' } as ProcessFigures, samples(5), 'soak');
+    expect(leaking.liveHeapTrend?.mbPerMinute).toBeCloseTo(5, 1);
+    expect(leaking.liveHeapTrend?.growing).toBe(true);
   });
 
   it('answers flat for too few samples', () => {
