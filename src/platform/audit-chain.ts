@@ -105,14 +105,6 @@ export function chainPieces(
   return pieces as [string, string, string];
 }
 
-/** What the database computes from the pieces (migration 20261207200000); equal to `chainHash`. */
-export function hashOfPieces(pieces: [string, string, string], index: number, prevHash: string): string {
-  const [head, mid, tail] = pieces;
-  return createHash('sha256')
-    .update(`${prevHash}${head}${index}${mid}${JSON.stringify(prevHash)}${tail}`)
-    .digest('hex');
-}
-
 /**
  * The audit entries of one change as the database appends them (`tessera_audit_append`, called by
  * `tessera_commit_change`; see migration 20261207200000): each event's fields, and its canonical

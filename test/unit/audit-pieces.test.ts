@@ -1,8 +1,16 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type ChainedFields, chainHash, chainPieces, hashOfPieces } from '../../src/platform/audit-chain.ts';
+import { type ChainedFields, chainHash, chainPieces } from '../../src/platform/audit-chain.ts';
 
 const json = fc.jsonValue({ maxDepth: 3 });
+
+/** What `tessera_audit_append` (migration 20261207200000) hashes, from the pieces and the chain head. */
+function hashOfPieces([head, mid, tail]: [string, string, string], index: number, prevHash: string): string {
+  return createHash('sha256')
+    .update(`${prevHash}${head}${index}${mid}${JSON.stringify(prevHash)}${tail}`)
+    .digest('hex');
+}
 
 describe('audit chain pieces', () => {
   it('hash the same bytes as chainHash, whatever the fields hold', () => {

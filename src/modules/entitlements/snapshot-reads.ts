@@ -3,7 +3,7 @@ import type { Db } from '../../platform/db.ts';
 import type { ThrottledWarnings } from '../../platform/logger.ts';
 import type { Metrics, Tally } from '../../platform/metrics.ts';
 import type { CatalogSource } from './catalog-cache.ts';
-import { loadCustomerSnapshot, loadCustomerSnapshots } from './snapshot.ts';
+import { loadCustomerSnapshots } from './snapshot.ts';
 
 /** After a replica error, loads go straight to the primary for this long before trying it again. */
 const REPLICA_RETRY_MS = 5_000;
@@ -22,7 +22,7 @@ interface Waiting {
  * event loop (one environment at a time, at most MAX_BATCH customers) are read together, four
  * queries for all of them (`loadCustomerSnapshots`), and loads of the same customer share one read.
  * A burst of misses (a node starting, a wave of new customers) costs the database a query per
- * batch rather than four per customer; a lone miss is read as before.
+ * batch rather than four per customer; a lone miss is a batch of one.
  */
 export class SnapshotBatcher {
   private readonly waiting = new Map<string, Waiting>();
@@ -67,12 +67,7 @@ export class SnapshotBatcher {
   private async read(environment: string, group: Waiting): Promise<void> {
     const ids = [...group.customers.keys()];
     try {
-      const snapshots =
-        ids.length === 1
-          ? new Map([
-              [ids[0]!, await loadCustomerSnapshot(this.db, environment, ids[0]!, group.now, group.catalogs)],
-            ])
-          : await loadCustomerSnapshots(this.db, environment, ids, group.now, group.catalogs);
+      const snapshots = await loadCustomerSnapshots(this.db, environment, ids, group.now, group.catalogs);
       for (const [customerId, waiters] of group.customers) {
         const snapshot = snapshots.get(customerId)!;
         for (const waiter of waiters) waiter.resolve(snapshot);

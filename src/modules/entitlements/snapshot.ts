@@ -6,14 +6,9 @@ import type {
   Subscription,
 } from '../../domain/types.ts';
 import type { Executor } from '../../platform/db.ts';
-import { type CustomerRow, getCustomerRow, getCustomerRows } from '../customers/repo.ts';
-import {
-  loadLiveGrants,
-  loadLiveGrantsOf,
-  loadLiveOverrides,
-  loadLiveOverridesOf,
-} from '../overrides/repo.ts';
-import { loadCustomerSubscriptions, loadSubscriptionsOf } from '../subscriptions/repo.ts';
+import { type CustomerRow, getCustomerRows } from '../customers/repo.ts';
+import { loadLiveGrantsOf, loadLiveOverridesOf } from '../overrides/repo.ts';
+import { loadSubscriptionsOf } from '../subscriptions/repo.ts';
 import { type CatalogSource, type EnvironmentCatalog, loadEnvironmentCatalog } from './catalog-cache.ts';
 
 /**
@@ -33,19 +28,13 @@ export async function loadCustomerSnapshot(
   catalogs?: CatalogSource,
 ): Promise<CustomerSnapshot> {
   // One round trip: the customer's rows are asked for whether or not the customer exists.
-  const [catalog, customer, subscriptions, overrides, grants] = await Promise.all([
-    catalogs ? catalogs.catalog(environment) : loadEnvironmentCatalog(db, environment),
-    getCustomerRow(db, environment, customerId),
-    loadCustomerSubscriptions(db, environment, customerId),
-    loadLiveOverrides(db, environment, customerId, now),
-    loadLiveGrants(db, environment, customerId, now),
-  ]);
-  return assemble(environment, customerId, catalog, customer, subscriptions, overrides, grants);
+  return (await loadCustomerSnapshots(db, environment, [customerId], now, catalogs)).get(customerId)!;
 }
 
 /**
  * `loadCustomerSnapshot` for many customers of one environment in one round trip (four queries
- * over all of them): what a burst of cache misses costs, instead of four queries each. `now` is
+ * over all of them): what a burst of cache misses costs, instead of four queries each (a single
+ * load is a batch of one). `now` is
  * the earliest of the loads' instants (rows ending in between are filtered at decision time).
  */
 export async function loadCustomerSnapshots(

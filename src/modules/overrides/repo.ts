@@ -34,44 +34,10 @@ export function toGrant(row: Selectable<CreditGrantsTable>): CreditGrant {
   };
 }
 
-/** Overrides that apply now or later; ended and expired ones are history and stay out of snapshots. */
-export async function loadLiveOverrides(
-  db: Executor,
-  environment: string,
-  customerId: string,
-  now: Date,
-): Promise<Override[]> {
-  const rows = await db
-    .selectFrom('overrides')
-    .selectAll()
-    .where('environment', '=', environment)
-    .where('customer_id', '=', customerId)
-    .where((eb) => eb.or([eb('ended_at', 'is', null), eb('ended_at', '>', now)]))
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
-    .orderBy('created_at')
-    .execute();
-  return rows.map(toOverride);
-}
-
-export async function loadLiveGrants(
-  db: Executor,
-  environment: string,
-  customerId: string,
-  now: Date,
-): Promise<CreditGrant[]> {
-  const rows = await db
-    .selectFrom('credit_grants')
-    .selectAll()
-    .where('environment', '=', environment)
-    .where('customer_id', '=', customerId)
-    .where('voided_at', 'is', null)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
-    .orderBy('created_at')
-    .execute();
-  return rows.map(toGrant);
-}
-
-/** `loadLiveOverrides` for many customers at once, by customer (snapshot loads batched). */
+/**
+ * Overrides that apply now or later, by customer (ended and expired ones are history and stay out
+ * of snapshots).
+ */
 export async function loadLiveOverridesOf(
   db: Executor,
   environment: string,
@@ -90,7 +56,7 @@ export async function loadLiveOverridesOf(
   return groupBy(rows, toOverride);
 }
 
-/** `loadLiveGrants` for many customers at once, by customer (snapshot loads batched). */
+/** Grants not voided and not yet expired, by customer. */
 export async function loadLiveGrantsOf(
   db: Executor,
   environment: string,

@@ -102,44 +102,25 @@ export async function saveSubscription(
 }
 
 /**
- * A customer's subscriptions that can still matter to a decision: live ones, and the most recent
- * ended ones (an expired trial explains `trial_expired`).
- */
-export async function loadCustomerSubscriptions(
-  db: Executor,
-  environment: string,
-  customerId: string,
-): Promise<Subscription[]> {
-  const rows = await db
-    .selectFrom('subscriptions')
-    .selectAll()
-    .where('environment', '=', environment)
-    .where('customer_id', '=', customerId)
-    .orderBy('started_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(100)
-    .execute();
-  return rows.map(toSubscription);
-}
-
-/**
- * `loadCustomerSubscriptions` for many customers at once, by customer, in the same order and with
- * the same cap of 100 each (snapshot loads batched).
+ * Customers' subscriptions that can still matter to a decision, by customer: live ones, and the
+ * most recent ended ones (an expired trial explains `trial_expired`); newest first, at most 100 each.
  */
 export async function loadSubscriptionsOf(
   db: Executor,
   environment: string,
   customerIds: readonly string[],
 ): Promise<Map<string, Subscription[]>> {
-  const rows = await db
+  let q = db
     .selectFrom('subscriptions')
     .selectAll()
     .where('environment', '=', environment)
     .where('customer_id', 'in', customerIds)
     .orderBy('customer_id')
     .orderBy('started_at', 'desc')
-    .orderBy('id', 'desc')
-    .execute();
+    .orderBy('id', 'desc');
+  // One customer's cap in SQL; for several, each is capped below.
+  if (customerIds.length === 1) q = q.limit(100);
+  const rows = await q.execute();
   const out = new Map<string, Subscription[]>();
   for (const row of rows) {
     const list = out.get(row.customer_id);
